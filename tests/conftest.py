@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("GGML_NO_BACKTRACE", "1")
+
+import pytest
+from tiny_gguf import write_tiny_llama
+
+from zeta_desktop.core.config import AppConfig, RoleConfig
+
+
+@pytest.fixture(autouse=True)
+def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes the real user's settings."""
+    monkeypatch.setenv("ZETA_CONFIG", str(tmp_path / "config" / "config.toml"))
+    monkeypatch.setenv("ZETA_DATA_DIR", str(tmp_path / "data"))
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_model_threads() -> Iterator[None]:
+    """Fail a test that leaves a model worker thread running."""
+    before = set(threading.enumerate())
+    yield
+    leaked = [
+        t for t in threading.enumerate()
+        if t not in before and t.name.startswith("zeta-") and t.is_alive()
+    ]
+    assert not leaked, f"threads left running: {[t.name for t in leaked]}"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_llama(tmp_path_factory.mktemp("models") / "tiny-chat.gguf")
+
+
+@pytest.fixture(scope="session")
+def tiny_embed_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_llama(
+        tmp_path_factory.mktemp("models") / "tiny-embed.gguf", seed=1, pooling_mean=True
+    )
+
+
+@pytest.fixture
+def tiny_config(tiny_model: Path) -> AppConfig:
+    """All three roles on the tiny model: fast, and every role really runs."""
+    return AppConfig(
+        roles={
+            "coder": RoleConfig(model_path=str(tiny_model), n_ctx=512, n_threads=1, max_tokens=32),
+            "embedder": RoleConfig(
+                model_path=str(tiny_model), n_ctx=512, n_threads=1, max_tokens=32, can_embed=True
+            ),
+            "reasoner": RoleConfig(
+                model_path=str(tiny_model), n_ctx=512, n_threads=1, max_tokens=32
+            ),
+        }
+    )

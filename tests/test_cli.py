@@ -1,0 +1,76 @@
+"""The command line, run as a user runs it: a separate process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.model
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "zeta_desktop", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=full_env,
+        check=False,
+    )
+
+
+def test_self_test_with_tiny_models(tiny_model: Path) -> None:
+    result = run_cli(
+        "--self-test",
+        "--coder", str(tiny_model),
+        "--embedder", str(tiny_model),
+        "--reasoner", str(tiny_model),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    for role in ("coder", "embedder", "reasoner"):
+        line = next(li for li in lines if li.startswith(f"ok   {role}: "))
+        assert tiny_model.name in line and "tok/s" in line and "load" in line
+    embedder = next(li for li in lines if li.startswith("ok   embedder"))
+    assert "embedding 2x64" in embedder
+    assert "window: ok (offscreen)" in lines
+
+
+def test_self_test_fails_naming_the_broken_role(tiny_model: Path, tmp_path: Path) -> None:
+    result = run_cli(
+        "--self-test",
+        "--coder", str(tiny_model),
+        "--embedder", str(tiny_model),
+        "--reasoner", str(tmp_path / "nowhere.gguf"),
+    )
+    assert result.returncode == 1
+    assert "FAIL reasoner: " in result.stdout and "not found" in result.stdout
+    assert "ok   coder" in result.stdout
+
+
+def test_no_display_gives_a_clear_message_not_a_qt_abort(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env.pop("QT_QPA_PLATFORM", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "zeta_desktop"],
+        capture_output=True, text=True, timeout=120, env=env, check=False,
+    )
+    assert result.returncode == 2
+    assert "cannot open a window" in result.stderr and "DISPLAY" in result.stderr
+
+
+def test_corrupt_config_is_reported_on_the_command_line(tiny_model: Path, tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("[[[")
+    result = run_cli(
+        "--config", str(config), "--self-test",
+        "--coder", str(tiny_model), "--embedder", str(tiny_model), "--reasoner", str(tiny_model),
+    )
+    assert result.returncode == 0
+    assert "not valid TOML" in result.stderr and str(config) in result.stderr
+    assert list(tmp_path.glob("bad.toml.bad-*"))

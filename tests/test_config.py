@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from zeta_desktop.core.config import (
+    SCHEMA_VERSION,
+    AppConfig,
+    default_config_path,
+    load_config,
+    save_config,
+)
+
+
+def test_missing_file_gives_defaults_without_problems(tmp_path: Path) -> None:
+    loaded = load_config(tmp_path / "nope.toml")
+    assert loaded.problems == []
+    assert loaded.config == AppConfig()
+    assert loaded.config.roles["embedder"].can_embed
+
+
+def test_save_then_load_round_trips(tmp_path: Path) -> None:
+    config = AppConfig()
+    config.roles["coder"].model_path = "/models/coder.gguf"
+    config.roles["reasoner"].n_gpu_layers = -1
+    path = save_config(config, tmp_path / "sub" / "config.toml")
+    text = path.read_text()
+    assert f"schema_version = {SCHEMA_VERSION}" in text
+    loaded = load_config(path)
+    assert loaded.problems == []
+    assert loaded.config == config
+
+
+def test_default_path_honours_environment(tmp_path: Path) -> None:
+    # conftest points ZETA_CONFIG into the test's temporary folder
+    assert default_config_path().is_relative_to(tmp_path)
+
+
+def test_corrupt_toml_starts_on_defaults_and_keeps_a_backup(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    original = "schema_version = 1\n[roles.coder\nmodel_path = 'x'\n"
+    path.write_text(original)
+    loaded = load_config(path)
+    assert loaded.config == AppConfig()
+    assert len(loaded.problems) == 1
+    assert str(path) in loaded.problems[0] and "not valid TOML" in loaded.problems[0]
+    assert loaded.backup_path is not None
+    assert loaded.backup_path.read_text() == original
+
+
+def test_invalid_values_fall_back_per_field_and_name_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        "schema_version = 1\n"
+        "[roles.coder]\nmodel_path = '/m/c.gguf'\nn_ctx = 'big'\nn_threads = -3\n"
+        "[roles.painter]\nmodel_path = 'p.gguf'\n"
+        "[roles.reasoner]\ncan_chat = false\n"
+    )
+    loaded = load_config(path)
+    coder = loaded.config.roles["coder"]
+    assert coder.model_path == "/m/c.gguf"  # the good value is kept
+    assert coder.n_ctx == AppConfig().roles["coder"].n_ctx
+    assert coder.n_threads == 0
+    text = "\n".join(loaded.problems)
+    assert "roles.coder.n_ctx" in text and "'big'" in text
+    assert "roles.coder.n_threads" in text
+    assert "roles.painter is not a role" in text
+    assert "roles.reasoner can neither chat nor embed" in text
+    assert loaded.config.roles["reasoner"].can_chat
+    assert loaded.backup_path is not None and loaded.backup_path.exists()
+
+
+def test_overrides_do_not_touch_the_saved_config() -> None:
+    config = AppConfig()
+    run = config.with_model_overrides({"coder": "~/x.gguf", "reasoner": None})
+    assert run.roles["coder"].model_path.endswith("x.gguf")
+    assert "~" not in run.roles["coder"].model_path
+    assert config.roles["coder"].model_path == ""
+    assert run.roles["reasoner"].model_path == ""

@@ -1,0 +1,148 @@
+"""The real window, offscreen, driven like a user: type, Enter, watch tokens, Stop."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+
+from zeta_desktop.core.config import AppConfig, load_config, save_config
+from zeta_desktop.core.llama_engine import LlamaEngine
+from zeta_desktop.ui.main_window import MainWindow
+
+pytestmark = pytest.mark.model
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture
+def window(qtbot, tiny_config: AppConfig, tmp_path: Path):  # type: ignore[no-untyped-def]
+    config_path = tmp_path / "config.toml"
+    save_config(tiny_config, config_path)
+    loaded = load_config(config_path)
+    win = MainWindow(loaded, loaded.config, LlamaEngine.load)
+    qtbot.addWidget(win)
+    win.show()
+    win.start_models()
+    qtbot.waitUntil(
+        lambda: all(card.state == "ready" for card in win.roles_panel.cards.values()),
+        timeout=TIMEOUT_MS,
+    )
+    yield win
+    win.close()
+
+
+def test_typing_a_prompt_streams_an_answer(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    qtbot.keyClicks(window.chat.input, "hello world")
+    with qtbot.waitSignal(window.bridge.sig_turn_finished, timeout=TIMEOUT_MS):
+        qtbot.keyClick(window.chat.input, Qt.Key.Key_Return)
+    assert window.chat.input.toPlainText() == ""
+    view = window.chat.answer_view(1)
+    assert view is not None
+    assert view.text == window.session.turn(1).answer and view.text
+    assert view.header.text() == "embedder"
+    assert "tok/s" in view.footer.text()
+    assert not window.chat.stop_button.isEnabled()
+
+
+def test_stop_halts_the_answer_and_marks_it(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.session.roles["embedder"].config.max_tokens = 100000
+    window.chat.input.setPlainText("keep going")
+    qtbot.mouseClick(window.chat.send_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(window.chat.answer_view(1).text) > 10, timeout=TIMEOUT_MS)  # type: ignore[union-attr]
+    assert window.chat.stop_button.isEnabled()
+    with qtbot.waitSignal(window.bridge.sig_turn_finished, timeout=TIMEOUT_MS) as blocker:
+        qtbot.mouseClick(window.chat.stop_button, Qt.MouseButton.LeftButton)
+    assert blocker.args[1] is True  # stopped
+    view = window.chat.answer_view(1)
+    assert view is not None and "stopped" in view.footer.text()
+    assert view.text == window.session.turn(1).answer  # the partial answer stays
+
+
+def test_window_stays_responsive_while_streaming(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.session.roles["embedder"].config.max_tokens = 200
+    window.chat.input.setPlainText("stream please")
+    window.chat.send_button.click()
+    # The GUI thread keeps handling input while tokens arrive.
+    qtbot.keyClicks(window.chat.input, "typing meanwhile")
+    assert window.chat.input.toPlainText() == "typing meanwhile"
+    qtbot.waitUntil(lambda: window.session.turn(1).status == "done", timeout=TIMEOUT_MS)
+    assert threading.current_thread() is threading.main_thread()
+
+
+def test_a_too_long_prompt_comes_back_to_the_input(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    prompt = "alpha " * 2000
+    window.chat.input.setPlainText(prompt)
+    with qtbot.waitSignal(window.bridge.sig_turn_failed, timeout=TIMEOUT_MS) as blocker:
+        window.chat.send_button.click()
+    assert "context holds 512" in blocker.args[1]
+    qtbot.waitUntil(lambda: window.chat.input.toPlainText() == prompt.strip(), timeout=TIMEOUT_MS)
+    assert "context holds 512" in window.chat.answer_view(1).footer.text()  # type: ignore[union-attr]
+
+
+def test_banner_and_status_bar_name_the_model_files(window: MainWindow, tiny_model: Path) -> None:
+    assert window.banner.isHidden()  # not demo mode: real files are configured
+    assert window.statusBar().currentMessage().count(tiny_model.name) == 3
+    assert window.roles_panel.cards["coder"].model_label.text() == tiny_model.name
+
+
+def test_unavailable_role_shows_the_reason(qtbot, tiny_config: AppConfig, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    tiny_config.roles["reasoner"].model_path = str(tmp_path / "missing.gguf")
+    path = tmp_path / "config.toml"
+    save_config(tiny_config, path)
+    loaded = load_config(path)
+    win = MainWindow(loaded, loaded.config, LlamaEngine.load)
+    qtbot.addWidget(win)
+    win.start_models()
+    card = win.roles_panel.cards["reasoner"]
+    qtbot.waitUntil(lambda: card.state == "unavailable", timeout=TIMEOUT_MS)
+    assert "not found" in card.detail_label.text()
+    assert not card.detail_label.isHidden()
+    qtbot.waitUntil(lambda: win.roles_panel.cards["coder"].state == "ready", timeout=TIMEOUT_MS)
+    win.close()
+
+
+def test_demo_mode_says_so(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    loaded = load_config(tmp_path / "absent.toml")
+    win = MainWindow(loaded, loaded.config, LlamaEngine.load)
+    qtbot.addWidget(win)
+    assert not win.banner.isHidden()
+    assert "Demo mode" in win.banner.text() and "Choose GGUF" in win.banner.text()
+    assert "SmolLM2" in win.roles_panel.cards["coder"].model_label.text()
+    win.close()  # never started: closing must still be clean
+
+
+def test_config_problems_are_shown_in_the_chat(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "config.toml"
+    path.write_text("this is [not toml")
+    loaded = load_config(path)
+    win = MainWindow(loaded, loaded.config, LlamaEngine.load)
+    qtbot.addWidget(win)
+    texts = [v.text for v in win.chat.message_views()]
+    assert any("not valid TOML" in t and str(path) in t for t in texts)
+    win.close()
+
+
+def test_choosing_a_model_reloads_the_role_and_saves_it(  # type: ignore[no-untyped-def]
+    qtbot, window: MainWindow, tmp_path: Path
+) -> None:
+    from tiny_gguf import write_tiny_llama
+
+    other = write_tiny_llama(tmp_path / "other.gguf", seed=7)
+    window.set_role_model("reasoner", str(other))
+    card = window.roles_panel.cards["reasoner"]
+    qtbot.waitUntil(lambda: card.state == "ready", timeout=TIMEOUT_MS)
+    assert card.model_label.text() == "other.gguf"
+    saved = load_config(window._loaded.path)
+    assert saved.config.roles["reasoner"].model_path == str(other)
+
+
+def test_closing_the_window_ends_every_model_thread(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.session.roles["embedder"].config.max_tokens = 100000
+    window.chat.input.setPlainText("long answer")
+    window.chat.send_button.click()
+    qtbot.waitUntil(lambda: window.session.turn(1).status == "streaming", timeout=TIMEOUT_MS)
+    window.close()
+    alive = [t.name for t in threading.enumerate() if t.name.startswith("zeta-")]
+    assert alive == []

@@ -1,0 +1,58 @@
+"""Command line: `zeta-desktop` opens the window; flags and subcommands below."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from zeta_desktop import __version__
+from zeta_desktop.core.config import ROLE_NAMES, LoadedConfig, load_config
+
+
+def _app_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zeta-desktop",
+        description="Chat with several local GGUF models, routed per prompt.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--config", type=Path, help="settings file (default: platform config dir)")
+    for role in ROLE_NAMES:
+        parser.add_argument(
+            f"--{role}", metavar="PATH", help=f"GGUF file for the {role} role, this run only"
+        )
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="load every role, stream a few tokens and one embedding, print a summary, exit",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    return parser
+
+
+def _load(args: argparse.Namespace) -> LoadedConfig:
+    loaded = load_config(args.config)
+    for problem in loaded.problems:
+        print(f"zeta-desktop: settings: {problem}", file=sys.stderr)
+    return loaded
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = _app_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    loaded = _load(args)
+    run_config = loaded.config.with_model_overrides({r: getattr(args, r) for r in ROLE_NAMES})
+    from zeta_desktop.core.llama_engine import LlamaEngine
+
+    if args.self_test:
+        from zeta_desktop.ui.app import run_self_test_with_window
+
+        return run_self_test_with_window(loaded, run_config, LlamaEngine.load)
+    from zeta_desktop.ui.app import run_gui
+
+    return run_gui(loaded, run_config, LlamaEngine.load)

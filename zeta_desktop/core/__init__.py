@@ -1,0 +1,1 @@
+"""Headless core: engines, workers, session, config. Never imports Qt."""

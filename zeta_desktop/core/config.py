@@ -1,0 +1,212 @@
+"""Typed settings, saved as TOML in the platform config directory.
+
+A bad file never stops the app: every field that cannot be read falls back to
+its default, the problem is reported with the file and key, and the original
+file is kept as a backup before anything overwrites it.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import shutil
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+import tomli_w
+
+SCHEMA_VERSION = 1
+ROLE_NAMES: tuple[str, ...] = ("coder", "embedder", "reasoner")
+CONFIG_FILENAME = "config.toml"
+_APP_DIR_NAME = "zeta-desktop"
+
+
+@dataclass
+class RoleConfig:
+    """One model role: which GGUF file serves it and how it is loaded."""
+
+    model_path: str = ""  # empty: the bundled demo model
+    n_ctx: int = 4096
+    n_gpu_layers: int = 0  # -1 offloads every layer
+    n_threads: int = 0  # 0: chosen from the CPU count at load time
+    can_chat: bool = True
+    can_embed: bool = False
+    max_tokens: int = 512
+    temperature: float = 0.7
+
+
+def _default_roles() -> dict[str, RoleConfig]:
+    return {
+        "coder": RoleConfig(),
+        "embedder": RoleConfig(n_ctx=2048, can_embed=True),
+        "reasoner": RoleConfig(max_tokens=1024),
+    }
+
+
+@dataclass
+class AppConfig:
+    schema_version: int = SCHEMA_VERSION
+    roles: dict[str, RoleConfig] = field(default_factory=_default_roles)
+
+    def with_model_overrides(self, overrides: dict[str, str | None]) -> AppConfig:
+        """A copy whose roles use the given model files (for one run, never saved)."""
+        result = copy.deepcopy(self)
+        for role, path in overrides.items():
+            if path:
+                result.roles[role].model_path = str(Path(path).expanduser())
+        return result
+
+
+@dataclass
+class LoadedConfig:
+    config: AppConfig
+    path: Path
+    problems: list[str]
+    backup_path: Path | None = None
+
+
+def default_config_path() -> Path:
+    override = os.environ.get("ZETA_CONFIG")
+    if override:
+        return Path(override)
+    return Path(platformdirs.user_config_dir(_APP_DIR_NAME, appauthor=False)) / CONFIG_FILENAME
+
+
+def user_data_dir() -> Path:
+    override = os.environ.get("ZETA_DATA_DIR")
+    if override:
+        return Path(override)
+    return Path(platformdirs.user_data_dir(_APP_DIR_NAME, appauthor=False))
+
+
+_FIELD_RULES: dict[str, tuple[type, Any]] = {
+    # field: (type, minimum) ; minimum None means no bound
+    "model_path": (str, None),
+    "n_ctx": (int, 128),
+    "n_gpu_layers": (int, -1),
+    "n_threads": (int, 0),
+    "can_chat": (bool, None),
+    "can_embed": (bool, None),
+    "max_tokens": (int, 1),
+    "temperature": (float, 0.0),
+}
+
+
+def _read_role(name: str, raw: Any, where: str, problems: list[str]) -> RoleConfig:
+    role = _default_roles()[name]
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: [roles.{name}] must be a table; using defaults for it")
+        return role
+    for key, value in raw.items():
+        rule = _FIELD_RULES.get(key)
+        if rule is None:
+            problems.append(f"{where}: roles.{name}.{key} is not a known setting; ignored")
+            continue
+        kind, minimum = rule
+        default = getattr(role, key)
+        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if ok and minimum is not None and value < minimum:
+            ok = False
+        if not ok:
+            bound = f" >= {minimum}" if minimum is not None else ""
+            problems.append(
+                f"{where}: roles.{name}.{key} must be {kind.__name__}{bound}, "
+                f"got {value!r}; using {default!r}"
+            )
+            continue
+        setattr(role, key, value)
+    if not role.can_chat and not role.can_embed:
+        problems.append(
+            f"{where}: roles.{name} can neither chat nor embed; using can_chat = true"
+        )
+        role.can_chat = True
+    return role
+
+
+def parse_config(data: dict[str, Any], where: str) -> tuple[AppConfig, list[str]]:
+    problems: list[str] = []
+    config = AppConfig()
+    version = data.get("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        problems.append(
+            f"{where}: schema_version {version!r} is not {SCHEMA_VERSION}; "
+            "reading what matches this version"
+        )
+    roles = data.get("roles", {})
+    if not isinstance(roles, dict):
+        problems.append(f"{where}: [roles] must be a table; using default roles")
+        roles = {}
+    for name, raw in roles.items():
+        if name not in ROLE_NAMES:
+            problems.append(
+                f"{where}: roles.{name} is not a role (known: {', '.join(ROLE_NAMES)}); ignored"
+            )
+            continue
+        config.roles[name] = _read_role(name, raw, where, problems)
+    for key in data:
+        if key not in ("schema_version", "roles"):
+            problems.append(f"{where}: {key} is not a known setting; ignored")
+    return config, problems
+
+
+def _backup(path: Path) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    backup = path.with_name(f"{path.name}.bad-{stamp}")
+    counter = 1
+    while backup.exists():
+        backup = path.with_name(f"{path.name}.bad-{stamp}-{counter}")
+        counter += 1
+    shutil.copy2(path, backup)
+    return backup
+
+
+def load_config(path: Path | None = None) -> LoadedConfig:
+    """Read the config; a missing file gives defaults, a bad one defaults plus problems."""
+    path = path or default_config_path()
+    if not path.exists():
+        return LoadedConfig(AppConfig(), path, [])
+    where = str(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        backup = _backup(path)
+        return LoadedConfig(
+            AppConfig(),
+            path,
+            [f"{where} is not valid TOML ({exc}); started on defaults, "
+             f"the file was kept as {backup}"],
+            backup,
+        )
+    except OSError as exc:
+        return LoadedConfig(AppConfig(), path, [f"{where} could not be read ({exc}); "
+                                                "started on defaults"])
+    config, problems = parse_config(data, where)
+    backup = None
+    if problems:
+        backup = _backup(path)
+        problems.append(f"the original file was kept as {backup}")
+    return LoadedConfig(config, path, problems, backup)
+
+
+def config_to_dict(config: AppConfig) -> dict[str, Any]:
+    return {
+        "schema_version": config.schema_version,
+        "roles": {name: dataclasses.asdict(role) for name, role in config.roles.items()},
+    }
+
+
+def save_config(config: AppConfig, path: Path | None = None) -> Path:
+    """Write atomically, so a crash mid-write never leaves a half file."""
+    path = path or default_config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(tomli_w.dumps(config_to_dict(config)), encoding="utf-8")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,194 @@
+"""The llama-cpp-python engine. `llama_cpp` is imported lazily, on first load."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from zeta_desktop.core.engine import (
+    ChatMessage,
+    EngineError,
+    LoadSettings,
+    ModelLoadError,
+    PromptTooLongError,
+)
+from zeta_desktop.core.models import ModelFileError, check_model_file
+
+log = logging.getLogger(__name__)
+
+# Llama(verbose=False) swaps the process's stdout/stderr while it loads; two
+# loads at once can leave them swapped for good. One load at a time.
+_LOAD_LOCK = threading.Lock()
+_log_lines: list[str] = []
+_log_capture_active = False
+_log_callback_ref: Any = None  # ctypes keeps only a weak hold: keep the callback alive
+
+_ERROR_HINTS = re.compile(
+    r"error|failed|invalid|unknown|not within|unsupported|cannot|unable|out of memory",
+    re.IGNORECASE,
+)
+
+
+def _install_log_callback(llama_cpp: Any) -> None:
+    """Route llama.cpp's log through Python logging and keep lines for load errors."""
+    global _log_callback_ref
+    if _log_callback_ref is not None:
+        return
+
+    @llama_cpp.llama_log_callback
+    def _on_log(level: int, text: bytes, _user_data: Any) -> None:
+        line = text.decode("utf-8", errors="replace").rstrip("\n")
+        if not line.strip():
+            return
+        if _log_capture_active:
+            _log_lines.append(line)
+        log.debug("llama.cpp: %s", line)
+
+    _log_callback_ref = _on_log
+    llama_cpp.llama_log_set(_on_log, ctypes.c_void_p(0))
+
+
+def import_llama_cpp() -> Any:
+    os.environ.setdefault("GGML_NO_BACKTRACE", "1")
+    try:
+        import llama_cpp
+    except ImportError as exc:  # a broken or missing build, not a user error
+        raise ModelLoadError(
+            f"llama-cpp-python is not installed or failed to import ({exc}); "
+            "run `make run` to set it up"
+        ) from exc
+    _install_log_callback(llama_cpp)
+    return llama_cpp
+
+
+def _load_failure_reason(lines: list[str]) -> str:
+    hints = [line.strip() for line in lines if _ERROR_HINTS.search(line)]
+    # llama.cpp reports the same cause at several levels; the first is the root.
+    for line in hints:
+        if "invalid magic" in line or "not within the file bounds" in line:
+            return line
+    for line in hints:
+        if "unknown model architecture" in line or "unsupported" in line:
+            return line
+    if hints:
+        return hints[0]
+    return "llama.cpp could not load the model (no reason given in its log)"
+
+
+def default_thread_count() -> int:
+    # Three models share the machine; half the cores each leaves room for
+    # the GUI and lets two roles decode at once without thrashing.
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+class LlamaEngine:
+    """A loaded `llama_cpp.Llama`. Only the owning worker thread may call it."""
+
+    def __init__(self, llm: Any, path: Path, settings: LoadSettings) -> None:
+        self._llm = llm
+        self.path = path
+        self.settings = settings
+
+    @classmethod
+    def load(cls, path: Path, settings: LoadSettings) -> LlamaEngine:
+        global _log_capture_active
+        try:
+            check_model_file(path)
+        except ModelFileError as exc:
+            raise ModelLoadError(str(exc)) from exc
+        llama_cpp = import_llama_cpp()
+        kwargs: dict[str, Any] = {
+            "model_path": str(path),
+            "n_ctx": settings.n_ctx,
+            "n_gpu_layers": settings.n_gpu_layers,
+            "n_threads": settings.n_threads or default_thread_count(),
+            "verbose": False,
+        }
+        if settings.embedding:
+            kwargs["embedding"] = True
+            # Without a pooling type, embed() returns one vector per token.
+            kwargs["pooling_type"] = llama_cpp.LLAMA_POOLING_TYPE_MEAN
+        with _LOAD_LOCK:
+            _log_lines.clear()
+            _log_capture_active = True
+            try:
+                llm = llama_cpp.Llama(**kwargs)
+            except (ValueError, RuntimeError, OSError) as exc:
+                reason = _load_failure_reason(_log_lines)
+                raise ModelLoadError(f"{path.name}: {reason}") from exc
+            finally:
+                _log_capture_active = False
+        return cls(llm, path, settings)
+
+    @property
+    def n_ctx(self) -> int:
+        return int(self._llm.n_ctx())
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def stream_chat(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int,
+        temperature: float,
+        cancel: threading.Event,
+    ) -> Iterator[str]:
+        try:
+            stream = self._llm.create_chat_completion(
+                messages=list(messages),
+                max_tokens=max_tokens,
+                temperature=temperature,
+                stream=True,
+            )
+        except ValueError as exc:
+            raise self._translate(exc) from exc
+        try:
+            while True:
+                # Check before pulling the next token so Stop costs at most one.
+                if cancel.is_set():
+                    return
+                try:
+                    chunk = next(stream)
+                except StopIteration:
+                    return
+                except ValueError as exc:
+                    raise self._translate(exc) from exc
+                delta = chunk["choices"][0].get("delta", {}).get("content")
+                if delta:
+                    yield delta
+        finally:
+            # No cancel API: closing the generator ends the decode loop and
+            # leaves the Llama usable for the next job.
+            stream.close()
+
+    def _translate(self, exc: ValueError) -> EngineError:
+        text = str(exc)
+        if "exceed context window" in text:
+            numbers = re.findall(r"\d+", text)
+            if len(numbers) >= 2:
+                return PromptTooLongError(
+                    f"the prompt is {numbers[0]} tokens but this model's context holds "
+                    f"{numbers[1]}; shorten it, start a new chat, or raise n_ctx"
+                )
+            return PromptTooLongError(text)
+        return EngineError(text)
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        if not self.settings.embedding:
+            raise EngineError("this model was not loaded for embeddings")
+        try:
+            vectors = self._llm.embed(list(texts), normalize=True)
+        except ValueError as exc:
+            raise self._translate(exc) from exc
+        return [list(map(float, vector)) for vector in vectors]
+
+    def close(self) -> None:
+        self._llm.close()

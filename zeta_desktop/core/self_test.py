@@ -1,0 +1,80 @@
+"""`--self-test`: load every role, stream from each chat role, embed once, report."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from zeta_desktop.core.engine import EngineError
+from zeta_desktop.core.session import ChatSession
+from zeta_desktop.core.worker import ChatJob, ChatListener, ChatStats, EmbedJob, WorkerState
+
+SELF_TEST_PROMPT = "Say hello in five words."
+SELF_TEST_TOKENS = 16
+
+
+@dataclass
+class _Outcome(ChatListener):
+    done: threading.Event
+    pieces: int = 0
+    stats: ChatStats | None = None
+    error: str = ""
+
+    def on_token(self, job: ChatJob, text: str) -> None:
+        self.pieces += 1
+
+    def on_finished(self, job: ChatJob, role: str, stopped: bool, stats: ChatStats) -> None:
+        self.stats = stats
+        self.done.set()
+
+    def on_failed(self, job: ChatJob, role: str, message: str, partial: bool) -> None:
+        self.error = message
+        self.done.set()
+
+
+def run_self_test(
+    session: ChatSession, emit: Callable[[str], None], timeout: float = 600.0
+) -> int:
+    """Returns 0 when every role loaded and did its work, else 1."""
+    session.wait_loaded(timeout)
+    failures = 0
+    for name, runtime in session.roles.items():
+        worker = runtime.worker
+        model = runtime.source.path.name if runtime.source else "(none)"
+        if worker.state is WorkerState.UNAVAILABLE or worker.load_seconds is None:
+            emit(f"FAIL {name}: {model}: {worker.detail}")
+            failures += 1
+            continue
+        parts = [f"{name}: {model}", f"load {worker.load_seconds:.2f} s"]
+        if runtime.config.can_chat:
+            outcome = _Outcome(threading.Event())
+            worker.submit(
+                ChatJob(
+                    messages=[{"role": "user", "content": SELF_TEST_PROMPT}],
+                    listener=outcome,
+                    max_tokens=SELF_TEST_TOKENS,
+                    temperature=0.0,
+                )
+            )
+            if not outcome.done.wait(timeout):
+                outcome.error = f"no answer within {timeout:.0f} s"
+            if outcome.error or outcome.stats is None or outcome.stats.n_tokens == 0:
+                emit(f"FAIL {name}: {model}: chat: {outcome.error or 'no tokens streamed'}")
+                failures += 1
+                continue
+            stats = outcome.stats
+            parts.append(f"{stats.n_tokens} tokens")
+            parts.append(f"{stats.tokens_per_s:.1f} tok/s")
+        if runtime.config.can_embed:
+            job = EmbedJob(["The quick brown fox.", "Zeta Desktop self-test."])
+            worker.submit(job)
+            try:
+                vectors = job.result.result(timeout)
+            except (EngineError, TimeoutError) as exc:
+                emit(f"FAIL {name}: {model}: embedding: {exc}")
+                failures += 1
+                continue
+            parts.append(f"embedding {len(vectors)}x{len(vectors[0])}")
+        emit("ok   " + " · ".join(parts))
+    return 1 if failures else 0

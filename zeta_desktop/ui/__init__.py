@@ -1,0 +1,1 @@
+"""Qt widgets and the one bridge that brings core callbacks onto the GUI thread."""

@@ -1,0 +1,64 @@
+"""Starting the Qt application: checks first, then the window, then the models."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from zeta_desktop import APP_ID, APP_NAME, __version__
+from zeta_desktop.core.config import AppConfig, LoadedConfig
+from zeta_desktop.core.session import EngineLoader
+
+
+def make_application() -> object:
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName(APP_NAME)
+    app.setApplicationVersion(__version__)
+    app.setDesktopFileName(APP_ID)
+    return app
+
+
+def run_gui(loaded: LoadedConfig, run_config: AppConfig, engine_loader: EngineLoader) -> int:
+    from zeta_desktop.ui.platform_check import display_problem
+
+    problem = display_problem()
+    if problem:
+        print(f"zeta-desktop: cannot open a window.\n{problem}", file=sys.stderr)
+        return 2
+    app = make_application()
+    from PySide6.QtCore import QTimer
+
+    from zeta_desktop.ui.main_window import MainWindow
+
+    window = MainWindow(loaded, run_config, engine_loader)
+    window.show()
+    # Load after the first paint so the window appears at once.
+    QTimer.singleShot(0, window.start_models)
+    if os.environ.get("ZETA_EXIT_AFTER_MS"):  # for start-up timing and smoke checks
+        QTimer.singleShot(int(os.environ["ZETA_EXIT_AFTER_MS"]), window.close)
+    code = app.exec()  # type: ignore[attr-defined]
+    window.shutdown()
+    return int(code)
+
+
+def run_self_test_with_window(
+    loaded: LoadedConfig, run_config: AppConfig, engine_loader: EngineLoader
+) -> int:
+    """Build the real window offscreen and test the models through its worker threads."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    app = make_application()
+    from zeta_desktop.core.self_test import run_self_test
+    from zeta_desktop.ui.main_window import MainWindow
+
+    window = MainWindow(loaded, run_config, engine_loader)
+    window.start_models()
+    try:
+        code = run_self_test(window.session, lambda line: print(line, flush=True))
+    finally:
+        window.close()
+        window.shutdown()
+        app.processEvents()  # type: ignore[attr-defined]
+    print(f"window: ok ({os.environ['QT_QPA_PLATFORM']})", flush=True)
+    return code

@@ -1,0 +1,220 @@
+"""The conversation: a scrolling list of messages, an input box, Send and Stop."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from zeta_desktop.core.worker import ChatStats
+from zeta_desktop.ui.style import ROLE_COLOURS
+
+
+class PromptEdit(QPlainTextEdit):
+    """Enter sends; Shift+Enter starts a new line."""
+
+    sig_submit = Signal()
+    """The user pressed Enter to send the prompt."""
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt override)
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not (
+            event.modifiers() & Qt.KeyboardModifier.ShiftModifier
+        ):
+            self.sig_submit.emit()
+            return
+        super().keyPressEvent(event)
+
+
+class MessageView(QFrame):
+    """One message. Model text is shown as plain text: it is never markup."""
+
+    def __init__(self, author: str, text: str, colour: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("message")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setStyleSheet(
+            f"QFrame#message {{ border-left: 4px solid {colour}; border-radius: 4px;"
+            " background: palette(base); }"
+        )
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(10, 6, 10, 8)
+        self.header = QLabel(author)
+        self.header.setTextFormat(Qt.TextFormat.PlainText)
+        self.header.setStyleSheet(f"color: {colour}; font-weight: 600;")
+        self.body = QLabel(text)
+        self.body.setTextFormat(Qt.TextFormat.PlainText)
+        self.body.setWordWrap(True)
+        self.body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.body.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+        self.footer = QLabel("")
+        self.footer.setTextFormat(Qt.TextFormat.PlainText)
+        self.footer.setWordWrap(True)
+        self.footer.setStyleSheet("color: palette(mid); font-size: 11px;")
+        self.footer.hide()
+        layout.addWidget(self.header)
+        layout.addWidget(self.body)
+        layout.addWidget(self.footer)
+        self._text = text
+
+    @property
+    def text(self) -> str:
+        return self._text
+
+    def append(self, piece: str) -> None:
+        self._text += piece
+        self.body.setText(self._text)
+
+    def set_footer(self, text: str, colour: str | None = None) -> None:
+        self.footer.setText(text)
+        if colour:
+            self.footer.setStyleSheet(f"color: {colour}; font-size: 11px;")
+        self.footer.show()
+
+
+class ChatPane(QWidget):
+    sig_send = Signal(str)
+    """The user sent a prompt."""
+    sig_stop = Signal()
+    """The user asked to stop every answer in progress."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._answers: dict[int, MessageView] = {}
+        self._active: set[int] = set()
+
+        self._list = QWidget()
+        self._list_layout = QVBoxLayout(self._list)
+        self._list_layout.setSpacing(8)
+        self._list_layout.addStretch(1)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setWidget(self._list)
+        self.scroll.verticalScrollBar().rangeChanged.connect(self._on_range_changed)
+        self._stick_to_bottom = True
+        self.scroll.verticalScrollBar().valueChanged.connect(self._on_scrolled)
+
+        self.input = PromptEdit()
+        self.input.setPlaceholderText("Ask anything. Enter sends, Shift+Enter for a new line.")
+        self.input.setFixedHeight(80)
+        self.input.sig_submit.connect(self._on_send_clicked)
+        self.send_button = QPushButton("Send")
+        self.send_button.setDefault(True)
+        self.send_button.clicked.connect(self._on_send_clicked)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setEnabled(False)
+        self.stop_button.clicked.connect(self.sig_stop)
+
+        buttons = QVBoxLayout()
+        buttons.addWidget(self.send_button)
+        buttons.addWidget(self.stop_button)
+        buttons.addStretch(1)
+        input_row = QHBoxLayout()
+        input_row.addWidget(self.input, 1)
+        input_row.addLayout(buttons)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.scroll, 1)
+        layout.addLayout(input_row)
+
+    # -- what the window calls ----------------------------------------------
+
+    def answer_view(self, turn_id: int) -> MessageView | None:
+        return self._answers.get(turn_id)
+
+    def message_views(self) -> list[MessageView]:
+        return self._list.findChildren(MessageView)
+
+    def add_user_message(self, text: str) -> None:
+        self._add(MessageView("You", text, "#6b7280"))
+
+    def add_pending_answer(self, turn_id: int) -> None:
+        view = MessageView("…", "", "#9ca3af")
+        view.set_footer("waiting for a model")
+        self._answers[turn_id] = view
+        self._active.add(turn_id)
+        self.stop_button.setEnabled(True)
+        self._add(view)
+
+    def add_notice(self, text: str, colour: str = "#dc2626") -> None:
+        self._add(MessageView("Zeta", text, colour))
+
+    @Slot(int, str, str)
+    def on_turn_started(self, turn_id: int, role: str, reason: str) -> None:
+        view = self._answers.get(turn_id)
+        if view is None:
+            return
+        colour = ROLE_COLOURS.get(role, "#6b7280")
+        view.header.setText(f"{role}")
+        view.header.setToolTip(reason)
+        view.header.setStyleSheet(f"color: {colour}; font-weight: 600;")
+        view.setStyleSheet(
+            f"QFrame#message {{ border-left: 4px solid {colour}; border-radius: 4px;"
+            " background: palette(base); }"
+        )
+        view.set_footer(f"{role} · {reason}")
+
+    @Slot(int, str)
+    def on_turn_token(self, turn_id: int, text: str) -> None:
+        view = self._answers.get(turn_id)
+        if view is not None:
+            view.append(text)
+
+    @Slot(int, bool, object)
+    def on_turn_finished(self, turn_id: int, stopped: bool, stats: ChatStats) -> None:
+        view = self._answers.get(turn_id)
+        if view is not None:
+            summary = (
+                f"{stats.n_tokens} tokens · {stats.tokens_per_s:.1f} tok/s · "
+                f"first token {stats.ttft_s * 1000:.0f} ms"
+            )
+            if stopped:
+                view.set_footer(f"■ stopped · {summary}", "#b45309")
+            else:
+                view.set_footer(summary)
+        self._finish(turn_id)
+
+    @Slot(int, str)
+    def on_turn_failed(self, turn_id: int, message: str) -> None:
+        view = self._answers.get(turn_id)
+        if view is not None:
+            view.set_footer(f"✕ {message}", "#dc2626")
+        self._finish(turn_id)
+
+    def _finish(self, turn_id: int) -> None:
+        self._active.discard(turn_id)
+        self.stop_button.setEnabled(bool(self._active))
+
+    # -- internals ------------------------------------------------------------
+
+    def _add(self, view: MessageView) -> None:
+        self._list_layout.insertWidget(self._list_layout.count() - 1, view)
+        self._stick_to_bottom = True
+
+    @Slot()
+    def _on_send_clicked(self) -> None:
+        text = self.input.toPlainText().strip()
+        if not text:
+            return
+        self.input.clear()
+        self.sig_send.emit(text)
+
+    @Slot(int)
+    def _on_scrolled(self, value: int) -> None:
+        bar = self.scroll.verticalScrollBar()
+        self._stick_to_bottom = value >= bar.maximum() - 4
+
+    @Slot(int, int)
+    def _on_range_changed(self, _minimum: int, maximum: int) -> None:
+        if self._stick_to_bottom:
+            self.scroll.verticalScrollBar().setValue(maximum)

@@ -1,0 +1,180 @@
+"""The main window: chat on the left, the roles and their load on the right."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Slot
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from zeta_desktop import APP_NAME
+from zeta_desktop.core.config import (
+    ROLE_NAMES,
+    AppConfig,
+    LoadedConfig,
+    save_config,
+)
+from zeta_desktop.core.session import ChatSession, EngineLoader
+from zeta_desktop.core.worker import ChatStats
+from zeta_desktop.ui.bridge import SessionBridge
+from zeta_desktop.ui.chat_pane import ChatPane
+from zeta_desktop.ui.role_panel import RolePanel
+
+log = logging.getLogger(__name__)
+
+
+class MainWindow(QMainWindow):
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        run_config: AppConfig,
+        engine_loader: EngineLoader,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(APP_NAME)
+        self.resize(1280, 800)
+        self._loaded = loaded  # what is saved; run_config may carry one-run overrides
+        self.bridge = SessionBridge(self)
+        self.session = ChatSession(run_config, engine_loader, listener=self.bridge)
+        self._shut_down = False
+
+        self.chat = ChatPane()
+        self.roles_panel = RolePanel(list(ROLE_NAMES))
+        self.banner = QLabel()
+        self.banner.setWordWrap(True)
+        self.banner.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.banner.setStyleSheet(
+            "background: #fef3c7; color: #78350f; padding: 6px; border-radius: 4px;"
+        )
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self.chat)
+        splitter.addWidget(self.roles_panel)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([860, 400])
+
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.addWidget(self.banner)
+        layout.addWidget(splitter, 1)
+        self.setCentralWidget(central)
+
+        self.bridge.sig_role_state.connect(self.roles_panel.on_role_state)
+        self.bridge.sig_turn_started.connect(self.chat.on_turn_started)
+        self.bridge.sig_turn_token.connect(self.chat.on_turn_token)
+        self.bridge.sig_turn_finished.connect(self.chat.on_turn_finished)
+        self.bridge.sig_turn_failed.connect(self.chat.on_turn_failed)
+        self.bridge.sig_turn_failed.connect(self._on_turn_failed)
+        self.bridge.sig_turn_finished.connect(self._on_turn_finished)
+        self.chat.sig_send.connect(self._on_send)
+        self.chat.sig_stop.connect(self._on_stop)
+        self.roles_panel.sig_choose_model.connect(self._on_choose_model)
+
+        self._refresh_model_labels()
+        for problem in loaded.problems:
+            self.chat.add_notice(f"Settings: {problem}", "#b45309")
+
+    # -- start and stop -------------------------------------------------------
+
+    def start_models(self) -> None:
+        """Begin loading every role in its own thread; the window stays responsive."""
+        self.session.start()
+
+    def shutdown(self) -> None:
+        if self._shut_down:
+            return
+        self._shut_down = True
+        self.session.shutdown()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        self.hide()
+        self.shutdown()
+        super().closeEvent(event)
+
+    # -- labels ---------------------------------------------------------------
+
+    def _refresh_model_labels(self) -> None:
+        parts = []
+        demo_roles = []
+        for name, runtime in self.session.roles.items():
+            card = self.roles_panel.cards[name]
+            if runtime.source is None:
+                card.set_model("no model file", "")
+                parts.append(f"{name}: none")
+                continue
+            card.set_model(runtime.source.display_name, str(runtime.source.path))
+            parts.append(f"{name}: {runtime.source.path.name}")
+            if runtime.source.is_demo:
+                demo_roles.append(name)
+        self.statusBar().showMessage("   ·   ".join(parts))
+        if demo_roles:
+            roles = ", ".join(demo_roles)
+            self.banner.setText(
+                f"Demo mode: {roles} {'use' if len(demo_roles) > 1 else 'uses'} the small "
+                "SmolLM2-135M demo model. Point a role at your own GGUF file with its "
+                "“Choose GGUF…” button, run with --coder/--embedder/--reasoner PATH, "
+                f"or set roles.<role>.model_path in {self._loaded.path}."
+            )
+            self.banner.show()
+        else:
+            self.banner.hide()
+
+    # -- slots ----------------------------------------------------------------
+
+    @Slot(str)
+    def _on_send(self, prompt: str) -> None:
+        self.chat.add_user_message(prompt)
+        turn_id = self.session.send(prompt)
+        turn = self.session.turn(turn_id)
+        if turn.status != "failed":
+            self.chat.add_pending_answer(turn_id)
+        # A failure at send time was already reported through the bridge.
+
+    @Slot()
+    def _on_stop(self) -> None:
+        self.session.stop()
+
+    @Slot(int, str)
+    def _on_turn_failed(self, turn_id: int, message: str) -> None:
+        if self.chat.answer_view(turn_id) is None:
+            self.chat.add_notice(message)
+        # Nothing typed is lost: a prompt that got no answer goes back in the box.
+        turn = self.session.turn(turn_id)
+        if not turn.answer and not self.chat.input.toPlainText().strip():
+            self.chat.input.setPlainText(turn.prompt)
+
+    @Slot(int, bool, object)
+    def _on_turn_finished(self, turn_id: int, stopped: bool, stats: ChatStats) -> None:
+        log.info("turn %d finished (stopped=%s): %s", turn_id, stopped, stats)
+
+    @Slot(str)
+    def _on_choose_model(self, role: str) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, f"Choose a GGUF file for {role}", str(Path.home()), "GGUF models (*.gguf)"
+        )
+        if path:
+            self.set_role_model(role, path)
+
+    def set_role_model(self, role: str, path: str) -> None:
+        """Load another file for a role now and remember it in the config file."""
+        saved = self._loaded.config
+        saved.roles[role].model_path = path
+        try:
+            save_config(saved, self._loaded.path)
+        except OSError as exc:
+            self.chat.add_notice(f"Could not save settings to {self._loaded.path}: {exc}")
+        role_config = self.session.config.roles[role]
+        role_config.model_path = path
+        self.session.replace_role(role, role_config)
+        self._refresh_model_labels()

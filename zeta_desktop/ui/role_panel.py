@@ -1,0 +1,112 @@
+"""A card per role: its model file, its state and why, and a way to change the file."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from zeta_desktop.ui.style import ROLE_COLOURS, STATE_COLOURS
+
+ROLE_BLURBS = {
+    "coder": "code · ~7B",
+    "embedder": "embeddings, simple chat · ~4B",
+    "reasoner": "reasoning · ~14B",
+}
+
+
+class RoleCard(QFrame):
+    sig_choose_model = Signal(str)
+    """The user wants to pick another GGUF file for this role."""
+
+    def __init__(self, role: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.role = role
+        colour = ROLE_COLOURS.get(role, "#6b7280")
+        self.setObjectName("roleCard")
+        self.setStyleSheet(
+            f"QFrame#roleCard {{ border: 1px solid palette(mid); border-top: 3px solid {colour};"
+            " border-radius: 4px; }"
+        )
+        title = QLabel(f"{role}  <span style='color:gray'>{ROLE_BLURBS.get(role, '')}</span>")
+        title.setStyleSheet(f"color: {colour}; font-weight: 600;")
+        self.state_label = QLabel("loading")
+        self.state_label.setAlignment(Qt.AlignmentFlag.AlignRight)
+        self.model_label = QLabel("")
+        self.model_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.model_label.setWordWrap(True)
+        self.detail_label = QLabel("")
+        self.detail_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.detail_label.setWordWrap(True)
+        self.detail_label.setStyleSheet("color: #dc2626;")
+        self.detail_label.hide()
+        self.choose_button = QPushButton("Choose GGUF…")
+        self.choose_button.setToolTip(f"Point the {role} role at a GGUF file on this machine")
+        self.choose_button.clicked.connect(lambda: self.sig_choose_model.emit(self.role))
+
+        top = QHBoxLayout()
+        top.addWidget(title, 1)
+        top.addWidget(self.state_label)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 6, 8, 6)
+        layout.addLayout(top)
+        layout.addWidget(self.model_label)
+        layout.addWidget(self.detail_label)
+        bottom = QHBoxLayout()
+        bottom.addStretch(1)
+        bottom.addWidget(self.choose_button)
+        layout.addLayout(bottom)
+        self.set_state("loading", "")
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    def set_model(self, text: str, tooltip: str) -> None:
+        self.model_label.setText(text)
+        self.model_label.setToolTip(tooltip)
+
+    def set_state(self, state: str, detail: str) -> None:
+        self._state = state
+        colour = STATE_COLOURS.get(state, "#6b7280")
+        self.state_label.setText(state)
+        self.state_label.setStyleSheet(f"color: {colour}; font-weight: 600;")
+        if state == "unavailable" and detail:
+            self.detail_label.setText(detail)
+            self.detail_label.show()
+        else:
+            self.detail_label.hide()
+
+
+class RolePanel(QWidget):
+    """The column beside the chat (the live plots join it in a later release)."""
+
+    sig_choose_model = Signal(str)
+    """Forwarded from a role card: the role whose model file to change."""
+
+    def __init__(self, roles: list[str], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.cards: dict[str, RoleCard] = {}
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        heading = QLabel("Models")
+        heading.setStyleSheet("font-weight: 600; font-size: 14px;")
+        layout.addWidget(heading)
+        for role in roles:
+            card = RoleCard(role)
+            card.sig_choose_model.connect(self.sig_choose_model)
+            self.cards[role] = card
+            layout.addWidget(card)
+        layout.addStretch(1)
+
+    @Slot(str, str, str)
+    def on_role_state(self, role: str, state: str, detail: str) -> None:
+        card = self.cards.get(role)
+        if card is not None:
+            card.set_state(state, detail)
