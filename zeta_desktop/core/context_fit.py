@@ -30,7 +30,7 @@ def fit_messages(
     middle = [i for i in range(len(messages)) if i not in system and i != last]
     budget = n_ctx - min(max_tokens, max(MIN_ANSWER_TOKENS, n_ctx // 4))
     required = sum(costs[i] for i in system) + costs[last]
-    if required + MIN_ANSWER_TOKENS > n_ctx:
+    if required + min(max_tokens, MIN_ANSWER_TOKENS) > n_ctx:
         raise PromptTooLongError(
             f"the prompt is about {costs[last]} tokens but this model's context holds "
             f"{n_ctx}; shorten it, or point this role at a model with a larger n_ctx"
@@ -47,5 +47,5 @@ def fit_messages(
     while kept and messages[kept[0]]["role"] == "assistant":
         used -= costs[kept.pop(0)]
     chosen = system + kept + [last]
-    answer_budget = max(MIN_ANSWER_TOKENS, min(max_tokens, n_ctx - used))
+    answer_budget = max(1, min(max_tokens, n_ctx - used))
     return [messages[i] for i in chosen], answer_budget

@@ -25,14 +25,14 @@ log = logging.getLogger(__name__)
 # Llama(verbose=False) swaps the process's stdout/stderr while it loads; two
 # loads at once can leave them swapped for good. One load at a time.
 _LOAD_LOCK = threading.Lock()
-_log_lines: list[str] = []
+_log_lines: list[tuple[int, str]] = []  # (ggml level, text) of the load under way
 _log_capture_active = False
 _log_callback_ref: Any = None  # ctypes keeps only a weak hold: keep the callback alive
 
-_ERROR_HINTS = re.compile(
-    r"error|failed|invalid|unknown|not within|unsupported|cannot|unable|out of memory",
-    re.IGNORECASE,
-)
+# ggml.h: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5 (continues the previous line)
+_GGML_LOG_ERROR = 4
+_GGML_LOG_CONT = 5
+_ERROR_PREFIX = re.compile(r"^[\w:]*\s*(error loading model:\s*)?")
 
 
 def _install_log_callback(llama_cpp: Any) -> None:
@@ -47,7 +47,9 @@ def _install_log_callback(llama_cpp: Any) -> None:
         if not line.strip():
             return
         if _log_capture_active:
-            _log_lines.append(line)
+            if level == _GGML_LOG_CONT and _log_lines:
+                level = _log_lines[-1][0]
+            _log_lines.append((level, line))
         log.debug("llama.cpp: %s", line)
 
     _log_callback_ref = _on_log
@@ -67,17 +69,18 @@ def import_llama_cpp() -> Any:
     return llama_cpp
 
 
-def _load_failure_reason(lines: list[str]) -> str:
-    hints = [line.strip() for line in lines if _ERROR_HINTS.search(line)]
-    # llama.cpp reports the same cause at several levels; the first is the root.
-    for line in hints:
-        if "invalid magic" in line or "not within the file bounds" in line:
-            return line
-    for line in hints:
-        if "unknown model architecture" in line or "unsupported" in line:
-            return line
-    if hints:
-        return hints[0]
+def _load_failure_reason(lines: list[tuple[int, str]]) -> str:
+    """The root cause of a failed load, from llama.cpp's error-level log lines."""
+    # llama.cpp reports one cause at several levels; "error loading model: X" is the root.
+    for _level, text in lines:
+        if "error loading model:" in text:
+            return text.split("error loading model:", 1)[1].strip()
+    errors = [text.strip() for level, text in lines if level == _GGML_LOG_ERROR]
+    for text in errors:
+        if "failed to load model" not in text:
+            return _ERROR_PREFIX.sub("", text, count=1)
+    if errors:
+        return errors[0]
     return "llama.cpp could not load the model (no reason given in its log)"
 
 

@@ -36,8 +36,11 @@ def run_gui(loaded: LoadedConfig, run_config: AppConfig, engine_loader: EngineLo
     window.show()
     # Load after the first paint so the window appears at once.
     QTimer.singleShot(0, window.start_models)
-    if os.environ.get("ZETA_EXIT_AFTER_MS"):  # for start-up timing and smoke checks
-        QTimer.singleShot(int(os.environ["ZETA_EXIT_AFTER_MS"]), window.close)
+    probe_prompt = os.environ.get("ZETA_STARTUP_PROBE")
+    if probe_prompt:
+        from zeta_desktop.ui import startup_probe
+
+        startup_probe.attach(window, probe_prompt)
     code = app.exec()  # type: ignore[attr-defined]
     window.shutdown()
     return int(code)

@@ -1,0 +1,39 @@
+"""Start-up timing for `benchmarks/startup.py`: ZETA_STARTUP_PROBE=<prompt>.
+
+Prints wall-clock stamps (time.time()) when the window is first shown and when
+the first token of an answer to <prompt> arrives, then closes the window.
+"""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import QObject, QTimer
+
+from zeta_desktop.ui.main_window import MainWindow
+
+
+def _stamp(event: str) -> None:
+    print(f"probe {event} {time.time():.6f}", flush=True)
+
+
+def attach(window: MainWindow, prompt: str) -> QObject:
+    holder = QObject(window)
+    seen_token = False
+
+    def on_token(_turn_id: int, _text: str) -> None:
+        nonlocal seen_token
+        if not seen_token:
+            seen_token = True
+            _stamp("first_token")
+            QTimer.singleShot(0, window.close)
+
+    window.bridge.sig_turn_token.connect(on_token)
+    window.bridge.sig_turn_failed.connect(lambda _t, message: (_stamp("failed"), window.close()))
+
+    def after_show() -> None:
+        _stamp("window_shown")
+        window.chat.sig_send.emit(prompt)
+
+    QTimer.singleShot(0, after_show)
+    return holder
