@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ctypes
+import io
 import logging
 import os
 import re
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -22,8 +24,10 @@ from zeta_desktop.core.models import ModelFileError, check_model_file
 
 log = logging.getLogger(__name__)
 
-# Llama(verbose=False) swaps the process's stdout/stderr while it loads; two
-# loads at once can leave them swapped for good. One load at a time.
+# Loads are serialised: the log capture below belongs to one load at a time.
+# (Llama(verbose=False) would swap the process's stdout/stderr file
+# descriptors while it loads, silencing every other thread; we load with
+# verbose=True and route the output instead.)
 _LOAD_LOCK = threading.Lock()
 _log_lines: list[tuple[int, str]] = []  # (ggml level, text) of the load under way
 _log_capture_active = False
@@ -54,6 +58,28 @@ def _install_log_callback(llama_cpp: Any) -> None:
 
     _log_callback_ref = _on_log
     llama_cpp.llama_log_set(_on_log, ctypes.c_void_p(0))
+
+
+class _LoadOutputRouter(io.TextIOBase):
+    """Stands in for sys.stderr during a load: the loading thread's prints go to
+    the debug log, every other thread's output reaches the real stream."""
+
+    def __init__(self, original: Any, loading_thread: int) -> None:
+        self._original = original
+        self._loading_thread = loading_thread
+
+    def write(self, text: str) -> int:
+        if threading.get_ident() == self._loading_thread:
+            if text.strip():
+                log.debug("llama-cpp-python: %s", text.rstrip())
+            return len(text)
+        return self._original.write(text)
+
+    def flush(self) -> None:
+        self._original.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._original, name)
 
 
 def import_llama_cpp() -> Any:
@@ -111,7 +137,7 @@ class LlamaEngine:
             "n_ctx": settings.n_ctx,
             "n_gpu_layers": settings.n_gpu_layers,
             "n_threads": settings.n_threads or default_thread_count(),
-            "verbose": False,
+            "verbose": True,  # output is routed, see _LoadOutputRouter
         }
         if settings.embedding:
             kwargs["embedding"] = True
@@ -120,13 +146,17 @@ class LlamaEngine:
         with _LOAD_LOCK:
             _log_lines.clear()
             _log_capture_active = True
+            original_stderr = sys.stderr
+            sys.stderr = _LoadOutputRouter(original_stderr, threading.get_ident())
             try:
                 llm = llama_cpp.Llama(**kwargs)
             except (ValueError, RuntimeError, OSError) as exc:
                 reason = _load_failure_reason(_log_lines)
                 raise ModelLoadError(f"{path.name}: {reason}") from exc
             finally:
+                sys.stderr = original_stderr
                 _log_capture_active = False
+        llm.verbose = False  # no per-request prints from here on
         return cls(llm, path, settings)
 
     @property
