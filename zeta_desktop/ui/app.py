@@ -20,6 +20,24 @@ def make_application() -> object:
     return app
 
 
+def _close_on_terminate(window: object) -> None:
+    """Ctrl+C or SIGTERM in the terminal closes the window cleanly (threads joined)."""
+    import signal
+
+    from PySide6.QtCore import QTimer
+
+    def request_close(_signum: int, _frame: object) -> None:
+        QTimer.singleShot(0, window.close)  # type: ignore[attr-defined]
+
+    signal.signal(signal.SIGINT, request_close)
+    signal.signal(signal.SIGTERM, request_close)
+    # Python runs signal handlers only between bytecodes: a slow idle timer
+    # gives the interpreter a chance while Qt's loop is waiting.
+    timer = QTimer(window)  # type: ignore[arg-type]
+    timer.timeout.connect(lambda: None)
+    timer.start(250)
+
+
 def run_gui(loaded: LoadedConfig, run_config: AppConfig, engine_loader: EngineLoader) -> int:
     from zeta_desktop.ui.platform_check import display_problem
 
@@ -34,6 +52,7 @@ def run_gui(loaded: LoadedConfig, run_config: AppConfig, engine_loader: EngineLo
 
     window = MainWindow(loaded, run_config, engine_loader)
     window.show()
+    _close_on_terminate(window)
     # Load after the first paint so the window appears at once.
     QTimer.singleShot(0, window.start_models)
     probe_prompt = os.environ.get("ZETA_STARTUP_PROBE")

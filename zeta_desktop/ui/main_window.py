@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Slot
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
@@ -81,7 +81,14 @@ class MainWindow(QMainWindow):
         self.chat.sig_stop.connect(self._on_stop)
         self.roles_panel.sig_choose_model.connect(self._on_choose_model)
 
+        file_menu = self.menuBar().addMenu("&File")
+        quit_action = QAction("&Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        file_menu.addAction(quit_action)
+
         self._refresh_model_labels()
+        self.chat.input.setFocus()
         for problem in loaded.problems:
             self.chat.add_notice(f"Settings: {problem}", "#b45309")
 
