@@ -48,7 +48,7 @@ def tiny_embed_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def tiny_config(tiny_model: Path) -> AppConfig:
     """All three roles on the tiny model: fast, and every role really runs."""
-    return AppConfig(
+    config = AppConfig(
         roles={
             "coder": RoleConfig(model_path=str(tiny_model), n_ctx=512, n_threads=1, max_tokens=32),
             "embedder": RoleConfig(
@@ -59,3 +59,7 @@ def tiny_config(tiny_model: Path) -> AppConfig:
             ),
         }
     )
+    # The tiny model's embeddings are random: classify by rules alone, so
+    # routing in these tests is deterministic. Semantic tests opt in.
+    config.router.semantic = False
+    return config

@@ -41,13 +41,13 @@ def test_typing_a_prompt_streams_an_answer(qtbot, window: MainWindow) -> None:  
     view = window.chat.answer_view(1)
     assert view is not None
     assert view.text == window.session.turn(1).answer and view.text
-    assert view.header.text() == "embedder"
+    assert view.header.text() == "coder"
     assert "tok/s" in view.footer.text()
     assert not window.chat.stop_button.isEnabled()
 
 
 def test_stop_halts_the_answer_and_marks_it(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
-    window.session.roles["embedder"].config.max_tokens = 100000
+    window.session.roles["coder"].config.max_tokens = 100000
     window.chat.input.setPlainText("keep going")
     qtbot.mouseClick(window.chat.send_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: len(window.chat.answer_view(1).text) > 10, timeout=TIMEOUT_MS)  # type: ignore[union-attr]
@@ -61,7 +61,7 @@ def test_stop_halts_the_answer_and_marks_it(qtbot, window: MainWindow) -> None: 
 
 
 def test_window_stays_responsive_while_streaming(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
-    window.session.roles["embedder"].config.max_tokens = 200
+    window.session.roles["coder"].config.max_tokens = 200
     window.chat.input.setPlainText("stream please")
     window.chat.send_button.click()
     # The GUI thread keeps handling input while tokens arrive.
@@ -139,7 +139,7 @@ def test_choosing_a_model_reloads_the_role_and_saves_it(  # type: ignore[no-unty
 
 
 def test_closing_the_window_ends_every_model_thread(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
-    window.session.roles["embedder"].config.max_tokens = 100000
+    window.session.roles["coder"].config.max_tokens = 100000
     window.chat.input.setPlainText("long answer")
     window.chat.send_button.click()
     qtbot.waitUntil(lambda: window.session.turn(1).status == "streaming", timeout=TIMEOUT_MS)

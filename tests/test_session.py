@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from zeta_desktop.core.config import AppConfig
+from zeta_desktop.core.engine import LoadSettings
 from zeta_desktop.core.llama_engine import LlamaEngine
-from zeta_desktop.core.session import ChatSession, RoleChoice
+from zeta_desktop.core.router import Decision
+from zeta_desktop.core.session import ChatSession
 from zeta_desktop.core.worker import ChatStats, WorkerState
 
 pytestmark = pytest.mark.model
@@ -19,8 +22,10 @@ TIMEOUT = 60
 
 @dataclass
 class Events:
+    routed: dict[int, Decision] = field(default_factory=dict)
     started: dict[int, str] = field(default_factory=dict)
     tokens: dict[int, list[str]] = field(default_factory=dict)
+    retried: dict[int, tuple[str, str]] = field(default_factory=dict)
     finished: dict[int, bool] = field(default_factory=dict)
     failed: dict[int, str] = field(default_factory=dict)
     states: list[tuple[str, WorkerState]] = field(default_factory=list)
@@ -28,6 +33,9 @@ class Events:
 
     def on_role_state(self, role: str, state: WorkerState, detail: str) -> None:
         self.states.append((role, state))
+
+    def on_turn_routed(self, turn_id: int, decision: Decision) -> None:
+        self.routed[turn_id] = decision
 
     def on_turn_started(self, turn_id: int, role: str, reason: str) -> None:
         self.started[turn_id] = role
@@ -37,11 +45,8 @@ class Events:
             self.tokens.setdefault(turn_id, []).append(text)
             self.changed.notify_all()
 
-    def wait_tokens(self, turn_id: int, count: int) -> None:
-        with self.changed:
-            assert self.changed.wait_for(
-                lambda: len(self.tokens.get(turn_id, [])) >= count, TIMEOUT
-            )
+    def on_turn_retried(self, turn_id: int, failed_role: str, message: str) -> None:
+        self.retried[turn_id] = (failed_role, message)
 
     def on_turn_finished(self, turn_id: int, stopped: bool, stats: ChatStats) -> None:
         with self.changed:
@@ -53,36 +58,62 @@ class Events:
             self.failed[turn_id] = message
             self.changed.notify_all()
 
-    def wait_done(self, turn_id: int) -> None:
+    def wait_tokens(self, turn_id: int, count: int) -> None:
         with self.changed:
             assert self.changed.wait_for(
-                lambda: turn_id in self.finished or turn_id in self.failed, TIMEOUT
+                lambda: len(self.tokens.get(turn_id, [])) >= count, TIMEOUT
+            )
+
+    def wait_done(self, *turn_ids: int) -> None:
+        with self.changed:
+            assert self.changed.wait_for(
+                lambda: all(t in self.finished or t in self.failed for t in turn_ids), TIMEOUT
             )
 
 
-@pytest.fixture
-def session(tiny_config: AppConfig) -> ChatSession:
+def make_session(config: AppConfig, loader=LlamaEngine.load) -> ChatSession:  # type: ignore[no-untyped-def]
     events = Events()
-    s = ChatSession(tiny_config, LlamaEngine.load, listener=events)
-    s.events = events  # type: ignore[attr-defined]
-    s.start()
-    assert s.wait_loaded(TIMEOUT)
+    session = ChatSession(config, loader, listener=events)
+    session.events = events  # type: ignore[attr-defined]
+    session.start()
+    assert session.wait_loaded(TIMEOUT)
+    return session
+
+
+@pytest.fixture
+def session(tiny_config: AppConfig) -> Iterator[ChatSession]:
+    s = make_session(tiny_config)
     yield s
     s.shutdown(TIMEOUT)
 
 
-def test_prompt_goes_to_the_embedder_when_it_can_chat(session: ChatSession) -> None:
-    events: Events = session.events  # type: ignore[attr-defined]
-    turn_id = session.send("hello there")
+def events_of(session: ChatSession) -> Events:
+    return session.events  # type: ignore[attr-defined,no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("prompt", "kind", "role"),
+    [
+        ("hello there", "simple", "coder"),
+        ("```python\ndef f(x):\n    return x\n```\nwhy does f fail?", "code", "coder"),
+        ("Prove that the sum of two even numbers is even.", "reasoning", "reasoner"),
+    ],
+)
+def test_each_kind_goes_to_its_preferred_role(
+    session: ChatSession, prompt: str, kind: str, role: str
+) -> None:
+    events = events_of(session)
+    turn_id = session.send(prompt)
     events.wait_done(turn_id)
     turn = session.turn(turn_id)
-    assert turn.role == "embedder" and events.started[turn_id] == "embedder"
-    assert turn.status == "done"
-    assert turn.answer == "".join(events.tokens[turn_id]) and turn.answer
+    assert turn.decision is not None and turn.decision.kind.value == kind
+    assert turn.role == role and events.started[turn_id] == role
+    assert turn.reason.startswith(f"{kind} -> {role}: preferred")
+    assert turn.status == "done" and turn.answer == "".join(events.tokens[turn_id])
 
 
 def test_history_is_sent_with_the_next_prompt(session: ChatSession) -> None:
-    events: Events = session.events  # type: ignore[attr-defined]
+    events = events_of(session)
     first = session.send("alpha beta")
     events.wait_done(first)
     second = session.send("gamma delta")
@@ -93,82 +124,156 @@ def test_history_is_sent_with_the_next_prompt(session: ChatSession) -> None:
     assert messages[2]["content"] == session.turn(first).answer
 
 
-def test_a_forced_role_is_used(session: ChatSession) -> None:
-    events: Events = session.events  # type: ignore[attr-defined]
-    turn_id = session.send("def f(): pass", role="coder")
+def test_a_forced_role_is_used_and_recorded(session: ChatSession) -> None:
+    events = events_of(session)
+    turn_id = session.send("def f(): pass", role="embedder")
     events.wait_done(turn_id)
-    assert session.turn(turn_id).role == "coder"
-    assert session.turn(turn_id).reason == "chosen by you"
-
-
-def test_picker_is_the_seam_for_routing(session: ChatSession) -> None:
-    class AlwaysReasoner:
-        def pick(self, prompt: str, s: ChatSession) -> RoleChoice:
-            return RoleChoice("reasoner", "test picker")
-
-    session.picker = AlwaysReasoner()
-    events: Events = session.events  # type: ignore[attr-defined]
-    turn_id = session.send("why?")
-    events.wait_done(turn_id)
-    assert events.started[turn_id] == "reasoner"
+    turn = session.turn(turn_id)
+    assert turn.role == "embedder" and turn.decision is not None
+    assert turn.decision.policy == "override" and "chosen by you" in turn.reason
 
 
 def test_stop_marks_the_turn_stopped_and_keeps_the_partial_answer(session: ChatSession) -> None:
-    events: Events = session.events  # type: ignore[attr-defined]
-    session.roles["embedder"].config.max_tokens = 100000
+    events = events_of(session)
+    session.roles["coder"].config.max_tokens = 100000
     turn_id = session.send("talk forever")
     events.wait_tokens(turn_id, 3)
     session.stop()
     events.wait_done(turn_id)
     turn = session.turn(turn_id)
     assert turn.status == "stopped" and events.finished[turn_id] is True
-    assert turn.answer and len(turn.answer) > 0
+    assert turn.answer
 
 
-def test_prompt_too_long_fails_clearly_and_keeps_the_prompt(session: ChatSession) -> None:
-    events: Events = session.events  # type: ignore[attr-defined]
+def test_prompt_too_long_fails_clearly_keeps_the_prompt_and_blames_no_model(
+    session: ChatSession,
+) -> None:
+    events = events_of(session)
     prompt = "alpha " * 2000
     turn_id = session.send(prompt)
     events.wait_done(turn_id)
     assert "context holds 512" in events.failed[turn_id]
     assert session.turn(turn_id).prompt == prompt
-    assert session.turn(turn_id).status == "failed"
+    assert all(m.failed == 0 for m in session.telemetry.models.values())
+
+
+def test_a_too_long_prompt_goes_to_a_role_with_a_larger_context(tiny_config: AppConfig) -> None:
+    tiny_config.roles["reasoner"].n_ctx = 4096
+    session = make_session(tiny_config)
+    try:
+        events = events_of(session)
+        # ~900 tokens of code: the coder (512) cannot hold it, the reasoner (4096) can
+        turn_id = session.send("```\n" + "alpha " * 150 + "\n```")
+        events.wait_done(turn_id)
+        assert session.turn(turn_id).status == "done"
+        assert session.turn(turn_id).role == "reasoner"
+        assert events.retried[turn_id][0] == "coder"
+    finally:
+        session.shutdown(TIMEOUT)
 
 
 def test_a_role_that_cannot_load_does_not_stop_the_others(
     tiny_config: AppConfig, tmp_path: Path
 ) -> None:
-    tiny_config.roles["embedder"].model_path = str(tmp_path / "missing.gguf")
-    events = Events()
-    s = ChatSession(tiny_config, LlamaEngine.load, listener=events)
-    s.start()
+    tiny_config.roles["coder"].model_path = str(tmp_path / "missing.gguf")
+    session = make_session(tiny_config)
     try:
-        assert s.wait_loaded(TIMEOUT)
-        assert s.worker("embedder").state is WorkerState.UNAVAILABLE
-        assert s.worker("coder").state is WorkerState.READY
-        turn_id = s.send("hello")
+        events = events_of(session)
+        assert session.worker("coder").state is WorkerState.UNAVAILABLE
+        turn_id = session.send("hello")
         events.wait_done(turn_id)
-        assert s.turn(turn_id).role == "coder"  # the picker skipped the broken role
-        assert s.turn(turn_id).status == "done"
+        # simple prefers the coder; the embedder (0.8) is the next best fit
+        assert session.turn(turn_id).role == "embedder"
+        assert session.turn(turn_id).status == "done"
     finally:
-        s.shutdown(TIMEOUT)
+        session.shutdown(TIMEOUT)
 
 
 def test_no_chat_role_at_all_is_reported(tiny_config: AppConfig, tmp_path: Path) -> None:
     for role in tiny_config.roles.values():
         role.model_path = str(tmp_path / "missing.gguf")
-    events = Events()
-    s = ChatSession(tiny_config, LlamaEngine.load, listener=events)
-    s.start()
+    session = make_session(tiny_config)
     try:
-        assert s.wait_loaded(TIMEOUT)
-        turn_id = s.send("hello")
-        assert "no model can answer" in events.failed[turn_id]
-        assert "not found" in events.failed[turn_id]
+        events = events_of(session)
+        turn_id = session.send("hello")
+        events.wait_done(turn_id)
+        assert "no model can serve a simple task" in events.failed[turn_id]
+        assert "unavailable" in events.failed[turn_id]
     finally:
-        s.shutdown(TIMEOUT)
+        session.shutdown(TIMEOUT)
 
 
-def test_embed_through_the_session(session: ChatSession) -> None:
-    vectors = session.embed(["a", "b", "c"], timeout=TIMEOUT)
-    assert len(vectors) == 3
+def test_embed_commands_answer_in_the_chat(session: ChatSession) -> None:
+    events = events_of(session)
+    embed = session.send("/embed the quick brown fox")
+    similar = session.send("/similar alpha beta | alpha beta")
+    bad = session.send("/similar only one side")
+    events.wait_done(embed, similar, bad)
+    assert session.turn(embed).role == "embedder"
+    assert session.turn(embed).answer.startswith("64-dimensional embedding")
+    assert "cosine similarity 1.0000" in session.turn(similar).answer
+    assert "usage: /similar" in events.failed[bad]
+    # embedding turns stay out of the chat history
+    chat = session.send("hi")
+    events.wait_done(chat)
+    assert len(session.turn(chat).job.messages) == 2  # type: ignore[union-attr]
+    assert len(session.embed(["a", "b"], timeout=TIMEOUT)) == 2
+
+
+class CrashingLoader:
+    """Loads the real tiny model; the chosen role's decode fails after a few tokens."""
+
+    def __init__(self, crash_path: Path) -> None:
+        self.crash_path = crash_path
+
+    def __call__(self, path: Path, settings: LoadSettings):  # type: ignore[no-untyped-def]
+        from test_worker import CrashesMidAnswer
+
+        engine = LlamaEngine.load(path, settings)
+        return CrashesMidAnswer(engine, after=3) if path == self.crash_path else engine
+
+
+def test_a_crash_mid_answer_is_retried_on_another_model(
+    tiny_config: AppConfig, tiny_model: Path, tmp_path: Path
+) -> None:
+    crashing = tmp_path / "crashing.gguf"
+    crashing.write_bytes(tiny_model.read_bytes())
+    tiny_config.roles["coder"].model_path = str(crashing)
+    session = make_session(tiny_config, CrashingLoader(crashing))
+    try:
+        events = events_of(session)
+        turn_id = session.send("hello")
+        events.wait_done(turn_id)
+        turn = session.turn(turn_id)
+        assert events.retried[turn_id][0] == "coder"
+        assert "llama_decode returned -1" in events.retried[turn_id][1]
+        assert turn.status == "done" and turn.role != "coder" and turn.retried
+        assert turn.answer and turn.answer == "".join(events.tokens[turn_id][3:])
+        coder = session.telemetry.snapshot().models["coder"]
+        assert coder.failed == 1 and coder.cooling_down
+        # while the coder cools down, the next simple prompt avoids it
+        again = session.send("hello again")
+        events.wait_done(again)
+        assert session.turn(again).role != "coder"
+        assert "cooling down" in session.turn(again).reason
+    finally:
+        session.shutdown(TIMEOUT)
+
+
+def test_an_overloaded_model_spills_to_a_capable_one(tiny_config: AppConfig) -> None:
+    tiny_config.roles["coder"].max_tokens = 400
+    tiny_config.router.max_queue = 1
+    session = make_session(tiny_config)
+    try:
+        events = events_of(session)
+        ids = [session.send(f"```\nfix bug {i}\n```") for i in range(4)]
+        events.wait_done(*ids)
+        roles = [session.turn(i).role for i in ids]
+        assert roles[0] == "coder"
+        assert set(roles[1:]) - {"coder"}, roles  # some code prompts spilled
+        spilled = [session.turn(i) for i in ids if session.turn(i).role != "coder"]
+        assert all("coder queue" in t.reason for t in spilled)
+        assert all(t.decision and t.decision.spilled for t in spilled)
+        assert all(session.turn(i).status == "done" for i in ids)
+    finally:
+        session.shutdown(TIMEOUT)

@@ -53,7 +53,9 @@ class Recorder(ChatListener):
         self.stopped, self.stats = stopped, stats
         self.done.set()
 
-    def on_failed(self, job: ChatJob, role: str, message: str, partial: bool) -> None:
+    def on_failed(
+        self, job: ChatJob, role: str, message: str, partial: bool, error: Exception | None = None
+    ) -> None:
         self.events.append("failed")
         self.error, self.partial = message, partial
         self.done.set()

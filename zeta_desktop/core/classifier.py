@@ -127,8 +127,13 @@ RULES: tuple[_Rule, ...] = (
         "quantities in a word problem",
         max_hits=2,
     ),
-    _rule(_REASON, 1.5, r"[∫∑√∞≤≥≠±π]|\b\d+\s*[\^*/]\s*\d+|\bx\^2\b|\bf\(x\)|\bO\(n", "maths notation",
-          max_hits=2),
+    _rule(
+        _REASON,
+        1.5,
+        r"[∫∑√∞≤≥≠±π]|\b\d+\s*[\^*/]\s*\d+|\bx\^2\b|\bf\(x\)|\bO\(n",
+        "maths notation",
+        max_hits=2,
+    ),
     _rule(
         _SIMPLE,
         1.2,

@@ -20,6 +20,8 @@ from typing import Any
 import platformdirs
 import tomli_w
 
+from zeta_desktop.core.router import POLICIES, THRESHOLD_LIMITS, Thresholds
+
 SCHEMA_VERSION = 1
 ROLE_NAMES: tuple[str, ...] = ("coder", "embedder", "reasoner")
 CONFIG_FILENAME = "config.toml"
@@ -38,6 +40,9 @@ class RoleConfig:
     can_embed: bool = False
     max_tokens: int = 512
     temperature: float = 0.7
+    # How well this role fits each task kind, 0..1 (0: never). Empty: the
+    # role's defaults (coder: code and simple, reasoner: reasoning, ...).
+    preference: dict[str, float] = field(default_factory=dict)
 
 
 def _default_roles() -> dict[str, RoleConfig]:
@@ -49,9 +54,25 @@ def _default_roles() -> dict[str, RoleConfig]:
 
 
 @dataclass
+class RouterConfig:
+    policy: str = "adaptive"
+    max_queue: int = Thresholds.max_queue
+    max_wait_s: float = Thresholds.max_wait_s
+    gpu_util_ceiling_pct: float = Thresholds.gpu_util_ceiling_pct
+    gpu_mem_ceiling_pct: float = Thresholds.gpu_mem_ceiling_pct
+    min_success_rate: float = Thresholds.min_success_rate
+    speed_vs_quality: float = Thresholds.speed_vs_quality
+    semantic: bool = True  # also classify by similarity to labelled examples
+
+    def thresholds(self) -> Thresholds:
+        return Thresholds(**{name: getattr(self, name) for name in THRESHOLD_LIMITS})
+
+
+@dataclass
 class AppConfig:
     schema_version: int = SCHEMA_VERSION
     roles: dict[str, RoleConfig] = field(default_factory=_default_roles)
+    router: RouterConfig = field(default_factory=RouterConfig)
 
     def with_model_overrides(self, overrides: dict[str, str | None]) -> AppConfig:
         """A copy whose roles use the given model files (for one run, never saved)."""
@@ -94,7 +115,59 @@ _FIELD_RULES: dict[str, tuple[type, Any]] = {
     "can_embed": (bool, None),
     "max_tokens": (int, 1),
     "temperature": (float, 0.0),
+    "preference": (dict, None),
 }
+_TASK_KINDS = ("simple", "code", "reasoning", "embedding")
+
+
+def _read_preference(name: str, value: dict[str, Any], where: str, problems: list[str]) -> dict:
+    result = {}
+    for kind, weight in value.items():
+        ok = isinstance(weight, int | float) and not isinstance(weight, bool) and 0 <= weight <= 1
+        if kind not in _TASK_KINDS or not ok:
+            problems.append(
+                f"{where}: roles.{name}.preference.{kind} must be a task kind "
+                f"({', '.join(_TASK_KINDS)}) with a weight from 0 to 1, got {weight!r}; ignored"
+            )
+            continue
+        result[kind] = float(weight)
+    return result
+
+
+def _read_router(raw: Any, where: str, problems: list[str]) -> RouterConfig:
+    router = RouterConfig()
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: [router] must be a table; using defaults for it")
+        return router
+    for key, value in raw.items():
+        if key == "policy":
+            if value in POLICIES:
+                router.policy = value
+            else:
+                problems.append(
+                    f"{where}: router.policy must be one of {', '.join(POLICIES)}, "
+                    f"got {value!r}; using {router.policy!r}"
+                )
+        elif key == "semantic":
+            if isinstance(value, bool):
+                router.semantic = value
+            else:
+                problems.append(f"{where}: router.semantic must be true or false, got {value!r}")
+        elif key in THRESHOLD_LIMITS:
+            low, high = THRESHOLD_LIMITS[key]
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if key == "max_queue":
+                number = number and float(value).is_integer()
+            if not number or not (low <= value <= high):
+                problems.append(
+                    f"{where}: router.{key} must be a number from {low:g} to {high:g}, "
+                    f"got {value!r}; using {getattr(router, key)!r}"
+                )
+                continue
+            setattr(router, key, int(value) if key == "max_queue" else float(value))
+        else:
+            problems.append(f"{where}: router.{key} is not a known setting; ignored")
+    return router
 
 
 def _read_role(name: str, raw: Any, where: str, problems: list[str]) -> RoleConfig:
@@ -114,6 +187,8 @@ def _read_role(name: str, raw: Any, where: str, problems: list[str]) -> RoleConf
             value, ok = float(value), True
         if ok and minimum is not None and value < minimum:
             ok = False
+        if ok and key == "preference":
+            value = _read_preference(name, value, where, problems)
         if not ok:
             bound = f" >= {minimum}" if minimum is not None else ""
             problems.append(
@@ -150,8 +225,10 @@ def parse_config(data: dict[str, Any], where: str) -> tuple[AppConfig, list[str]
             )
             continue
         config.roles[name] = _read_role(name, raw, where, problems)
+    if "router" in data:
+        config.router = _read_router(data["router"], where, problems)
     for key in data:
-        if key not in ("schema_version", "roles"):
+        if key not in ("schema_version", "roles", "router"):
             problems.append(f"{where}: {key} is not a known setting; ignored")
     return config, problems
 
@@ -199,6 +276,7 @@ def config_to_dict(config: AppConfig) -> dict[str, Any]:
     return {
         "schema_version": config.schema_version,
         "roles": {name: dataclasses.asdict(role) for name, role in config.roles.items()},
+        "router": dataclasses.asdict(config.router),
     }
 
 

@@ -22,6 +22,10 @@ class PromptTooLongError(EngineError):
     pass
 
 
+class NoRoleAvailableError(Exception):
+    """No loaded model can serve the task; the message says why for each role."""
+
+
 @dataclass(frozen=True)
 class LoadSettings:
     n_ctx: int

@@ -28,7 +28,9 @@ class _Outcome(ChatListener):
         self.stats = stats
         self.done.set()
 
-    def on_failed(self, job: ChatJob, role: str, message: str, partial: bool) -> None:
+    def on_failed(
+        self, job: ChatJob, role: str, message: str, partial: bool, error: Exception | None = None
+    ) -> None:
         self.error = message
         self.done.set()
 

@@ -1,23 +1,40 @@
-"""A chat conversation over the role workers: history, role choice, events out.
+"""A chat conversation over the role workers: routing, history, retries, events out.
 
-The session is what the window (or a CLI, or a benchmark) talks to. It picks a
-role for each prompt through a `RolePicker` (the seam the router plugs into),
-submits a job to that role's worker, and reports progress to a listener.
+The session is what the window (or the CLI, or a benchmark) talks to. `send()`
+never blocks: the turn goes to a dispatcher thread that classifies the prompt,
+asks the router for a model and submits the job to that model's worker. When a
+job fails it is retried once on the next best model, so no prompt is lost.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import math
+import queue
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from zeta_desktop.core.config import ROLE_NAMES, AppConfig, RoleConfig
-from zeta_desktop.core.engine import ChatMessage, Engine, LoadSettings
+from zeta_desktop.core.classifier import Classification, TaskClassifier, TaskKind, explicit_command
+from zeta_desktop.core.config import ROLE_NAMES, AppConfig, RoleConfig, user_data_dir
+from zeta_desktop.core.engine import (
+    ChatMessage,
+    Engine,
+    EngineError,
+    LoadSettings,
+    ModelLoadError,
+    NoRoleAvailableError,
+    PromptTooLongError,
+)
+from zeta_desktop.core.machine import MachineSource, NvmlSource
 from zeta_desktop.core.models import ModelFileError, ModelSource, resolve_model
+from zeta_desktop.core.router import DEFAULT_PREFERENCES, Decision, RoleProfile, ZetaDynamicRouter
+from zeta_desktop.core.sampler import TelemetrySampler
+from zeta_desktop.core.telemetry import Telemetry
 from zeta_desktop.core.worker import (
     ChatJob,
     ChatListener,
@@ -29,43 +46,17 @@ from zeta_desktop.core.worker import (
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class RoleChoice:
-    role: str
-    reason: str
-
-
-class NoRoleAvailableError(Exception):
-    pass
-
-
-class RolePicker(Protocol):
-    def pick(self, prompt: str, session: ChatSession) -> RoleChoice: ...
-
-
-class FirstChatRolePicker:
-    """Until the router lands: the embedder if it can chat, else the first chat role."""
-
-    order: tuple[str, ...] = ("embedder", "coder", "reasoner")
-
-    def pick(self, prompt: str, session: ChatSession) -> RoleChoice:
-        candidates = [r for r in self.order if r in session.roles and session.can_chat(r)]
-        for role in candidates:
-            if session.worker(role).state is not WorkerState.UNAVAILABLE:
-                return RoleChoice(role, "first role that can chat")
-        reasons = "; ".join(
-            f"{role}: {session.worker(role).detail}" for role in session.roles
-        )
-        raise NoRoleAvailableError(f"no model can answer right now ({reasons})")
+SEMANTIC_TIMEOUT_S = 2.0
 
 
 class SessionListener(Protocol):
-    """Everything the session reports. Called from worker threads."""
+    """Everything the session reports. Called from worker and dispatcher threads."""
 
     def on_role_state(self, role: str, state: WorkerState, detail: str) -> None: ...
+    def on_turn_routed(self, turn_id: int, decision: Decision) -> None: ...
     def on_turn_started(self, turn_id: int, role: str, reason: str) -> None: ...
     def on_turn_token(self, turn_id: int, text: str) -> None: ...
+    def on_turn_retried(self, turn_id: int, failed_role: str, message: str) -> None: ...
     def on_turn_finished(self, turn_id: int, stopped: bool, stats: ChatStats) -> None: ...
     def on_turn_failed(self, turn_id: int, message: str) -> None: ...
 
@@ -82,16 +73,32 @@ class RoleRuntime:
 class Turn:
     turn_id: int
     prompt: str
+    forced_role: str | None = None
     role: str = ""
     reason: str = ""
     answer: str = ""
-    status: str = "queued"  # queued, streaming, done, stopped, failed
+    status: str = "routing"  # routing, queued, streaming, done, stopped, failed
     error: str = ""
     stats: ChatStats | None = None
+    classification: Classification | None = None
+    decision: Decision | None = None
+    attempts: list[tuple[str, str]] = field(default_factory=list)  # (role, failure)
     job: ChatJob | None = field(default=None, repr=False)
+    cancelled: bool = False
+
+    @property
+    def retried(self) -> bool:
+        return bool(self.attempts)
 
 
 EngineLoader = Callable[[Path, LoadSettings], Engine]
+
+
+def _unloadable(message: str) -> EngineLoader:
+    def loader(_path: Path, _settings: LoadSettings) -> Engine:
+        raise ModelLoadError(message)
+
+    return loader
 
 
 class ChatSession(ChatListener):
@@ -100,23 +107,53 @@ class ChatSession(ChatListener):
         config: AppConfig,
         engine_loader: EngineLoader,
         listener: SessionListener | None = None,
-        picker: RolePicker | None = None,
+        machine: MachineSource | None = None,
         system_prompt: str = "You are a helpful assistant.",
+        max_retries: int = 1,
     ) -> None:
         self.config = config
         self._listener = listener
-        self.picker: RolePicker = picker or FirstChatRolePicker()
         self.system_prompt = system_prompt
+        self.max_retries = max_retries
         self._engine_loader = engine_loader
         self._turns: list[Turn] = []
         self._turns_by_id: dict[int, Turn] = {}
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
+        self.telemetry = Telemetry()
         self.roles: dict[str, RoleRuntime] = {}
         for name in ROLE_NAMES:
             self.roles[name] = self._make_role(name, config.roles[name])
+        self.router = ZetaDynamicRouter(
+            {name: self._profile(name) for name in self.roles},
+            self.telemetry,
+            thresholds=config.router.thresholds(),
+            policy=config.router.policy,
+        )
+        self.classifier = TaskClassifier()
+        self._sampler = TelemetrySampler(
+            self.telemetry, self.router, machine if machine is not None else NvmlSource()
+        )
+        self._dispatch: queue.Queue[tuple[Turn, frozenset[str]] | None] = queue.Queue()
+        self._dispatcher = threading.Thread(
+            target=self._dispatch_loop, name="zeta-dispatch", daemon=True
+        )
+        self._started = False
 
     # -- roles --------------------------------------------------------------
+
+    def _profile(self, name: str) -> RoleProfile:
+        role_config = self.config.roles[name]
+        preference = dict(DEFAULT_PREFERENCES.get(name, {}))
+        for kind, weight in role_config.preference.items():
+            preference[TaskKind(kind)] = weight
+        return RoleProfile(
+            role=name,
+            can_chat=role_config.can_chat,
+            can_embed=role_config.can_embed,
+            preference=preference,
+            on_gpu=role_config.n_gpu_layers != 0,
+        )
 
     def _make_role(self, name: str, role_config: RoleConfig) -> RoleRuntime:
         settings = LoadSettings(
@@ -127,21 +164,22 @@ class ChatSession(ChatListener):
         )
         try:
             source: ModelSource | None = resolve_model(role_config.model_path)
-            path = source.path
-            loader = self._engine_loader
+            path, loader = source.path, self._engine_loader
         except ModelFileError as exc:
             source, path = None, Path(role_config.model_path or "demo model")
-            message = str(exc)
-
-            def loader(_path: Path, _settings: LoadSettings) -> Engine:
-                from zeta_desktop.core.engine import ModelLoadError
-
-                raise ModelLoadError(message)
-
+            loader = _unloadable(str(exc))
         worker = ModelWorker(name, path, settings, loader, on_state=self._on_worker_state)
+
+        def depth(w: ModelWorker = worker) -> tuple[int, int, str]:
+            return w.queue_depth, w.in_flight, w.state.value
+
+        self.telemetry.register(name, depth)
         return RoleRuntime(name, role_config, source, worker)
 
     def start(self) -> None:
+        self._started = True
+        self._dispatcher.start()
+        self._sampler.start()
         for runtime in self.roles.values():
             runtime.worker.start()
 
@@ -159,25 +197,59 @@ class ChatSession(ChatListener):
 
     def replace_role(self, name: str, role_config: RoleConfig) -> None:
         """Point a role at another model: the old worker ends, a new one loads."""
-        old = self.roles[name].worker
-        old.shutdown()
+        self.roles[name].worker.shutdown()
         self.config.roles[name] = role_config
         runtime = self._make_role(name, role_config)
         self.roles[name] = runtime
+        self.router.set_profile(self._profile(name))
+        if role_config.can_embed:
+            self.classifier.semantic = None  # rebuilt for the new model once it loads
         runtime.worker.start()
 
     def wait_loaded(self, timeout: float | None = None) -> bool:
         return all(r.worker.wait_loaded(timeout) for r in self.roles.values())
 
     def shutdown(self, timeout: float | None = None) -> None:
+        self.stop()
+        if self._started:
+            self._dispatch.put(None)
+            self._dispatcher.join(timeout)
+            self._sampler.stop(timeout)
         for runtime in self.roles.values():
             runtime.worker.cancel_all()
         for runtime in self.roles.values():
             runtime.worker.shutdown(timeout)
 
     def _on_worker_state(self, role: str, state: WorkerState, detail: str) -> None:
+        if (
+            state is WorkerState.READY
+            and self.config.router.semantic
+            and self.can_embed(role)
+            and self.classifier.semantic is None
+        ):
+            threading.Thread(
+                target=self._build_semantic, args=(role,), name="zeta-semantic", daemon=True
+            ).start()
         if self._listener is not None:
             self._listener.on_role_state(role, state, detail)
+
+    def _build_semantic(self, role: str) -> None:
+        from zeta_desktop.core.semantic import build_scorer
+
+        source = self.roles[role].source
+        if source is None:
+            return
+        try:
+            scorer = build_scorer(
+                source.path,
+                lambda texts: self._embed_on(role, list(texts), timeout=120),
+                user_data_dir() / "cache",
+            )
+        except (EngineError, OSError, ValueError, TimeoutError) as exc:
+            log.warning("semantic classification unavailable: %s", exc)
+            return
+        self.classifier.semantic = scorer
+        log.info("semantic classification ready (embeddings from %s)", role)
 
     # -- conversation -------------------------------------------------------
 
@@ -192,71 +264,187 @@ class ChatSession(ChatListener):
 
     def _history_messages(self, upto: Turn) -> list[ChatMessage]:
         messages: list[ChatMessage] = [{"role": "system", "content": self.system_prompt}]
-        for turn in self._turns:
-            if turn is upto:
-                break
-            if turn.status in ("done", "stopped") and turn.answer:
-                messages.append({"role": "user", "content": turn.prompt})
-                messages.append({"role": "assistant", "content": turn.answer})
+        with self._lock:
+            for turn in self._turns:
+                if turn is upto:
+                    break
+                if turn.status in ("done", "stopped") and turn.answer and turn.job is not None:
+                    messages.append({"role": "user", "content": turn.prompt})
+                    messages.append({"role": "assistant", "content": turn.answer})
         messages.append({"role": "user", "content": upto.prompt})
         return messages
 
     def send(self, prompt: str, role: str | None = None) -> int:
-        """Queue a prompt; returns the turn id. `role` forces a role for this prompt."""
+        """Queue a prompt and return its turn id at once. `role` skips the router."""
         with self._lock:
-            turn = Turn(next(self._ids), prompt)
+            turn = Turn(next(self._ids), prompt, forced_role=role)
             self._turns.append(turn)
             self._turns_by_id[turn.turn_id] = turn
-            if role is not None:
-                choice = RoleChoice(role, "chosen by you")
-            else:
-                try:
-                    choice = self.picker.pick(prompt, self)
-                except NoRoleAvailableError as exc:
-                    turn.status, turn.error = "failed", str(exc)
-                    if self._listener is not None:
-                        self._listener.on_turn_failed(turn.turn_id, str(exc))
-                    return turn.turn_id
-            turn.role, turn.reason = choice.role, choice.reason
-            role_config = self.roles[choice.role].config
-            job = ChatJob(
-                messages=self._history_messages(turn),
-                listener=self,
-                max_tokens=role_config.max_tokens,
-                temperature=role_config.temperature,
-                tag=turn.turn_id,
-            )
-            turn.job = job
-        self.worker(choice.role).submit(job)
+        self._dispatch.put((turn, frozenset()))
         return turn.turn_id
 
     def stop(self, turn_id: int | None = None) -> None:
         """Stop one turn, or every unfinished one."""
         with self._lock:
-            turns = [self._turns_by_id[turn_id]] if turn_id is not None else self._turns
+            turns = [self._turns_by_id[turn_id]] if turn_id is not None else list(self._turns)
             for turn in turns:
-                if turn.job is not None and turn.status in ("queued", "streaming"):
-                    turn.job.cancel.set()
+                if turn.status in ("routing", "queued", "streaming"):
+                    turn.cancelled = True
+                    if turn.job is not None:
+                        turn.job.cancel.set()
 
-    def clear(self) -> None:
-        self.stop()
+    def classify(self, prompt: str) -> Classification:
+        """Rules, plus similarity to examples when the embedder is idle (never waits on it)."""
+        semantic = self.classifier.semantic
+        if semantic is None or explicit_command(prompt):
+            return self.classifier.classify(prompt)
+        embed_role = next((r for r in self.roles if self.can_embed(r)), None)
+        worker = self.worker(embed_role) if embed_role else None
+        if worker is None or worker.queue_depth or worker.in_flight:
+            rules_only = TaskClassifier().classify(prompt)
+            return Classification(
+                rules_only.kind,
+                rules_only.confidence,
+                (*rules_only.evidence, "semantic skipped: the embedder is busy"),
+                rules_only.scores,
+            )
+        return self.classifier.classify(prompt)
+
+    def route(self, prompt: str, exclude: Collection[str] = ()) -> Decision:
+        classification = self.classify(prompt)
+        return self.router.route(classification.kind, exclude=exclude,
+                                 classification=classification)
+
+    # -- dispatcher thread ----------------------------------------------------
+
+    def _dispatch_loop(self) -> None:
+        while True:
+            item = self._dispatch.get()
+            if item is None:
+                return
+            turn, exclude = item
+            try:
+                self._route_and_submit(turn, exclude)
+            except Exception as exc:  # never lose a prompt silently
+                log.exception("dispatching turn %d failed", turn.turn_id)
+                self._fail(turn, f"could not dispatch: {type(exc).__name__}: {exc}")
+
+    def _route_and_submit(self, turn: Turn, exclude: frozenset[str]) -> None:
+        if turn.cancelled:
+            self._finish_cancelled(turn)
+            return
+        try:
+            if turn.forced_role is not None and turn.forced_role not in exclude:
+                classification = self.classify(turn.prompt)
+                role = turn.forced_role
+                decision = Decision(
+                    role=role,
+                    kind=classification.kind,
+                    policy="override",
+                    reason=f"{classification.kind.value} -> {role}: chosen by you",
+                    runner_up=None,
+                    spilled=False,
+                    preferred=role,
+                    classification=classification,
+                )
+            else:
+                decision = self.route(turn.prompt, exclude=exclude)
+        except NoRoleAvailableError as exc:
+            self._fail(turn, str(exc))
+            return
         with self._lock:
-            self._turns.clear()
-            self._turns_by_id.clear()
+            turn.role, turn.reason, turn.decision = decision.role, decision.reason, decision
+            turn.classification = decision.classification
+            turn.status = "queued"
+        if self._listener is not None:
+            self._listener.on_turn_routed(turn.turn_id, decision)
+        if decision.kind is TaskKind.EMBEDDING:
+            self._submit_embedding(turn, decision.role)
+            return
+        role_config = self.roles[decision.role].config
+        job = ChatJob(
+            messages=self._history_messages(turn),
+            listener=self,
+            max_tokens=role_config.max_tokens,
+            temperature=role_config.temperature,
+            tag=turn.turn_id,
+        )
+        with self._lock:
+            turn.job = job
+            if turn.cancelled:
+                job.cancel.set()
+        self.worker(decision.role).submit(job)
+
+    def _submit_embedding(self, turn: Turn, role: str) -> None:
+        command = explicit_command(turn.prompt) or "/embed"
+        text = turn.prompt.lstrip()[len(command):].strip()
+        texts = [t.strip() for t in text.split("|")] if command == "/similar" else [text]
+        if not all(texts) or (command == "/similar" and len(texts) != 2):
+            usage = "/embed TEXT" if command == "/embed" else "/similar TEXT A | TEXT B"
+            self._fail(turn, f"usage: {usage}")
+            return
+        job = EmbedJob(texts)
+        job.result.add_done_callback(lambda f: self._on_embedding_done(turn, role, command, f))
+        self.worker(role).submit(job)
+
+    def _on_embedding_done(
+        self, turn: Turn, role: str, command: str, result: Future[list[list[float]]]
+    ) -> None:
+        try:
+            vectors = result.result()
+        except EngineError as exc:
+            self._fail(turn, f"{role}: {exc}")
+            return
+        if command == "/similar":
+            a, b = vectors
+            cosine = sum(x * y for x, y in zip(a, b, strict=True)) / (
+                math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)) or 1.0
+            )
+            answer = f"cosine similarity {cosine:.4f} ({len(a)}-dimensional embeddings)"
+        else:
+            vector = vectors[0]
+            head = ", ".join(f"{x:.4f}" for x in vector[:8])
+            answer = f"{len(vector)}-dimensional embedding (normalised): [{head}, …]"
+        with self._lock:
+            turn.status, turn.answer = "done", answer
+            turn.stats = ChatStats(0, 0.0, 0.0, 0.0, 0.0)
+        if self._listener is not None:
+            self._listener.on_turn_started(turn.turn_id, role, turn.reason)
+            self._listener.on_turn_token(turn.turn_id, answer)
+            self._listener.on_turn_finished(turn.turn_id, False, turn.stats)
+
+    def _fail(self, turn: Turn, message: str) -> None:
+        with self._lock:
+            turn.status, turn.error = "failed", message
+        if self._listener is not None:
+            self._listener.on_turn_failed(turn.turn_id, message)
+
+    def _finish_cancelled(self, turn: Turn) -> None:
+        with self._lock:
+            turn.status, turn.error = "stopped", "stopped before it started"
+        if self._listener is not None:
+            self._listener.on_turn_failed(turn.turn_id, "stopped before it started")
+
+    # -- embeddings for callers -----------------------------------------------
+
+    def _embed_on(self, role: str, texts: list[str], timeout: float | None) -> list[list[float]]:
+        job = EmbedJob(texts)
+        self.worker(role).submit(job)
+        return job.result.result(timeout)
 
     def embed(self, texts: list[str], timeout: float | None = None) -> list[list[float]]:
         role = next((r for r in self.roles if self.can_embed(r)), None)
         if role is None:
             raise NoRoleAvailableError("no role is set to embed")
-        job = EmbedJob(texts)
-        self.worker(role).submit(job)
-        return job.result.result(timeout)
+        return self._embed_on(role, texts, timeout)
 
     # -- ChatListener (worker threads) -------------------------------------
 
     def _turn_for(self, job: ChatJob) -> Turn | None:
         with self._lock:
-            return self._turns_by_id.get(job.tag)  # type: ignore[arg-type]
+            turn = self._turns_by_id.get(job.tag)  # type: ignore[arg-type]
+            # A retried turn has a new job; events of the old one are stale.
+            return turn if turn is not None and turn.job is job else None
 
     def on_started(self, job: ChatJob, role: str) -> None:
         turn = self._turn_for(job)
@@ -267,6 +455,7 @@ class ChatSession(ChatListener):
             self._listener.on_turn_started(turn.turn_id, role, turn.reason)
 
     def on_token(self, job: ChatJob, text: str) -> None:
+        self.telemetry.model(self._role_of(job)).record_token()
         turn = self._turn_for(job)
         if turn is None:
             return
@@ -274,7 +463,19 @@ class ChatSession(ChatListener):
         if self._listener is not None:
             self._listener.on_turn_token(turn.turn_id, text)
 
+    def _role_of(self, job: ChatJob) -> str:
+        turn = self._turns_by_id.get(job.tag)  # type: ignore[arg-type]
+        return turn.role if turn is not None else ""
+
     def on_finished(self, job: ChatJob, role: str, stopped: bool, stats: ChatStats) -> None:
+        if not stopped:  # a stopped answer says nothing about the model's speed
+            self.telemetry.model(role).record_success(
+                ttft_s=stats.ttft_s,
+                tokens_per_s=stats.tokens_per_s,
+                latency_s=stats.total_s,
+                service_s=stats.total_s - stats.queued_s,
+                n_tokens=stats.n_tokens,
+            )
         turn = self._turn_for(job)
         if turn is None:
             return
@@ -283,14 +484,63 @@ class ChatSession(ChatListener):
         if self._listener is not None:
             self._listener.on_turn_finished(turn.turn_id, stopped, stats)
 
-    def on_failed(self, job: ChatJob, role: str, message: str, partial: bool) -> None:
+    def on_failed(
+        self,
+        job: ChatJob,
+        role: str,
+        message: str,
+        partial: bool,
+        error: Exception | None = None,
+    ) -> None:
         turn = self._turn_for(job)
+        if job.cancel.is_set() and not partial:
+            if turn is not None:
+                self._finish_cancelled(turn)
+            return
+        if isinstance(error, PromptTooLongError):
+            # The prompt's fault, not the model's: no breaker; only a model
+            # with a larger context could take it.
+            if turn is not None:
+                self._retry_for_context(turn, role, message)
+            return
+        cooldown = self.telemetry.model(role).record_failure()
         if turn is None:
             return
-        if job.cancel.is_set() and not partial:
+        if job.cancel.is_set():  # stopped by the user while failing: keep what came
             turn.status = "stopped"
-        else:
-            turn.status = "failed"
-        turn.error = message
+            if self._listener is not None:
+                self._listener.on_turn_failed(turn.turn_id, f"{role}: {message}")
+            return
+        failed_roles = frozenset(r for r, _ in turn.attempts) | {role}
+        if len(turn.attempts) < self.max_retries:
+            with self._lock:
+                turn.attempts.append((role, message))
+                turn.answer = ""
+                turn.job = None
+                turn.status = "routing"
+            log.info("turn %d failed on %s (%s); retrying, %s cools down %.0f s",
+                     turn.turn_id, role, message, role, cooldown)
+            if self._listener is not None:
+                self._listener.on_turn_retried(turn.turn_id, role, message)
+            self._dispatch.put((turn, failed_roles))
+            return
+        self._fail(turn, f"{role}: {message}")
+
+    def _retry_for_context(self, turn: Turn, role: str, message: str) -> None:
+        n_ctx = self.roles[role].config.n_ctx
+        tried = {r for r, _ in turn.attempts} | {role}
+        larger = [
+            r for r, rt in self.roles.items()
+            if r not in tried and rt.config.can_chat and rt.config.n_ctx > n_ctx
+            and rt.worker.state not in (WorkerState.UNAVAILABLE, WorkerState.STOPPED)
+        ]
+        if not larger:
+            self._fail(turn, f"{role}: {message}")
+            return
+        with self._lock:
+            turn.attempts.append((role, message))
+            turn.answer, turn.job, turn.status = "", None, "routing"
+            turn.forced_role = max(larger, key=lambda r: self.roles[r].config.n_ctx)
         if self._listener is not None:
-            self._listener.on_turn_failed(turn.turn_id, f"{role}: {message}")
+            self._listener.on_turn_retried(turn.turn_id, role, message)
+        self._dispatch.put((turn, frozenset(tried)))

@@ -52,7 +52,14 @@ class ChatListener:
     def on_started(self, job: ChatJob, role: str) -> None: ...
     def on_token(self, job: ChatJob, text: str) -> None: ...
     def on_finished(self, job: ChatJob, role: str, stopped: bool, stats: ChatStats) -> None: ...
-    def on_failed(self, job: ChatJob, role: str, message: str, partial: bool) -> None: ...
+    def on_failed(
+        self,
+        job: ChatJob,
+        role: str,
+        message: str,
+        partial: bool,
+        error: Exception | None = None,
+    ) -> None: ...
 
 
 @dataclass(eq=False)
@@ -253,12 +260,12 @@ class ModelWorker:
                 n_tokens += 1
                 job.listener.on_token(job, piece)
         except EngineError as exc:
-            job.listener.on_failed(job, self.role, str(exc), partial=n_tokens > 0)
+            job.listener.on_failed(job, self.role, str(exc), partial=n_tokens > 0, error=exc)
             return
         except Exception as exc:  # the model crashed mid-answer: report, keep the thread
             log.exception("chat on %s failed", self.role)
             job.listener.on_failed(
-                job, self.role, f"{type(exc).__name__}: {exc}", partial=n_tokens > 0
+                job, self.role, f"{type(exc).__name__}: {exc}", partial=n_tokens > 0, error=exc
             )
             return
         finally:

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
 
+from zeta_desktop.core.router import Decision
 from zeta_desktop.core.worker import ChatStats, WorkerState
 
 
 class SessionBridge(QObject):
     sig_role_state = Signal(str, str, str)
     """A role's worker changed state: role, state value, detail."""
+    sig_turn_routed = Signal(int, object)
+    """The router chose a model for a turn: turn id, Decision."""
+    sig_turn_retried = Signal(int, str, str)
+    """A turn failed on a model and goes to another: turn id, failed role, message."""
     sig_turn_started = Signal(int, str, str)
     """A turn began streaming: turn id, role, reason the role was chosen."""
     sig_turn_token = Signal(int, str)
@@ -26,6 +31,12 @@ class SessionBridge(QObject):
 
     def on_role_state(self, role: str, state: WorkerState, detail: str) -> None:
         self.sig_role_state.emit(role, state.value, detail)
+
+    def on_turn_routed(self, turn_id: int, decision: Decision) -> None:
+        self.sig_turn_routed.emit(turn_id, decision)
+
+    def on_turn_retried(self, turn_id: int, failed_role: str, message: str) -> None:
+        self.sig_turn_retried.emit(turn_id, failed_role, message)
 
     def on_turn_started(self, turn_id: int, role: str, reason: str) -> None:
         self.sig_turn_started.emit(turn_id, role, reason)

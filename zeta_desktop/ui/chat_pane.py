@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from zeta_desktop.core.router import Decision
 from zeta_desktop.core.worker import ChatStats
 from zeta_desktop.ui.style import ROLE_COLOURS
 
@@ -65,6 +66,11 @@ class MessageView(QFrame):
         layout.addWidget(self.body)
         layout.addWidget(self.footer)
         self._text = text
+        self.retry_note = ""
+
+    def clear_text(self) -> None:
+        self._text = ""
+        self.body.setText("")
 
     @property
     def text(self) -> str:
@@ -140,7 +146,7 @@ class ChatPane(QWidget):
 
     def add_pending_answer(self, turn_id: int) -> None:
         view = MessageView("…", "", "#9ca3af")
-        view.set_footer("waiting for a model")
+        view.set_footer("routing…")
         self._answers[turn_id] = view
         self._active.add(turn_id)
         self.stop_button.setEnabled(True)
@@ -149,20 +155,36 @@ class ChatPane(QWidget):
     def add_notice(self, text: str, colour: str = "#dc2626") -> None:
         self._add(MessageView("Zeta", text, colour))
 
-    @Slot(int, str, str)
-    def on_turn_started(self, turn_id: int, role: str, reason: str) -> None:
-        view = self._answers.get(turn_id)
-        if view is None:
-            return
+    def _show_role(self, view: MessageView, role: str, reason: str) -> None:
         colour = ROLE_COLOURS.get(role, "#6b7280")
-        view.header.setText(f"{role}")
+        view.header.setText(role)
         view.header.setToolTip(reason)
         view.header.setStyleSheet(f"color: {colour}; font-weight: 600;")
         view.setStyleSheet(
             f"QFrame#message {{ border-left: 4px solid {colour}; border-radius: 4px;"
             " background: palette(base); }"
         )
-        view.set_footer(f"{role} · {reason}")
+        view.set_footer(reason)
+
+    @Slot(int, object)
+    def on_turn_routed(self, turn_id: int, decision: Decision) -> None:
+        view = self._answers.get(turn_id)
+        if view is not None:
+            self._show_role(view, decision.role, decision.reason)
+
+    @Slot(int, str, str)
+    def on_turn_retried(self, turn_id: int, failed_role: str, message: str) -> None:
+        view = self._answers.get(turn_id)
+        if view is not None:
+            view.clear_text()
+            view.retry_note = f"↻ {failed_role} failed ({message}); retried"
+            view.set_footer(view.retry_note, "#b45309")
+
+    @Slot(int, str, str)
+    def on_turn_started(self, turn_id: int, role: str, reason: str) -> None:
+        view = self._answers.get(turn_id)
+        if view is not None:
+            self._show_role(view, role, reason)
 
     @Slot(int, str)
     def on_turn_token(self, turn_id: int, text: str) -> None:
@@ -178,10 +200,12 @@ class ChatPane(QWidget):
                 f"{stats.n_tokens} tokens · {stats.tokens_per_s:.1f} tok/s · "
                 f"first token {stats.ttft_s * 1000:.0f} ms"
             )
+            if view.retry_note:
+                summary = f"{view.retry_note} · {summary}"
             if stopped:
                 view.set_footer(f"■ stopped · {summary}", "#b45309")
             else:
-                view.set_footer(summary)
+                view.set_footer(f"{view.header.toolTip()}\n{summary}")
         self._finish(turn_id)
 
     @Slot(int, str)

@@ -71,6 +71,8 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
 
         self.bridge.sig_role_state.connect(self.roles_panel.on_role_state)
+        self.bridge.sig_turn_routed.connect(self.chat.on_turn_routed)
+        self.bridge.sig_turn_retried.connect(self.chat.on_turn_retried)
         self.bridge.sig_turn_started.connect(self.chat.on_turn_started)
         self.bridge.sig_turn_token.connect(self.chat.on_turn_token)
         self.bridge.sig_turn_finished.connect(self.chat.on_turn_finished)
@@ -143,10 +145,7 @@ class MainWindow(QMainWindow):
     def _on_send(self, prompt: str) -> None:
         self.chat.add_user_message(prompt)
         turn_id = self.session.send(prompt)
-        turn = self.session.turn(turn_id)
-        if turn.status != "failed":
-            self.chat.add_pending_answer(turn_id)
-        # A failure at send time was already reported through the bridge.
+        self.chat.add_pending_answer(turn_id)
 
     @Slot()
     def _on_stop(self) -> None:

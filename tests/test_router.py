@@ -1,0 +1,280 @@
+"""ZetaDynamicRouter decisions from controlled signals (no model needed)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from zeta_desktop.core.classifier import TaskKind
+from zeta_desktop.core.engine import NoRoleAvailableError
+from zeta_desktop.core.machine import GpuReading, MachineReading, RecordedSource
+from zeta_desktop.core.router import (
+    DEFAULT_PREFERENCES,
+    POLICIES,
+    RoleProfile,
+    Thresholds,
+    ZetaDynamicRouter,
+)
+from zeta_desktop.core.telemetry import BREAKER_BASE_S, SUCCESS_WINDOW_S, Telemetry
+
+CODE, SIMPLE, REASONING, EMBEDDING = (
+    TaskKind.CODE, TaskKind.SIMPLE, TaskKind.REASONING, TaskKind.EMBEDDING
+)
+
+
+class Fleet:
+    """Three roles whose queue depth and state the test sets directly."""
+
+    def __init__(self, on_gpu: bool = False, embed_only: bool = False) -> None:
+        self.depth = {r: [0, 0, "ready"] for r in ("coder", "embedder", "reasoner")}
+        self.telemetry = Telemetry()
+        for role in self.depth:
+            self.telemetry.register(role, lambda r=role: tuple(self.depth[r]))  # type: ignore[misc]
+        self.profiles = {
+            "coder": RoleProfile("coder", True, False, DEFAULT_PREFERENCES["coder"], on_gpu),
+            "embedder": RoleProfile(
+                "embedder", not embed_only, True, DEFAULT_PREFERENCES["embedder"], on_gpu
+            ),
+            "reasoner": RoleProfile(
+                "reasoner", True, False, DEFAULT_PREFERENCES["reasoner"], on_gpu
+            ),
+        }
+
+    def router(self, **thresholds: float) -> ZetaDynamicRouter:
+        return ZetaDynamicRouter(self.profiles, self.telemetry, Thresholds(**thresholds))
+
+    def load(self, role: str, queued: int, in_flight: int = 1) -> None:
+        self.depth[role][0], self.depth[role][1] = queued, in_flight
+
+    def served(self, role: str, service_s: float, times: int = 1) -> None:
+        for _ in range(times):
+            self.telemetry.model(role).record_success(
+                ttft_s=0.1, tokens_per_s=50, latency_s=service_s, service_s=service_s, n_tokens=50
+            )
+
+
+def test_preferred_model_when_nothing_is_broken() -> None:
+    fleet = Fleet()
+    router = fleet.router()
+    assert router.route(CODE).role == "coder"
+    assert router.route(SIMPLE).role == "coder"
+    assert router.route(REASONING).role == "reasoner"
+    decision = router.route(EMBEDDING)
+    assert decision.role == "embedder"
+    assert decision.reason.startswith("embedding -> embedder: preferred")
+    assert decision.runner_up is None  # nobody else embeds
+
+
+def test_embedding_only_model_never_gets_chat() -> None:
+    fleet = Fleet(embed_only=True)
+    fleet.load("coder", 10)
+    fleet.load("reasoner", 10)
+    router = fleet.router()
+    for kind in (SIMPLE, CODE, REASONING):
+        assert router.route(kind).role != "embedder"
+
+
+def test_queue_threshold_spills_with_a_readable_reason() -> None:
+    fleet = Fleet()
+    fleet.served("coder", 2.0)
+    fleet.served("reasoner", 2.0)
+    fleet.load("coder", 3)  # 3 waiting + 1 running = 4 ahead
+    decision = fleet.router(max_queue=3, max_wait_s=100).route(CODE)
+    assert decision.role == "reasoner" and decision.spilled
+    assert decision.reason.startswith("code -> reasoner: coder queue 4 > 3")
+    assert "predicted" in decision.reason and decision.runner_up is not None
+    assert decision.preferred == "coder"
+
+
+def test_wait_threshold_spills() -> None:
+    fleet = Fleet()
+    fleet.served("coder", 5.0)
+    fleet.load("coder", 1)  # predicted wait 1 x 5 + 0.5 x 5 = 7.5 s
+    router = fleet.router(max_queue=10, max_wait_s=6)
+    decision = router.route(CODE)
+    assert decision.role != "coder"
+    assert "predicted wait 7.5 s > 6 s" in decision.reason
+    router.update_thresholds(max_wait_s=20)
+    assert router.route(CODE).role == "coder"  # a changed threshold applies at once
+
+
+def test_gpu_ceilings_use_the_machine_reading() -> None:
+    fleet = Fleet(on_gpu=True)
+    busy = MachineReading(
+        "nvml",
+        (GpuReading(0, "H100", 99.0, 70_000, 80_000, 70.0, 500.0, 30_000),),
+        10.0, 1000, 8000,
+    )
+    fleet.telemetry.set_machine(RecordedSource([busy]).read())
+    router = fleet.router(gpu_util_ceiling_pct=90)
+    decision = router.route(CODE)
+    # every model shares the busy GPU: spilling cannot help, so the best fit stays
+    assert decision.role == "coder" and "GPU 99% busy > 90%" in decision.reason
+    fleet.profiles["reasoner"] = RoleProfile(
+        "reasoner", True, False, DEFAULT_PREFERENCES["reasoner"], on_gpu=False
+    )
+    router = fleet.router(gpu_util_ceiling_pct=90)
+    assert router.route(CODE).role == "reasoner"  # a CPU model takes the load
+    assert "GPU 99% busy" in router.route(CODE).reason
+    router.update_thresholds(gpu_util_ceiling_pct=100, gpu_mem_ceiling_pct=80)
+    assert "GPU memory 88% > 80%" in router.route(CODE).reason
+
+
+def test_no_gpu_reading_means_gpu_thresholds_do_not_apply() -> None:
+    fleet = Fleet(on_gpu=True)
+    cpu_only = MachineReading("psutil", (), 50.0, 1000, 8000, note="NVML unavailable: no driver")
+    fleet.telemetry.set_machine(cpu_only)
+    decision = fleet.router(gpu_util_ceiling_pct=10).route(CODE)
+    assert decision.role == "coder" and not decision.spilled
+
+
+def test_hysteresis_keeps_spilling_until_the_preferred_model_has_room() -> None:
+    fleet = Fleet()
+    fleet.served("coder", 2.0)
+    fleet.served("reasoner", 2.0)
+    fleet.served("embedder", 2.0)
+    router = fleet.router(max_queue=2, max_wait_s=100)
+    fleet.load("coder", 2)  # 3 ahead > 2
+    assert router.route(CODE).role == "reasoner"
+    fleet.load("coder", 1)  # 2 ahead: within the limit, but not comfortably
+    kept = router.route(CODE)
+    assert kept.role == "reasoner" and "not yet back" in kept.reason
+    fleet.load("coder", 0)  # 1 ahead: comfortably within
+    assert router.route(CODE).role == "coder"
+
+
+def test_hysteresis_does_not_flap_between_similar_alternatives() -> None:
+    fleet = Fleet()
+    for role in fleet.depth:
+        fleet.served(role, 2.0)
+    router = fleet.router(max_queue=1, max_wait_s=100, speed_vs_quality=1.0)
+    fleet.load("coder", 5)
+    first = router.route(CODE).role
+    other = "embedder" if first == "reasoner" else "reasoner"
+    fleet.load(first, 0, 1)  # the current target got a little busier ...
+    fleet.load(other, 0, 0)
+    # ... but the other is not 15 % cheaper after weighting: stay
+    fleet.served(first, 1.0, times=5)
+    assert router.route(CODE).role == first
+
+
+def test_breaker_cools_a_failing_model_and_the_cooldown_grows() -> None:
+    fleet = Fleet()
+    model = fleet.telemetry.model("coder")
+    first = model.record_failure(now=0.0)
+    second = model.record_failure(now=0.0)
+    assert first == BREAKER_BASE_S and second == 2 * BREAKER_BASE_S
+    router = fleet.router(min_success_rate=0.0)  # the breaker alone
+    decision = router.route(CODE, snapshot=fleet.telemetry.snapshot(now=1.0))
+    assert decision.role != "coder"
+    assert "coder cooling down 3 s after 2 failure(s)" in decision.reason
+    later = fleet.telemetry.snapshot(now=10.0)
+    fleet.served("coder", 1.0)  # a success closes the breaker
+    assert router.route(CODE, snapshot=fleet.telemetry.snapshot(now=10.0)).role == "coder"
+    assert later.models["coder"].cooldown_left_s == 0
+
+
+def test_low_success_rate_spills() -> None:
+    fleet = Fleet()
+    model = fleet.telemetry.model("coder")
+    for _ in range(3):
+        model.record_failure()
+    fleet.served("coder", 1.0)  # 1 of 4 succeeded; breaker closed by the success
+    decision = fleet.router(min_success_rate=0.5).route(CODE)
+    assert decision.role != "coder" and "coder success 25% < 50%" in decision.reason
+
+
+def test_old_failures_age_out_so_a_model_can_recover() -> None:
+    fleet = Fleet()
+    model = fleet.telemetry.model("coder")
+    for _ in range(3):
+        model.record_failure(now=0.0)
+    assert fleet.telemetry.snapshot(now=5.0).models["coder"].success_rate == 0.0
+    later = fleet.telemetry.snapshot(now=SUCCESS_WINDOW_S + 1)
+    assert later.models["coder"].success_rate == 1.0
+    assert not later.models["coder"].cooling_down
+    assert fleet.router().route(CODE, snapshot=later).role == "coder"
+
+
+def test_unavailable_and_excluded_roles_are_skipped() -> None:
+    fleet = Fleet()
+    fleet.depth["coder"][2] = "unavailable"
+    router = fleet.router()
+    assert router.route(CODE).role == "reasoner"
+    assert router.route(CODE, exclude={"reasoner"}).role == "embedder"
+    with pytest.raises(NoRoleAvailableError, match="coder unavailable"):
+        router.route(CODE, exclude={"reasoner", "embedder"})
+
+
+def test_baseline_policies() -> None:
+    fleet = Fleet()
+    router = fleet.router()
+    router.policy = "static"
+    fleet.load("coder", 9)
+    assert router.route(CODE).role == "coder"  # static never spills
+    router.policy = "least-busy"
+    fleet.load("reasoner", 2)
+    fleet.load("embedder", 0, 0)
+    assert router.route(CODE).role == "embedder"
+    router.policy = "round-robin"
+    picks = [router.route(CODE).role for _ in range(6)]
+    assert sorted(set(picks)) == ["coder", "embedder", "reasoner"]
+    assert picks[:3] != picks[1:4]
+    router.policy = "lowest-latency"
+    fleet.served("coder", 5.0)
+    fleet.served("reasoner", 1.0)
+    fleet.served("embedder", 3.0)
+    decision = router.route(CODE)
+    assert decision.role == "reasoner" and "ms/token" in decision.reason
+    with pytest.raises(ValueError, match="unknown policy"):
+        router.policy = "fastest"
+    assert set(POLICIES) == {"adaptive", "static", "round-robin", "least-busy", "lowest-latency"}
+
+
+def test_feedback_loop_refits_within_bounds_and_logs_why() -> None:
+    fleet = Fleet()
+    router = fleet.router(max_queue=4, max_wait_s=6)
+    fleet.served("coder", 3.0, times=5)
+    made = router.refit(now=1.0)
+    lines = [a.line() for a in made]
+    assert any("coder: spill limit 4 -> 2" in line for line in lines), lines
+    fleet.served("reasoner", 10_000.0, times=5)  # absurd history is clamped
+    router.refit(now=2.0)
+    assert router.service_s("reasoner", fleet.telemetry.snapshot().models["reasoner"]) == 600.0
+    assert router.spill_limit("reasoner") == 1  # never below one
+    assert list(router.adjustments)[-1].reason
+
+
+def test_threshold_updates_from_many_threads_are_safe() -> None:
+    fleet = Fleet()
+    router = fleet.router()
+    errors: list[BaseException] = []
+
+    def writer(value: int) -> None:
+        for _ in range(200):
+            router.update_thresholds(max_queue=value, max_wait_s=float(value + 1))
+
+    def reader() -> None:
+        try:
+            for _ in range(400):
+                t = router.thresholds
+                assert t.max_wait_s == t.max_queue + 1  # never a half-applied update
+                router.route(CODE)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(v,)) for v in (1, 5, 9)]
+    threads += [threading.Thread(target=reader) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+
+
+def test_invalid_threshold_is_refused() -> None:
+    router = Fleet().router()
+    with pytest.raises(ValueError, match="min_success_rate"):
+        router.update_thresholds(min_success_rate=2.0)
+    assert router.thresholds.min_success_rate == Thresholds().min_success_rate

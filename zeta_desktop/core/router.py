@@ -1,0 +1,402 @@
+"""ZetaDynamicRouter: which model serves a task, from live signals and thresholds.
+
+Policies, selectable by name:
+- static: always the preferred model for the task (the baseline).
+- round-robin: capable models in turn.
+- least-busy: the capable model with the fewest jobs queued or running.
+- lowest-latency: the lowest recent latency per token (LiteLLM's strategy).
+- adaptive: the preferred model unless it breaks a threshold, else the capable
+  model with the lowest predicted completion time, weighted by how well it
+  fits the task; with hysteresis, a circuit breaker and a feedback loop that
+  re-fits service times and spill limits from recent history.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import math
+import statistics
+import threading
+import time
+from collections import deque
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+from zeta_desktop.core.classifier import Classification, TaskKind
+from zeta_desktop.core.engine import NoRoleAvailableError
+from zeta_desktop.core.telemetry import ModelSignals, Snapshot, Telemetry
+
+log = logging.getLogger(__name__)
+
+POLICIES = ("adaptive", "static", "least-busy", "lowest-latency", "round-robin")
+ACCEPTABLE_PREFERENCE = 0.5  # a model at or above this is an acceptable fit for a task
+UNSERVABLE_STATES = frozenset({"unavailable", "stopped"})
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    max_queue: int = 2  # jobs ahead (queued + running) before spilling
+    max_wait_s: float = 6.0  # predicted wait before spilling
+    gpu_util_ceiling_pct: float = 95.0
+    gpu_mem_ceiling_pct: float = 92.0
+    min_success_rate: float = 0.5
+    speed_vs_quality: float = 0.5  # 0: stay with the best fit; 1: fastest wins
+
+    def validated(self) -> Thresholds:
+        for name, (low, high) in THRESHOLD_LIMITS.items():
+            value = getattr(self, name)
+            if not (low <= value <= high):
+                raise ValueError(f"{name} must be between {low} and {high}, got {value}")
+        return self
+
+
+THRESHOLD_LIMITS: dict[str, tuple[float, float]] = {
+    "max_queue": (0, 50),
+    "max_wait_s": (0.5, 600.0),
+    "gpu_util_ceiling_pct": (10.0, 100.0),
+    "gpu_mem_ceiling_pct": (10.0, 100.0),
+    "min_success_rate": (0.0, 1.0),
+    "speed_vs_quality": (0.0, 1.0),
+}
+
+
+DEFAULT_PREFERENCES: dict[str, dict[TaskKind, float]] = {
+    "coder": {TaskKind.SIMPLE: 1.0, TaskKind.CODE: 1.0, TaskKind.REASONING: 0.6},
+    "embedder": {
+        TaskKind.SIMPLE: 0.8,
+        TaskKind.CODE: 0.5,
+        TaskKind.REASONING: 0.4,
+        TaskKind.EMBEDDING: 1.0,
+    },
+    "reasoner": {TaskKind.SIMPLE: 0.7, TaskKind.CODE: 0.8, TaskKind.REASONING: 1.0},
+}
+
+
+@dataclass(frozen=True)
+class RoleProfile:
+    role: str
+    can_chat: bool
+    can_embed: bool
+    preference: dict[TaskKind, float]
+    on_gpu: bool = False
+
+    def fit(self, kind: TaskKind) -> float:
+        if kind is TaskKind.EMBEDDING:
+            return self.preference.get(kind, 1.0) if self.can_embed else 0.0
+        return self.preference.get(kind, 0.0) if self.can_chat else 0.0
+
+
+@dataclass(frozen=True)
+class Decision:
+    role: str
+    kind: TaskKind
+    policy: str
+    reason: str
+    runner_up: str | None
+    spilled: bool
+    preferred: str
+    predicted_wait_s: dict[str, float] = field(default_factory=dict)
+    classification: Classification | None = None
+    signals: dict[str, ModelSignals] = field(default_factory=dict)
+
+    def acceptable(self, profiles: dict[str, RoleProfile]) -> bool:
+        return profiles[self.role].fit(self.kind) >= ACCEPTABLE_PREFERENCE
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    at: float
+    role: str
+    what: str
+    old: float
+    new: float
+    reason: str
+
+    def line(self) -> str:
+        return f"{self.role}: {self.what} {self.old:g} -> {self.new:g} ({self.reason})"
+
+
+class ZetaDynamicRouter:
+    """Thread-safe: route() from any thread, thresholds changed from any other."""
+
+    SERVICE_BOUNDS_S = (0.05, 600.0)
+    REFIT_MIN_SAMPLES = 3
+    REFIT_CHANGE = 0.15  # re-fit a service estimate only when it moved by 15 %
+    KEEP_SPILL_MARGIN = 0.85  # a new target must be 15 % cheaper to replace the current one
+    RETURN_WAIT_FRACTION = 0.75  # go back to the preferred model below 75 % of the wait limit
+
+    def __init__(
+        self,
+        profiles: dict[str, RoleProfile],
+        telemetry: Telemetry,
+        thresholds: Thresholds | None = None,
+        policy: str = "adaptive",
+        prior_service_s: float = 3.0,
+        prior_ttft_s: float = 0.3,
+    ) -> None:
+        self.profiles = dict(profiles)
+        self.telemetry = telemetry
+        self._thresholds = (thresholds or Thresholds()).validated()
+        self._policy = self._check_policy(policy)
+        self.prior_service_s = prior_service_s
+        self.prior_ttft_s = prior_ttft_s
+        self._lock = threading.Lock()
+        self._spilling: dict[TaskKind, str] = {}
+        self._spill_limit: dict[str, int] = {}
+        self._service_estimate: dict[str, float] = {}
+        self._round_robin = {kind: itertools.count() for kind in TaskKind}
+        self.adjustments: deque[Adjustment] = deque(maxlen=200)
+
+    # -- settings (any thread) ------------------------------------------------
+
+    @staticmethod
+    def _check_policy(policy: str) -> str:
+        if policy not in POLICIES:
+            raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
+        return policy
+
+    @property
+    def policy(self) -> str:
+        return self._policy
+
+    @policy.setter
+    def policy(self, value: str) -> None:
+        self._policy = self._check_policy(value)
+        with self._lock:
+            self._spilling.clear()
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return self._thresholds
+
+    def set_thresholds(self, thresholds: Thresholds) -> None:
+        # One reference swap: a decision sees either the old set or the new.
+        self._thresholds = thresholds.validated()
+
+    def update_thresholds(self, **changes: float) -> Thresholds:
+        with self._lock:
+            updated = dataclasses.replace(self._thresholds, **changes).validated()
+            self._thresholds = updated
+        return updated
+
+    def set_profile(self, profile: RoleProfile) -> None:
+        with self._lock:
+            self.profiles = {**self.profiles, profile.role: profile}
+
+    # -- estimates --------------------------------------------------------------
+
+    def service_s(self, role: str, signals: ModelSignals) -> float:
+        return self._service_estimate.get(role) or signals.service_s or self.prior_service_s
+
+    def predicted_wait_s(self, role: str, signals: ModelSignals) -> float:
+        """Until this new job would start: the queue, plus half the running job."""
+        service = self.service_s(role, signals)
+        return signals.queue_depth * service + signals.in_flight * service * 0.5
+
+    def predicted_completion_s(self, role: str, signals: ModelSignals) -> float:
+        return self.predicted_wait_s(role, signals) + self.service_s(role, signals)
+
+    def spill_limit(self, role: str) -> int:
+        return min(self._thresholds.max_queue, self._spill_limit.get(role, 10**6))
+
+    # -- routing ------------------------------------------------------------------
+
+    def route(
+        self,
+        kind: TaskKind,
+        snapshot: Snapshot | None = None,
+        exclude: Collection[str] = (),
+        classification: Classification | None = None,
+    ) -> Decision:
+        snap = snapshot or self.telemetry.snapshot()
+        profiles = self.profiles
+        capable = [
+            role
+            for role, profile in profiles.items()
+            if profile.fit(kind) > 0
+            and role not in exclude
+            and role in snap.models
+            and snap.models[role].state not in UNSERVABLE_STATES
+        ]
+        if not capable:
+            reasons = ", ".join(
+                f"{role} {snap.models[role].state}" for role in profiles if role in snap.models
+            )
+            raise NoRoleAvailableError(
+                f"no model can serve a {kind.value} task right now ({reasons or 'none loaded'})"
+            )
+        # Highest preference first; ties keep the configured role order.
+        capable.sort(key=lambda r: -profiles[r].fit(kind))
+        preferred = capable[0]
+        policy = self._policy
+        if policy == "adaptive":
+            role, runner_up, reason, spilled = self._adaptive(kind, capable, snap)
+        else:
+            role, runner_up, reason = self._baseline(policy, kind, capable, snap)
+            spilled = role != preferred
+        waits = {r: self.predicted_wait_s(r, snap.models[r]) for r in capable}
+        return Decision(
+            role=role,
+            kind=kind,
+            policy=policy,
+            reason=f"{kind.value} -> {role}: {reason}",
+            runner_up=runner_up,
+            spilled=spilled,
+            preferred=preferred,
+            predicted_wait_s=waits,
+            classification=classification,
+            signals=snap.models,
+        )
+
+    def _baseline(
+        self, policy: str, kind: TaskKind, capable: list[str], snap: Snapshot
+    ) -> tuple[str, str | None, str]:
+        models = snap.models
+        if policy == "static":
+            order = capable
+            reason = "preferred for this task (static)"
+        elif policy == "round-robin":
+            turn = next(self._round_robin[kind]) % len(capable)
+            order = capable[turn:] + capable[:turn]
+            reason = "next in turn (round-robin)"
+        elif policy == "least-busy":
+            order = sorted(capable, key=lambda r: models[r].load)
+            reason = f"fewest jobs ({models[order[0]].load}) (least-busy)"
+        else:  # lowest-latency; no data yet counts as 0 so every model gets tried
+            order = sorted(capable, key=lambda r: models[r].latency_per_token_s or 0.0)
+            best = models[order[0]].latency_per_token_s
+            shown = f"{best * 1000:.0f} ms/token" if best else "no data yet"
+            reason = f"lowest latency per token, {shown} (lowest-latency)"
+        return order[0], (order[1] if len(order) > 1 else None), reason
+
+    def _breaks(self, role: str, signals: ModelSignals, snap: Snapshot) -> list[str]:
+        t = self._thresholds
+        broken = []
+        limit = self.spill_limit(role)
+        if signals.load > limit:
+            broken.append(f"{role} queue {signals.load} > {limit}")
+        wait = self.predicted_wait_s(role, signals)
+        if wait > t.max_wait_s:
+            broken.append(f"predicted wait {wait:.1f} s > {t.max_wait_s:g} s")
+        if signals.cooling_down:
+            broken.append(
+                f"{role} cooling down {signals.cooldown_left_s:.0f} s after "
+                f"{signals.consecutive_failures} failure(s)"
+            )
+        if signals.success_rate < t.min_success_rate:
+            broken.append(f"{role} success {signals.success_rate:.0%} < {t.min_success_rate:.0%}")
+        machine = snap.machine
+        if self.profiles[role].on_gpu and machine is not None:
+            util, mem = machine.max_gpu_util_pct, machine.max_gpu_mem_pct
+            if util is not None and util > t.gpu_util_ceiling_pct:
+                broken.append(f"GPU {util:.0f}% busy > {t.gpu_util_ceiling_pct:.0f}%")
+            if mem is not None and mem > t.gpu_mem_ceiling_pct:
+                broken.append(f"GPU memory {mem:.0f}% > {t.gpu_mem_ceiling_pct:.0f}%")
+        return broken
+
+    def _comfortably_within(self, role: str, signals: ModelSignals) -> bool:
+        """Hysteresis: leave a spill only once the preferred model has real room."""
+        return (
+            signals.load <= max(0, self.spill_limit(role) - 1)
+            and self.predicted_wait_s(role, signals)
+            <= self.RETURN_WAIT_FRACTION * self._thresholds.max_wait_s
+        )
+
+    def _cost(self, role: str, kind: TaskKind, signals: ModelSignals) -> float:
+        quality_weight = 1.0 - self._thresholds.speed_vs_quality
+        misfit = 1.0 - self.profiles[role].fit(kind)
+        return self.predicted_completion_s(role, signals) * (1.0 + 2.0 * quality_weight * misfit)
+
+    def _adaptive(
+        self, kind: TaskKind, capable: list[str], snap: Snapshot
+    ) -> tuple[str, str | None, str, bool]:
+        models = snap.models
+        preferred = capable[0]
+        pref_signals = models[preferred]
+        broken = self._breaks(preferred, pref_signals, snap)
+        with self._lock:
+            current = self._spilling.get(kind)
+            back = current is None or self._comfortably_within(preferred, pref_signals)
+            if not broken and back:
+                self._spilling.pop(kind, None)
+                runner = capable[1] if len(capable) > 1 else None
+                wait = self.predicted_wait_s(preferred, pref_signals)
+                return (
+                    preferred,
+                    runner,
+                    f"preferred, queue {pref_signals.load}, predicted wait {wait:.1f} s",
+                    False,
+                )
+            # Spill to models that have room; if none has, the least bad of all.
+            with_room = [
+                r for r in capable[1:]
+                if self.profiles[r].fit(kind) >= ACCEPTABLE_PREFERENCE
+                and not self._breaks(r, models[r], snap)
+            ]
+            if not with_room:
+                with_room = [
+                    r for r in capable[1:] if not self._breaks(r, models[r], snap)
+                ]
+            pool = with_room or [r for r in capable if not models[r].cooling_down] or capable
+            ranked = sorted(pool, key=lambda r: self._cost(r, kind, models[r]))
+            best = ranked[0]
+            if (
+                current in ranked
+                and current != best
+                and self._cost(best, kind, models[best])
+                > self.KEEP_SPILL_MARGIN * self._cost(current, kind, models[current])
+            ):
+                best = current  # not enough better to switch: no flapping
+            runner = next((r for r in ranked if r != best), None)
+            if best == preferred:
+                self._spilling.pop(kind, None)
+                why = "; ".join(broken) if broken else "the others are no better"
+                return preferred, runner, f"preferred despite {why} (no model has room)", False
+            self._spilling[kind] = best
+        why = "; ".join(broken) if broken else (
+            f"{preferred} not yet back under {self.RETURN_WAIT_FRACTION:.0%} of the limits"
+        )
+        wait_pref = self.predicted_completion_s(preferred, pref_signals)
+        wait_best = self.predicted_completion_s(best, models[best])
+        return best, runner, f"{why}; predicted {wait_pref:.1f} s vs {wait_best:.1f} s", True
+
+    # -- feedback loop --------------------------------------------------------------
+
+    def refit(self, now: float | None = None) -> list[Adjustment]:
+        """Re-fit service times and spill limits from recent history (bounded, logged)."""
+        now = time.monotonic() if now is None else now
+        made: list[Adjustment] = []
+        low, high = self.SERVICE_BOUNDS_S
+        max_queue = self._thresholds.max_queue
+        max_wait = self._thresholds.max_wait_s
+        for role, model in list(self.telemetry.models.items()):
+            services = model.recent_services()[-10:]
+            if len(services) < self.REFIT_MIN_SAMPLES:
+                continue
+            fitted = min(high, max(low, statistics.median(services)))
+            old = self._service_estimate.get(role, model.service_s or self.prior_service_s)
+            if abs(fitted - old) > self.REFIT_CHANGE * old:
+                self._service_estimate[role] = fitted
+                made.append(
+                    Adjustment(
+                        now, role, "service time s", round(old, 2), round(fitted, 2),
+                        f"median of the last {len(services)} jobs",
+                    )
+                )
+            service = self._service_estimate.get(role, fitted)
+            limit = max(1, min(max_queue, math.floor(max_wait / service))) if max_queue else 0
+            old_limit = self._spill_limit.get(role, max_queue)
+            if limit != old_limit:
+                self._spill_limit[role] = limit
+                made.append(
+                    Adjustment(
+                        now, role, "spill limit", old_limit, limit,
+                        f"{limit} job(s) x {service:.1f} s fit the {max_wait:g} s wait limit",
+                    )
+                )
+        for adjustment in made:
+            log.info("router: %s", adjustment.line())
+            self.adjustments.append(adjustment)
+        return made

@@ -1,0 +1,254 @@
+"""Live per-model signals and the machine's readings, for the router and the plots.
+
+Workers and the session record events (started, token, finished, failed) from
+their threads; the router reads a consistent snapshot; a sampler appends the
+values to ring buffers that the UI plots from its own timer.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from zeta_desktop.core.machine import MachineReading
+
+EWMA_ALPHA = 0.3
+SUCCESS_WINDOW = 20  # outcomes
+SUCCESS_WINDOW_S = 120.0  # older outcomes no longer count, so a model can recover
+BREAKER_BASE_S = 2.0
+BREAKER_MAX_S = 60.0
+SERIES_SECONDS = 600  # ten minutes of history at the sample rate below
+SAMPLE_HZ = 10
+
+
+def _or_nan(value: float | None) -> float:
+    return float("nan") if value is None else value
+
+
+def _ewma(previous: float | None, value: float, alpha: float = EWMA_ALPHA) -> float:
+    return value if previous is None else alpha * value + (1 - alpha) * previous
+
+
+@dataclass(frozen=True)
+class ModelSignals:
+    """One model's state at one instant, as the router sees it."""
+
+    role: str
+    state: str
+    queue_depth: int  # waiting, not yet started
+    in_flight: int
+    ttft_s: float | None
+    tokens_per_s: float | None
+    latency_s: float | None  # end to end, queueing included
+    service_s: float | None  # start to end on the worker
+    latency_per_token_s: float | None
+    success_rate: float
+    consecutive_failures: int
+    cooldown_left_s: float
+    completed: int
+    failed: int
+
+    @property
+    def cooling_down(self) -> bool:
+        return self.cooldown_left_s > 0
+
+    @property
+    def load(self) -> int:
+        return self.queue_depth + self.in_flight
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    models: dict[str, ModelSignals]
+    machine: MachineReading | None
+    taken_at: float
+
+
+class ModelTelemetry:
+    """Mutable signals of one model. Every method is thread-safe."""
+
+    def __init__(self, role: str, depth: Callable[[], tuple[int, int, str]]) -> None:
+        self.role = role
+        self._depth = depth  # live (queued, in flight, state) from the worker
+        self._lock = threading.Lock()
+        self.ttft_s: float | None = None
+        self.tokens_per_s: float | None = None
+        self.latency_s: float | None = None
+        self.service_s: float | None = None
+        self.latency_per_token_s: float | None = None
+        self._outcomes: deque[tuple[float, bool]] = deque(maxlen=SUCCESS_WINDOW)
+        self._services: deque[float] = deque(maxlen=50)
+        self.consecutive_failures = 0
+        self._cooldown_until = 0.0
+        self.completed = 0
+        self.failed = 0
+        self._tokens_seen = 0
+
+    def record_token(self) -> None:
+        with self._lock:
+            self._tokens_seen += 1
+
+    def take_token_count(self) -> int:
+        with self._lock:
+            count, self._tokens_seen = self._tokens_seen, 0
+            return count
+
+    def record_success(
+        self,
+        ttft_s: float,
+        tokens_per_s: float,
+        latency_s: float,
+        service_s: float,
+        n_tokens: int,
+        now: float | None = None,
+    ) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self.ttft_s = _ewma(self.ttft_s, ttft_s)
+            if tokens_per_s > 0:
+                self.tokens_per_s = _ewma(self.tokens_per_s, tokens_per_s)
+            self.latency_s = _ewma(self.latency_s, latency_s)
+            self.service_s = _ewma(self.service_s, service_s)
+            if n_tokens > 0:
+                self.latency_per_token_s = _ewma(self.latency_per_token_s, latency_s / n_tokens)
+            self._services.append(service_s)
+            self._outcomes.append((now, True))
+            self.consecutive_failures = 0
+            self._cooldown_until = 0.0
+            self.completed += 1
+
+    def record_failure(self, now: float | None = None) -> float:
+        """Count a failure and open the breaker; returns the cooldown in seconds."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._outcomes.append((now, False))
+            self.consecutive_failures += 1
+            self.failed += 1
+            cooldown = min(BREAKER_MAX_S, BREAKER_BASE_S * 2 ** (self.consecutive_failures - 1))
+            self._cooldown_until = now + cooldown
+            return cooldown
+
+    def recent_services(self) -> list[float]:
+        with self._lock:
+            return list(self._services)
+
+    def set_service_estimate(self, value: float) -> None:
+        with self._lock:
+            self.service_s = value
+
+    def signals(self, now: float) -> ModelSignals:
+        queued, in_flight, state = self._depth()
+        with self._lock:
+            recent = [ok for at, ok in self._outcomes if now - at <= SUCCESS_WINDOW_S]
+            rate = sum(recent) / len(recent) if recent else 1.0
+            return ModelSignals(
+                role=self.role,
+                state=state,
+                queue_depth=queued,
+                in_flight=in_flight,
+                ttft_s=self.ttft_s,
+                tokens_per_s=self.tokens_per_s,
+                latency_s=self.latency_s,
+                service_s=self.service_s,
+                latency_per_token_s=self.latency_per_token_s,
+                success_rate=rate,
+                consecutive_failures=self.consecutive_failures,
+                cooldown_left_s=max(0.0, self._cooldown_until - now),
+                completed=self.completed,
+                failed=self.failed,
+            )
+
+
+class Series:
+    """Fixed-length ring buffers of plot values, one per name."""
+
+    def __init__(self, names: Iterable[str], length: int = SERIES_SECONDS * SAMPLE_HZ) -> None:
+        self._lock = threading.Lock()
+        self.times: deque[float] = deque(maxlen=length)
+        self.values: dict[str, deque[float]] = {n: deque(maxlen=length) for n in names}
+
+    def append(self, at: float, values: dict[str, float]) -> None:
+        with self._lock:
+            self.times.append(at)
+            for name, buffer in self.values.items():
+                buffer.append(values.get(name, float("nan")))
+
+    def copy(self, since: float | None = None) -> tuple[list[float], dict[str, list[float]]]:
+        with self._lock:
+            times = list(self.times)
+            values = {n: list(b) for n, b in self.values.items()}
+        if since is not None:
+            start = next((i for i, t in enumerate(times) if t >= since), len(times))
+            times = times[start:]
+            values = {n: v[start:] for n, v in values.items()}
+        return times, values
+
+
+MODEL_SERIES = ("queue", "in_flight", "tokens_per_s", "ttft_s")
+
+
+class Telemetry:
+    """All models' signals plus the latest machine reading."""
+
+    def __init__(self) -> None:
+        self.models: dict[str, ModelTelemetry] = {}
+        self.model_series: dict[str, Series] = {}
+        self.machine_series = Series(("gpu_util", "gpu_mem", "cpu", "ram"))
+        self._machine: MachineReading | None = None
+        self._lock = threading.Lock()
+        self._last_sample = time.monotonic()
+
+    def register(self, role: str, depth: Callable[[], tuple[int, int, str]]) -> ModelTelemetry:
+        with self._lock:
+            model = ModelTelemetry(role, depth)
+            self.models[role] = model
+            self.model_series.setdefault(role, Series(MODEL_SERIES))
+            return model
+
+    def model(self, role: str) -> ModelTelemetry:
+        return self.models[role]
+
+    def set_machine(self, reading: MachineReading) -> None:
+        self._machine = reading
+
+    @property
+    def machine(self) -> MachineReading | None:
+        return self._machine
+
+    def snapshot(self, now: float | None = None) -> Snapshot:
+        now = time.monotonic() if now is None else now
+        models = {role: model.signals(now) for role, model in list(self.models.items())}
+        return Snapshot(models, self._machine, now)
+
+    def sample(self, now: float | None = None) -> Snapshot:
+        """Append one point to every series (called by the sampler thread)."""
+        now = time.monotonic() if now is None else now
+        elapsed = max(1e-3, now - self._last_sample)
+        self._last_sample = now
+        snap = self.snapshot(now)
+        for role, signals in snap.models.items():
+            tokens = self.models[role].take_token_count()
+            self.model_series[role].append(
+                now,
+                {
+                    "queue": float(signals.queue_depth),
+                    "in_flight": float(signals.in_flight),
+                    "tokens_per_s": tokens / elapsed,
+                    "ttft_s": _or_nan(signals.ttft_s),
+                },
+            )
+        machine = snap.machine
+        if machine is not None:
+            self.machine_series.append(
+                now,
+                {
+                    "gpu_util": _or_nan(machine.max_gpu_util_pct),
+                    "gpu_mem": _or_nan(machine.max_gpu_mem_pct),
+                    "cpu": machine.cpu_pct,
+                    "ram": machine.ram_pct,
+                },
+            )
+        return snap
