@@ -74,3 +74,30 @@ def test_corrupt_config_is_reported_on_the_command_line(tiny_model: Path, tmp_pa
     assert result.returncode == 0
     assert "not valid TOML" in result.stderr and str(config) in result.stderr
     assert list(tmp_path.glob("bad.toml.bad-*"))
+
+
+def test_route_prints_one_json_decision_per_prompt() -> None:
+    import json
+
+    result = subprocess.run(
+        [sys.executable, "-m", "zeta_desktop", "route", "--json"],
+        input="hello there\n```\nint main() { return 0; }\n```\nProve that 17 is prime.\n",
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == 5  # one per non-empty stdin line
+    for row in rows:
+        assert {"kind", "confidence", "role", "reason"} <= row.keys()
+        assert row["reason"].startswith(f"{row['kind']} -> {row['role']}: ")
+    assert rows[0]["kind"] == "simple" and rows[0]["role"] == "coder"
+    assert rows[-1]["kind"] == "reasoning" and rows[-1]["role"] == "reasoner"
+
+
+def test_route_with_a_policy_from_arguments() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "zeta_desktop", "route", "--policy", "static", "why is the sky blue"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0
+    assert "(static)" in result.stdout

@@ -14,7 +14,8 @@ from zeta_desktop.core.config import ROLE_NAMES, LoadedConfig, load_config
 def _app_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zeta-desktop",
-        description="Chat with several local GGUF models, routed per prompt.",
+        description="Chat with several local GGUF models, routed per prompt. "
+        "Subcommand: `zeta-desktop route --help` prints routing decisions.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--config", type=Path, help="settings file (default: platform config dir)")
@@ -40,6 +41,10 @@ def _load(args: argparse.Namespace) -> LoadedConfig:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["route"]:
+        from zeta_desktop.route_cli import main as route_main
+
+        return route_main(argv[1:])
     args = _app_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,

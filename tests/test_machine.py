@@ -1,0 +1,52 @@
+"""Machine readings: NVML absent is normal; recorded readings drive the real path."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from zeta_desktop.core.machine import GpuReading, MachineReading, NvmlSource, RecordedSource
+from zeta_desktop.core.telemetry import Telemetry
+
+
+def test_without_an_nvidia_driver_readings_fall_back_to_cpu_and_ram() -> None:
+    source = NvmlSource()
+    reading = source.read()
+    source.close()
+    # CI and these machines have no NVIDIA driver; a GPU machine gets "nvml".
+    if reading.source == "psutil":
+        assert reading.gpus == ()
+        assert "NVML" in reading.note
+        assert reading.ram_total_mb > 0 and 0 <= reading.cpu_pct <= 100
+    else:
+        assert reading.gpus and reading.gpus[0].mem_total_mb
+
+
+def test_recorded_readings_flow_into_the_plot_series() -> None:
+    gpu = GpuReading(0, "RTX 4090", 55.0, 12_000, 24_000, 61.0, 300.0, 9_000)
+    readings = [
+        MachineReading("nvml", (gpu,), 20.0, 4_000, 32_000, taken_at=1.0),
+        MachineReading("psutil", (), 35.0, 5_000, 32_000, note="NVML failed mid-run", taken_at=2.0),
+    ]
+    source = RecordedSource(readings)
+    telemetry = Telemetry()
+    telemetry.register("coder", lambda: (2, 1, "busy"))
+    for _ in readings:
+        telemetry.set_machine(source.read())
+        telemetry.sample(time.monotonic())
+    _, values = telemetry.machine_series.copy()
+    assert values["gpu_util"][0] == 55.0 and values["gpu_mem"][0] == 50.0
+    assert math.isnan(values["gpu_util"][1])  # the fallback has no GPU numbers
+    assert values["cpu"] == [20.0, 35.0]
+    _, model = telemetry.model_series["coder"].copy()
+    assert model["queue"] == [2.0, 2.0] and model["in_flight"] == [1.0, 1.0]
+    assert telemetry.machine is not None and telemetry.machine.note == "NVML failed mid-run"
+
+
+def test_zero_gpu_use_is_a_value_not_missing() -> None:
+    idle = GpuReading(0, "A100", 0.0, 0.0, 40_000, None, None, None)
+    telemetry = Telemetry()
+    telemetry.set_machine(MachineReading("nvml", (idle,), 1.0, 1, 2))
+    telemetry.sample()
+    _, values = telemetry.machine_series.copy()
+    assert values["gpu_util"] == [0.0] and values["gpu_mem"] == [0.0]

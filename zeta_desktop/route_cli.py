@@ -1,0 +1,137 @@
+"""`zeta-desktop route`: print the router's decision for prompts, without generating.
+
+Uses the configured roles, thresholds and policy with idle models (no live
+load), so users can check classification and preferences, and script it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from zeta_desktop.core.classifier import TaskClassifier
+from zeta_desktop.core.config import ROLE_NAMES, load_config
+from zeta_desktop.core.engine import LoadSettings, NoRoleAvailableError
+from zeta_desktop.core.router import DEFAULT_PREFERENCES, POLICIES, RoleProfile, ZetaDynamicRouter
+from zeta_desktop.core.telemetry import Telemetry
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="zeta-desktop route",
+        description="Print which model each prompt would go to, and why (no generation).",
+    )
+    p.add_argument(
+        "prompts", nargs="*", metavar="PROMPT", help="prompts (default: one per stdin line)"
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object per prompt per line")
+    p.add_argument(
+        "--semantic",
+        action="store_true",
+        help="load the embedding role and use semantic similarity too",
+    )
+    p.add_argument("--policy", choices=POLICIES, help="override the configured policy")
+    p.add_argument("--config", type=Path, help="settings file (default: platform config dir)")
+    return p
+
+
+def _prompts(args: argparse.Namespace) -> Iterator[str]:
+    if args.prompts:
+        yield from args.prompts
+        return
+    for line in sys.stdin:
+        if line.strip():
+            yield line.rstrip("\n")
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    loaded = load_config(args.config)
+    for problem in loaded.problems:
+        print(f"zeta-desktop: settings: {problem}", file=sys.stderr)
+    config = loaded.config
+    telemetry = Telemetry()
+    profiles = {}
+    from zeta_desktop.core.classifier import TaskKind
+
+    for name in ROLE_NAMES:
+        telemetry.register(name, lambda: (0, 0, "ready"))
+        role = config.roles[name]
+        preference = dict(DEFAULT_PREFERENCES.get(name, {}))
+        preference.update({TaskKind(k): v for k, v in role.preference.items()})
+        profiles[name] = RoleProfile(
+            name, role.can_chat, role.can_embed, preference, role.n_gpu_layers != 0
+        )
+    router = ZetaDynamicRouter(
+        profiles, telemetry, config.router.thresholds(), args.policy or config.router.policy
+    )
+    classifier = TaskClassifier()
+    engine = None
+    if args.semantic:
+        engine, classifier = _semantic_classifier(config)
+        if engine is None:
+            return 2
+    try:
+        for prompt in _prompts(args):
+            result = classifier.classify(prompt)
+            try:
+                decision = router.route(result.kind, classification=result)
+            except NoRoleAvailableError as exc:
+                print(f"zeta-desktop route: {exc}", file=sys.stderr)
+                return 1
+            if args.json:
+                print(
+                    json.dumps(
+                        {
+                            "prompt": prompt,
+                            "kind": result.kind.value,
+                            "confidence": round(result.confidence, 4),
+                            "role": decision.role,
+                            "reason": decision.reason,
+                            "runner_up": decision.runner_up,
+                            "policy": decision.policy,
+                            "evidence": list(result.evidence),
+                            "scores": result.scores,
+                        }
+                    ),
+                    flush=True,
+                )
+            else:
+                short = prompt if len(prompt) <= 60 else prompt[:57] + "..."
+                print(
+                    f"{decision.role:9} {result.kind.value:9} {result.confidence:4.0%}  "
+                    f"{short!r}\n          {decision.reason}\n          evidence: "
+                    f"{'; '.join(result.evidence)}",
+                    flush=True,
+                )
+    finally:
+        if engine is not None:
+            engine.close()
+    return 0
+
+
+def _semantic_classifier(config):  # type: ignore[no-untyped-def]
+    from zeta_desktop.core.config import user_data_dir
+    from zeta_desktop.core.engine import ModelLoadError
+    from zeta_desktop.core.llama_engine import LlamaEngine
+    from zeta_desktop.core.models import ModelFileError, resolve_model
+    from zeta_desktop.core.semantic import build_scorer
+
+    name = next((n for n in ROLE_NAMES if config.roles[n].can_embed), None)
+    if name is None:
+        print("zeta-desktop route: no role is set to embed (can_embed)", file=sys.stderr)
+        return None, None
+    role = config.roles[name]
+    try:
+        source = resolve_model(role.model_path)
+        engine = LlamaEngine.load(
+            source.path, LoadSettings(role.n_ctx, role.n_gpu_layers, role.n_threads, True)
+        )
+    except (ModelFileError, ModelLoadError) as exc:
+        print(f"zeta-desktop route: cannot load the {name} role: {exc}", file=sys.stderr)
+        return None, None
+    scorer = build_scorer(source.path, engine.embed, user_data_dir() / "cache")
+    return engine, TaskClassifier(scorer)
