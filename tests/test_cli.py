@@ -27,9 +27,12 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 def test_self_test_with_tiny_models(tiny_model: Path) -> None:
     result = run_cli(
         "--self-test",
-        "--coder", str(tiny_model),
-        "--embedder", str(tiny_model),
-        "--reasoner", str(tiny_model),
+        "--coder",
+        str(tiny_model),
+        "--embedder",
+        str(tiny_model),
+        "--reasoner",
+        str(tiny_model),
     )
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
@@ -44,9 +47,12 @@ def test_self_test_with_tiny_models(tiny_model: Path) -> None:
 def test_self_test_fails_naming_the_broken_role(tiny_model: Path, tmp_path: Path) -> None:
     result = run_cli(
         "--self-test",
-        "--coder", str(tiny_model),
-        "--embedder", str(tiny_model),
-        "--reasoner", str(tmp_path / "nowhere.gguf"),
+        "--coder",
+        str(tiny_model),
+        "--embedder",
+        str(tiny_model),
+        "--reasoner",
+        str(tmp_path / "nowhere.gguf"),
     )
     assert result.returncode == 1
     assert "FAIL reasoner: " in result.stdout and "not found" in result.stdout
@@ -58,7 +64,11 @@ def test_no_display_gives_a_clear_message_not_a_qt_abort(tmp_path: Path) -> None
     env.pop("QT_QPA_PLATFORM", None)
     result = subprocess.run(
         [sys.executable, "-m", "zeta_desktop"],
-        capture_output=True, text=True, timeout=120, env=env, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
     )
     assert result.returncode == 2
     assert "cannot open a window" in result.stderr and "DISPLAY" in result.stderr
@@ -68,8 +78,15 @@ def test_corrupt_config_is_reported_on_the_command_line(tiny_model: Path, tmp_pa
     config = tmp_path / "bad.toml"
     config.write_text("[[[")
     result = run_cli(
-        "--config", str(config), "--self-test",
-        "--coder", str(tiny_model), "--embedder", str(tiny_model), "--reasoner", str(tiny_model),
+        "--config",
+        str(config),
+        "--self-test",
+        "--coder",
+        str(tiny_model),
+        "--embedder",
+        str(tiny_model),
+        "--reasoner",
+        str(tiny_model),
     )
     assert result.returncode == 0
     assert "not valid TOML" in result.stderr and str(config) in result.stderr
@@ -82,7 +99,10 @@ def test_route_prints_one_json_decision_per_prompt() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "zeta_desktop", "route", "--json"],
         input="hello there\n```\nint main() { return 0; }\n```\nProve that 17 is prime.\n",
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
@@ -96,8 +116,19 @@ def test_route_prints_one_json_decision_per_prompt() -> None:
 
 def test_route_with_a_policy_from_arguments() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "zeta_desktop", "route", "--policy", "static", "why is the sky blue"],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "zeta_desktop",
+            "route",
+            "--policy",
+            "static",
+            "why is the sky blue",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0
     assert "(static)" in result.stdout
