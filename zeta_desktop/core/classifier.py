@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 
-class TaskKind(enum.Enum):
+class TaskKind(enum.StrEnum):  # str-based: cheap to hash on the routing hot path
     SIMPLE = "simple"
     CODE = "code"
     REASONING = "reasoning"

@@ -137,6 +137,10 @@ class LlamaEngine:
             "n_ctx": settings.n_ctx,
             "n_gpu_layers": settings.n_gpu_layers,
             "n_threads": settings.n_threads or default_thread_count(),
+            # llama-cpp-python defaults prompt processing to every core; with
+            # three models at once that oversubscribes the CPU and they stall
+            # each other. Same count as decoding.
+            "n_threads_batch": settings.n_threads or default_thread_count(),
             "verbose": True,  # output is routed, see _LoadOutputRouter
         }
         if settings.embedding:

@@ -88,7 +88,7 @@ class RoleProfile:
         return self.preference.get(kind, 0.0) if self.can_chat else 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Decision:
     role: str
     kind: TaskKind

@@ -74,6 +74,7 @@ class Turn:
     turn_id: int
     prompt: str
     forced_role: str | None = None
+    with_history: bool = True
     role: str = ""
     reason: str = ""
     answer: str = ""
@@ -265,7 +266,7 @@ class ChatSession(ChatListener):
     def _history_messages(self, upto: Turn) -> list[ChatMessage]:
         messages: list[ChatMessage] = [{"role": "system", "content": self.system_prompt}]
         with self._lock:
-            for turn in self._turns:
+            for turn in self._turns if upto.with_history else ():
                 if turn is upto:
                     break
                 if turn.status in ("done", "stopped") and turn.answer and turn.job is not None:
@@ -274,10 +275,14 @@ class ChatSession(ChatListener):
         messages.append({"role": "user", "content": upto.prompt})
         return messages
 
-    def send(self, prompt: str, role: str | None = None) -> int:
-        """Queue a prompt and return its turn id at once. `role` skips the router."""
+    def send(self, prompt: str, role: str | None = None, with_history: bool = True) -> int:
+        """Queue a prompt and return its turn id at once.
+
+        `role` skips the router; `with_history=False` sends the prompt on its
+        own, as an independent request (benchmarks, scripts).
+        """
         with self._lock:
-            turn = Turn(next(self._ids), prompt, forced_role=role)
+            turn = Turn(next(self._ids), prompt, forced_role=role, with_history=with_history)
             self._turns.append(turn)
             self._turns_by_id[turn.turn_id] = turn
         self._dispatch.put((turn, frozenset()))

@@ -32,7 +32,7 @@ def _ewma(previous: float | None, value: float, alpha: float = EWMA_ALPHA) -> fl
     return value if previous is None else alpha * value + (1 - alpha) * previous
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # built for every decision: no frozen-dataclass overhead
 class ModelSignals:
     """One model's state at one instant, as the router sees it."""
 
@@ -60,7 +60,7 @@ class ModelSignals:
         return self.queue_depth + self.in_flight
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Snapshot:
     models: dict[str, ModelSignals]
     machine: MachineReading | None
@@ -80,6 +80,7 @@ class ModelTelemetry:
         self.service_s: float | None = None
         self.latency_per_token_s: float | None = None
         self._outcomes: deque[tuple[float, bool]] = deque(maxlen=SUCCESS_WINDOW)
+        self._rate_cache: tuple[float, float] = (float("inf"), 1.0)  # (valid until, rate)
         self._services: deque[float] = deque(maxlen=50)
         self.consecutive_failures = 0
         self._cooldown_until = 0.0
@@ -116,6 +117,7 @@ class ModelTelemetry:
                 self.latency_per_token_s = _ewma(self.latency_per_token_s, latency_s / n_tokens)
             self._services.append(service_s)
             self._outcomes.append((now, True))
+            self._rate_cache = (float("-inf"), 1.0)
             self.consecutive_failures = 0
             self._cooldown_until = 0.0
             self.completed += 1
@@ -125,11 +127,23 @@ class ModelTelemetry:
         now = time.monotonic() if now is None else now
         with self._lock:
             self._outcomes.append((now, False))
+            self._rate_cache = (float("-inf"), 1.0)
             self.consecutive_failures += 1
             self.failed += 1
             cooldown = min(BREAKER_MAX_S, BREAKER_BASE_S * 2 ** (self.consecutive_failures - 1))
             self._cooldown_until = now + cooldown
             return cooldown
+
+    def _success_rate(self, now: float) -> float:
+        """Share of recent outcomes that succeeded; cached until one ages out."""
+        valid_until, rate = self._rate_cache
+        if now <= valid_until and now >= valid_until - SUCCESS_WINDOW_S:
+            return rate
+        recent = [(at, ok) for at, ok in self._outcomes if now - at <= SUCCESS_WINDOW_S]
+        rate = sum(ok for _, ok in recent) / len(recent) if recent else 1.0
+        oldest = min((at for at, _ in recent), default=now)
+        self._rate_cache = (oldest + SUCCESS_WINDOW_S, rate)
+        return rate
 
     def recent_services(self) -> list[float]:
         with self._lock:
@@ -142,8 +156,7 @@ class ModelTelemetry:
     def signals(self, now: float) -> ModelSignals:
         queued, in_flight, state = self._depth()
         with self._lock:
-            recent = [ok for at, ok in self._outcomes if now - at <= SUCCESS_WINDOW_S]
-            rate = sum(recent) / len(recent) if recent else 1.0
+            rate = self._success_rate(now)
             return ModelSignals(
                 role=self.role,
                 state=state,
