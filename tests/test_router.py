@@ -278,3 +278,15 @@ def test_invalid_threshold_is_refused() -> None:
     with pytest.raises(ValueError, match="min_success_rate"):
         router.update_thresholds(min_success_rate=2.0)
     assert router.thresholds.min_success_rate == Thresholds().min_success_rate
+
+
+def test_a_preview_does_not_move_the_router() -> None:
+    fleet = Fleet()
+    router = fleet.router(max_queue=1, max_wait_s=100)
+    fleet.load("coder", 3)
+    assert router.route(CODE, commit=False).spilled
+    fleet.load("coder", 0)  # 1 ahead: within the limit; no spill was committed, so no hysteresis
+    assert router.route(CODE).role == "coder"
+    router.policy = "round-robin"
+    previews = {router.route(CODE, commit=False).role for _ in range(5)}
+    assert len(previews) == 1

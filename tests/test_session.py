@@ -277,3 +277,24 @@ def test_an_overloaded_model_spills_to_a_capable_one(tiny_config: AppConfig) -> 
         assert all(session.turn(i).status == "done" for i in ids)
     finally:
         session.shutdown(TIMEOUT)
+
+
+def test_semantic_classification_joins_once_the_embedder_is_ready(
+    tiny_config: AppConfig, tmp_path: Path
+) -> None:
+    import os
+
+    tiny_config.router.semantic = True
+    session = make_session(tiny_config)
+    try:
+        events = events_of(session)
+        assert session.semantic_ready.wait(TIMEOUT)
+        assert session.classifier.semantic is not None
+        cache = Path(os.environ["ZETA_DATA_DIR"]) / "cache"
+        assert list(cache.glob("router-examples-*.json"))
+        turn_id = session.send("hello")
+        events.wait_done(turn_id)
+        evidence = session.turn(turn_id).classification.evidence  # type: ignore[union-attr]
+        assert any(e.startswith("nearest examples:") for e in evidence), evidence
+    finally:
+        session.shutdown(TIMEOUT)

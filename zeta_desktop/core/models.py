@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,10 @@ def find_demo_model() -> Path | None:
     override = os.environ.get("ZETA_DEMO_MODEL")
     if override:
         return Path(override)
+    bundle_root = getattr(sys, "_MEIPASS", None)  # the packaged app carries it beside the code
+    if bundle_root:
+        bundled = Path(bundle_root) / "models" / DEMO_FILENAME
+        return bundled if bundled.is_file() else None
     spec = importlib.util.find_spec(DEMO_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         return None

@@ -14,7 +14,6 @@ Policies, selectable by name:
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
 import math
 import statistics
@@ -37,8 +36,8 @@ UNSERVABLE_STATES = frozenset({"unavailable", "stopped"})
 
 @dataclass(frozen=True)
 class Thresholds:
-    max_queue: int = 2  # jobs ahead (queued + running) before spilling
-    max_wait_s: float = 6.0  # predicted wait before spilling
+    max_queue: int = 0  # jobs ahead (queued + running) before spilling: 0 = only when idle
+    max_wait_s: float = 4.0  # predicted wait before spilling
     gpu_util_ceiling_pct: float = 95.0
     gpu_mem_ceiling_pct: float = 92.0
     min_success_rate: float = 0.5
@@ -146,7 +145,7 @@ class ZetaDynamicRouter:
         self._spilling: dict[TaskKind, str] = {}
         self._spill_limit: dict[str, int] = {}
         self._service_estimate: dict[str, float] = {}
-        self._round_robin = {kind: itertools.count() for kind in TaskKind}
+        self._round_robin = dict.fromkeys(TaskKind, 0)
         self.adjustments: deque[Adjustment] = deque(maxlen=200)
 
     # -- settings (any thread) ------------------------------------------------
@@ -209,16 +208,21 @@ class ZetaDynamicRouter:
         snapshot: Snapshot | None = None,
         exclude: Collection[str] = (),
         classification: Classification | None = None,
+        commit: bool = True,
     ) -> Decision:
+        """Choose a model for a task. `commit=False` previews the choice without
+        moving the router's state (hysteresis, round-robin turn)."""
         snap = snapshot or self.telemetry.snapshot()
         profiles = self.profiles
+        models = snap.models
+        fits = {role: profile.fit(kind) for role, profile in profiles.items()}
         capable = [
             role
-            for role, profile in profiles.items()
-            if profile.fit(kind) > 0
+            for role, fit in fits.items()
+            if fit > 0
             and role not in exclude
-            and role in snap.models
-            and snap.models[role].state not in UNSERVABLE_STATES
+            and role in models
+            and models[role].state not in UNSERVABLE_STATES
         ]
         if not capable:
             reasons = ", ".join(
@@ -228,13 +232,13 @@ class ZetaDynamicRouter:
                 f"no model can serve a {kind.value} task right now ({reasons or 'none loaded'})"
             )
         # Highest preference first; ties keep the configured role order.
-        capable.sort(key=lambda r: -profiles[r].fit(kind))
+        capable.sort(key=lambda r: -fits[r])
         preferred = capable[0]
         policy = self._policy
         if policy == "adaptive":
-            role, runner_up, reason, spilled = self._adaptive(kind, capable, snap)
+            role, runner_up, reason, spilled = self._adaptive(kind, capable, snap, commit)
         else:
-            role, runner_up, reason = self._baseline(policy, kind, capable, snap)
+            role, runner_up, reason = self._baseline(policy, kind, capable, snap, commit)
             spilled = role != preferred
         waits = {r: self.predicted_wait_s(r, snap.models[r]) for r in capable}
         return Decision(
@@ -251,14 +255,16 @@ class ZetaDynamicRouter:
         )
 
     def _baseline(
-        self, policy: str, kind: TaskKind, capable: list[str], snap: Snapshot
+        self, policy: str, kind: TaskKind, capable: list[str], snap: Snapshot, commit: bool
     ) -> tuple[str, str | None, str]:
         models = snap.models
         if policy == "static":
             order = capable
             reason = "preferred for this task (static)"
         elif policy == "round-robin":
-            turn = next(self._round_robin[kind]) % len(capable)
+            turn = self._round_robin[kind] % len(capable)
+            if commit:
+                self._round_robin[kind] += 1
             order = capable[turn:] + capable[:turn]
             reason = "next in turn (round-robin)"
         elif policy == "least-busy":
@@ -310,7 +316,7 @@ class ZetaDynamicRouter:
         return self.predicted_completion_s(role, signals) * (1.0 + 2.0 * quality_weight * misfit)
 
     def _adaptive(
-        self, kind: TaskKind, capable: list[str], snap: Snapshot
+        self, kind: TaskKind, capable: list[str], snap: Snapshot, commit: bool
     ) -> tuple[str, str | None, str, bool]:
         models = snap.models
         preferred = capable[0]
@@ -320,7 +326,8 @@ class ZetaDynamicRouter:
             current = self._spilling.get(kind)
             back = current is None or self._comfortably_within(preferred, pref_signals)
             if not broken and back:
-                self._spilling.pop(kind, None)
+                if commit:
+                    self._spilling.pop(kind, None)
                 runner = capable[1] if len(capable) > 1 else None
                 wait = self.predicted_wait_s(preferred, pref_signals)
                 return (
@@ -351,10 +358,12 @@ class ZetaDynamicRouter:
                 best = current  # not enough better to switch: no flapping
             runner = next((r for r in ranked if r != best), None)
             if best == preferred:
-                self._spilling.pop(kind, None)
+                if commit:
+                    self._spilling.pop(kind, None)
                 why = "; ".join(broken) if broken else "the others are no better"
                 return preferred, runner, f"preferred despite {why} (no model has room)", False
-            self._spilling[kind] = best
+            if commit:
+                self._spilling[kind] = best
         why = "; ".join(broken) if broken else (
             f"{preferred} not yet back under {self.RETURN_WAIT_FRACTION:.0%} of the limits"
         )
@@ -400,3 +409,33 @@ class ZetaDynamicRouter:
             log.info("router: %s", adjustment.line())
             self.adjustments.append(adjustment)
         return made
+
+
+def explain(decision: Decision, attempts: list[tuple[str, str]] | None = None) -> str:
+    """The whole decision as text: classification, signals, runner-up, retries."""
+    lines = [decision.reason, f"policy: {decision.policy}; preferred: {decision.preferred}"]
+    if decision.runner_up:
+        lines.append(f"runner-up: {decision.runner_up}")
+    result = decision.classification
+    if result is not None:
+        scores = ", ".join(f"{k} {v:.0%}" for k, v in result.scores.items())
+        lines.append(f"task: {result.kind.value} ({result.confidence:.0%}; {scores})")
+        lines.append("evidence: " + "; ".join(result.evidence))
+    for role, signals in decision.signals.items():
+        wait = decision.predicted_wait_s.get(role)
+        parts = [
+            f"{role}: {signals.state}",
+            f"queue {signals.queue_depth}+{signals.in_flight}",
+            f"wait {wait:.1f} s" if wait is not None else "not capable",
+        ]
+        if signals.ttft_s is not None:
+            parts.append(f"TTFT {signals.ttft_s:.2f} s")
+        if signals.tokens_per_s is not None:
+            parts.append(f"{signals.tokens_per_s:.0f} tok/s")
+        parts.append(f"success {signals.success_rate:.0%}")
+        if signals.cooling_down:
+            parts.append(f"cooling down {signals.cooldown_left_s:.0f} s")
+        lines.append("  " + " · ".join(parts))
+    for role, message in attempts or []:
+        lines.append(f"retry: {role} failed ({message}), sent to the next best model")
+    return "\n".join(lines)

@@ -42,8 +42,12 @@ def build_scorer(
     embed: Embedder,
     cache_dir: Path,
     examples: dict[TaskKind, list[str]] | None = None,
+    prompt_embed: Embedder | None = None,
 ) -> SemanticScorer:
-    """Embed the examples (or read them from the cache) and return a scorer."""
+    """Embed the examples (or read them from the cache) and return a scorer.
+
+    `prompt_embed`, when given, embeds each prompt later (with a shorter
+    timeout than building the examples may need)."""
     examples = examples or load_examples()
     key = cache_key(model_path, examples)
     cache_file = cache_dir / f"router-examples-{key}.json"
@@ -63,4 +67,4 @@ def build_scorer(
             tmp.replace(cache_file)
         except OSError as exc:  # a read-only data dir costs speed, not correctness
             log.warning("could not cache example embeddings in %s: %s", cache_dir, exc)
-    return SemanticScorer(vectors, embed)
+    return SemanticScorer(vectors, prompt_embed or embed)

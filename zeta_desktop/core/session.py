@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 import queue
 import threading
 from collections.abc import Callable, Collection, Mapping
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from zeta_desktop.core import embed_commands
 from zeta_desktop.core.classifier import Classification, TaskClassifier, TaskKind, explicit_command
 from zeta_desktop.core.config import ROLE_NAMES, AppConfig, RoleConfig, user_data_dir
 from zeta_desktop.core.engine import (
@@ -140,6 +140,8 @@ class ChatSession(ChatListener):
             target=self._dispatch_loop, name="zeta-dispatch", daemon=True
         )
         self._started = False
+        self._semantic_thread: threading.Thread | None = None
+        self.semantic_ready = threading.Event()  # set once prompts are also classified by meaning
 
     # -- roles --------------------------------------------------------------
 
@@ -205,6 +207,10 @@ class ChatSession(ChatListener):
         self.router.set_profile(self._profile(name))
         if role_config.can_embed:
             self.classifier.semantic = None  # rebuilt for the new model once it loads
+            self.semantic_ready.clear()
+            if self._semantic_thread is not None:
+                self._semantic_thread.join()
+                self._semantic_thread = None
         runtime.worker.start()
 
     def wait_loaded(self, timeout: float | None = None) -> bool:
@@ -220,6 +226,9 @@ class ChatSession(ChatListener):
             runtime.worker.cancel_all()
         for runtime in self.roles.values():
             runtime.worker.shutdown(timeout)
+        if self._semantic_thread is not None:
+            # Its pending embeddings were rejected by the shutdown above.
+            self._semantic_thread.join(timeout)
 
     def _on_worker_state(self, role: str, state: WorkerState, detail: str) -> None:
         if (
@@ -227,10 +236,12 @@ class ChatSession(ChatListener):
             and self.config.router.semantic
             and self.can_embed(role)
             and self.classifier.semantic is None
+            and self._semantic_thread is None
         ):
-            threading.Thread(
+            self._semantic_thread = threading.Thread(
                 target=self._build_semantic, args=(role,), name="zeta-semantic", daemon=True
-            ).start()
+            )
+            self._semantic_thread.start()
         if self._listener is not None:
             self._listener.on_role_state(role, state, detail)
 
@@ -245,11 +256,16 @@ class ChatSession(ChatListener):
                 source.path,
                 lambda texts: self._embed_on(role, list(texts), timeout=120),
                 user_data_dir() / "cache",
+                # A prompt never waits long on a busy embedder: rules answer instead.
+                prompt_embed=lambda texts: self._embed_on(
+                    role, list(texts), timeout=SEMANTIC_TIMEOUT_S
+                ),
             )
         except (EngineError, OSError, ValueError, TimeoutError) as exc:
             log.warning("semantic classification unavailable: %s", exc)
             return
         self.classifier.semantic = scorer
+        self.semantic_ready.set()
         log.info("semantic classification ready (embeddings from %s)", role)
 
     # -- conversation -------------------------------------------------------
@@ -381,35 +397,27 @@ class ChatSession(ChatListener):
         self.worker(decision.role).submit(job)
 
     def _submit_embedding(self, turn: Turn, role: str) -> None:
-        command = explicit_command(turn.prompt) or "/embed"
-        text = turn.prompt.lstrip()[len(command):].strip()
-        texts = [t.strip() for t in text.split("|")] if command == "/similar" else [text]
-        if not all(texts) or (command == "/similar" and len(texts) != 2):
-            usage = "/embed TEXT" if command == "/embed" else "/similar TEXT A | TEXT B"
-            self._fail(turn, f"usage: {usage}")
+        try:
+            command = embed_commands.parse(turn.prompt)
+        except embed_commands.CommandUsageError as exc:
+            self._fail(turn, str(exc))
             return
-        job = EmbedJob(texts)
+        job = EmbedJob(list(command.texts))
         job.result.add_done_callback(lambda f: self._on_embedding_done(turn, role, command, f))
         self.worker(role).submit(job)
 
     def _on_embedding_done(
-        self, turn: Turn, role: str, command: str, result: Future[list[list[float]]]
+        self,
+        turn: Turn,
+        role: str,
+        command: embed_commands.EmbedCommand,
+        result: Future[list[list[float]]],
     ) -> None:
         try:
-            vectors = result.result()
+            answer = embed_commands.answer(command, result.result())
         except EngineError as exc:
             self._fail(turn, f"{role}: {exc}")
             return
-        if command == "/similar":
-            a, b = vectors
-            cosine = sum(x * y for x, y in zip(a, b, strict=True)) / (
-                math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)) or 1.0
-            )
-            answer = f"cosine similarity {cosine:.4f} ({len(a)}-dimensional embeddings)"
-        else:
-            vector = vectors[0]
-            head = ", ".join(f"{x:.4f}" for x in vector[:8])
-            answer = f"{len(vector)}-dimensional embedding (normalised): [{head}, …]"
         with self._lock:
             turn.status, turn.answer = "done", answer
             turn.stats = ChatStats(0, 0.0, 0.0, 0.0, 0.0)

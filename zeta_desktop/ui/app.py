@@ -17,6 +17,13 @@ def make_application() -> object:
     app.setApplicationName(APP_NAME)
     app.setApplicationVersion(__version__)
     app.setDesktopFileName(APP_ID)
+    from PySide6.QtGui import QIcon
+
+    from zeta_desktop.core.resources import resource_path
+
+    icon = resource_path(f"icons/hicolor/256x256/apps/{APP_ID}.png")
+    if icon.is_file():
+        app.setWindowIcon(QIcon(str(icon)))
     return app
 
 

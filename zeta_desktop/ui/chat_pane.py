@@ -5,6 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
+    QComboBox,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -39,6 +40,9 @@ class PromptEdit(QPlainTextEdit):
 class MessageView(QFrame):
     """One message. Model text is shown as plain text: it is never markup."""
 
+    sig_badge_clicked = Signal()
+    """The user clicked the routing badge of this answer."""
+
     def __init__(self, author: str, text: str, colour: str, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("message")
@@ -52,6 +56,12 @@ class MessageView(QFrame):
         self.header = QLabel(author)
         self.header.setTextFormat(Qt.TextFormat.PlainText)
         self.header.setStyleSheet(f"color: {colour}; font-weight: 600;")
+        self.badge = QPushButton()
+        self.badge.setFlat(True)
+        self.badge.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.badge.setToolTip("Show the full routing decision")
+        self.badge.clicked.connect(self.sig_badge_clicked)
+        self.badge.hide()
         self.body = QLabel(text)
         self.body.setTextFormat(Qt.TextFormat.PlainText)
         self.body.setWordWrap(True)
@@ -62,7 +72,11 @@ class MessageView(QFrame):
         self.footer.setWordWrap(True)
         self.footer.setStyleSheet("color: palette(mid); font-size: 11px;")
         self.footer.hide()
-        layout.addWidget(self.header)
+        top = QHBoxLayout()
+        top.addWidget(self.header)
+        top.addWidget(self.badge)
+        top.addStretch(1)
+        layout.addLayout(top)
         layout.addWidget(self.body)
         layout.addWidget(self.footer)
         self._text = text
@@ -80,6 +94,14 @@ class MessageView(QFrame):
         self._text += piece
         self.body.setText(self._text)
 
+    def set_badge(self, text: str, colour: str) -> None:
+        self.badge.setText(text)
+        self.badge.setStyleSheet(
+            f"QPushButton {{ color: white; background: {colour}; border-radius: 8px;"
+            " padding: 1px 8px; font-size: 11px; }"
+        )
+        self.badge.show()
+
     def set_footer(self, text: str, colour: str | None = None) -> None:
         self.footer.setText(text)
         if colour:
@@ -92,6 +114,8 @@ class ChatPane(QWidget):
     """The user sent a prompt."""
     sig_stop = Signal()
     """The user asked to stop every answer in progress."""
+    sig_show_decision = Signal(int)
+    """The user clicked an answer's badge: turn id."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -116,11 +140,19 @@ class ChatPane(QWidget):
         self.send_button = QPushButton("Send")
         self.send_button.setDefault(True)
         self.send_button.clicked.connect(self._on_send_clicked)
+        self.target_box = QComboBox()
+        self.target_box.addItem("Auto (router)", None)
+        for role in ("coder", "embedder", "reasoner"):
+            self.target_box.addItem(role, role)
+        self.target_box.setToolTip(
+            "Auto lets the router choose; a role sends the next prompt there"
+        )
         self.stop_button = QPushButton("Stop")
         self.stop_button.setEnabled(False)
         self.stop_button.clicked.connect(self.sig_stop)
 
         buttons = QVBoxLayout()
+        buttons.addWidget(self.target_box)
         buttons.addWidget(self.send_button)
         buttons.addWidget(self.stop_button)
         buttons.addStretch(1)
@@ -146,6 +178,7 @@ class ChatPane(QWidget):
 
     def add_pending_answer(self, turn_id: int) -> None:
         view = MessageView("…", "", "#9ca3af")
+        view.sig_badge_clicked.connect(lambda: self.sig_show_decision.emit(turn_id))
         view.set_footer("routing…")
         self._answers[turn_id] = view
         self._active.add(turn_id)
@@ -171,6 +204,12 @@ class ChatPane(QWidget):
         view = self._answers.get(turn_id)
         if view is not None:
             self._show_role(view, decision.role, decision.reason)
+            label = f"{decision.role} · {decision.kind.value}"
+            if decision.policy == "override":
+                label += " · override"
+            elif decision.spilled:
+                label += " · spilled"
+            view.set_badge(label, ROLE_COLOURS.get(decision.role, "#6b7280"))
 
     @Slot(int, str, str)
     def on_turn_retried(self, turn_id: int, failed_role: str, message: str) -> None:
@@ -224,6 +263,10 @@ class ChatPane(QWidget):
     def _add(self, view: MessageView) -> None:
         self._list_layout.insertWidget(self._list_layout.count() - 1, view)
         self._stick_to_bottom = True
+
+    def target_role(self) -> str | None:
+        """The role chosen for the next prompt, or None for the router."""
+        return self.target_box.currentData()
 
     @Slot()
     def _on_send_clicked(self) -> None:

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from zeta_desktop.core.telemetry import ModelSignals
 from zeta_desktop.ui.style import ROLE_COLOURS, STATE_COLOURS
 
 ROLE_BLURBS = {
@@ -46,6 +47,9 @@ class RoleCard(QFrame):
         self.detail_label.setWordWrap(True)
         self.detail_label.setStyleSheet("color: #dc2626;")
         self.detail_label.hide()
+        self.stats_label = QLabel("")
+        self.stats_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.stats_label.setStyleSheet("color: #4b5563; font-size: 11px;")
         self.choose_button = QPushButton("Choose GGUF…")
         self.choose_button.setToolTip(f"Point the {role} role at a GGUF file on this machine")
         self.choose_button.clicked.connect(lambda: self.sig_choose_model.emit(self.role))
@@ -54,12 +58,13 @@ class RoleCard(QFrame):
         top.addWidget(title, 1)
         top.addWidget(self.state_label)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(8, 6, 8, 6)
+        layout.setContentsMargins(8, 4, 8, 4)
+        layout.setSpacing(2)
         layout.addLayout(top)
         layout.addWidget(self.model_label)
         layout.addWidget(self.detail_label)
         bottom = QHBoxLayout()
-        bottom.addStretch(1)
+        bottom.addWidget(self.stats_label, 1)
         bottom.addWidget(self.choose_button)
         layout.addLayout(bottom)
         self.set_state("loading", "")
@@ -71,6 +76,24 @@ class RoleCard(QFrame):
     def set_model(self, text: str, tooltip: str) -> None:
         self.model_label.setText(text)
         self.model_label.setToolTip(tooltip)
+
+    def set_stats(self, signals: ModelSignals) -> None:
+        """The compact live row: queue, last TTFT, tokens/s, success rate."""
+        parts = [f"queue {signals.queue_depth}+{signals.in_flight}"]
+        parts.append(f"TTFT {signals.ttft_s:.2f} s" if signals.ttft_s is not None else "TTFT –")
+        parts.append(
+            f"{signals.tokens_per_s:.0f} tok/s" if signals.tokens_per_s is not None else "– tok/s"
+        )
+        parts.append(f"{signals.success_rate:.0%} ok")
+        text = " · ".join(parts)
+        if self.stats_label.text() != text:
+            self.stats_label.setText(text)
+        cooling = signals.cooling_down and self._state in ("ready", "busy")
+        shown = "cooling down" if cooling else self._state
+        if self.state_label.text() != shown:
+            self.state_label.setText(shown)
+            colour = STATE_COLOURS.get("unavailable" if cooling else self._state, "#6b7280")
+            self.state_label.setStyleSheet(f"color: {colour}; font-weight: 600;")
 
     def set_state(self, state: str, detail: str) -> None:
         self._state = state
@@ -95,15 +118,12 @@ class RolePanel(QWidget):
         self.cards: dict[str, RoleCard] = {}
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        heading = QLabel("Models")
-        heading.setStyleSheet("font-weight: 600; font-size: 14px;")
-        layout.addWidget(heading)
+        layout.setSpacing(4)
         for role in roles:
             card = RoleCard(role)
             card.sig_choose_model.connect(self.sig_choose_model)
             self.cards[role] = card
             layout.addWidget(card)
-        layout.addStretch(1)
 
     @Slot(str, str, str)
     def on_role_state(self, role: str, state: str, detail: str) -> None:

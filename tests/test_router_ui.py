@@ -1,0 +1,140 @@
+"""Live plots, sliders, route preview, override and badges in the real window."""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+
+from zeta_desktop.core.config import AppConfig, load_config, save_config
+from zeta_desktop.core.llama_engine import LlamaEngine
+from zeta_desktop.core.router import Thresholds
+from zeta_desktop.ui.main_window import MainWindow
+
+pytestmark = pytest.mark.model
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture
+def window(qtbot, tiny_config: AppConfig, tmp_path: Path):  # type: ignore[no-untyped-def]
+    path = tmp_path / "config.toml"
+    save_config(tiny_config, path)
+    loaded = load_config(path)
+    win = MainWindow(loaded, loaded.config, LlamaEngine.load)
+    qtbot.addWidget(win)
+    win.show()
+    win.start_models()
+    qtbot.waitUntil(
+        lambda: all(c.state == "ready" for c in win.roles_panel.cards.values()), timeout=TIMEOUT_MS
+    )
+    yield win
+    win.close()
+
+
+def send(qtbot, window: MainWindow, prompt: str) -> int:  # type: ignore[no-untyped-def]
+    window.chat.input.setPlainText(prompt)
+    with qtbot.waitSignal(window.bridge.sig_turn_routed, timeout=TIMEOUT_MS) as routed:
+        qtbot.mouseClick(window.chat.send_button, Qt.MouseButton.LeftButton)
+    return int(routed.args[0])
+
+
+def test_moving_a_slider_changes_the_router_and_the_saved_config(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    slider = window.router_panel.sliders["max_wait_s"]
+    expected = Thresholds().max_wait_s + 4.0
+    slider.setValue(slider.value() + 8)  # steps of 0.5 s
+    assert window.session.router.thresholds.max_wait_s == expected
+    assert window.router_panel.value_labels["max_wait_s"].text() == f"{expected:g} s"
+
+    def saved() -> float:
+        data = tomllib.loads(window._loaded.path.read_text())
+        return float(data["router"]["max_wait_s"])
+
+    qtbot.waitUntil(lambda: saved() == expected, timeout=5000)
+
+
+def test_policy_selector_switches_the_policy_and_reset_restores(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.router_panel.policy_box.setCurrentText("least-busy")
+    assert window.session.router.policy == "least-busy"
+    window.router_panel.sliders["max_queue"].setValue(9)
+    window.router_panel.reset_button.click()
+    assert window.session.router.policy == "adaptive"
+    assert window.session.router.thresholds == Thresholds()
+    assert window.router_panel.sliders["max_queue"].value() == Thresholds().max_queue
+
+
+def test_route_preview_follows_a_threshold_across_the_live_load(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.session.roles["coder"].config.max_tokens = 100000
+    panel = window.router_panel
+    panel.sliders["max_queue"].setValue(5)
+    turn_id = send(qtbot, window, "```\nfix this code\n```")
+    assert window.session.turn(turn_id).role == "coder"
+    qtbot.waitUntil(lambda: window.session.turn(turn_id).status == "streaming", timeout=TIMEOUT_MS)
+    panel.refresh_preview()
+    assert panel.preview.item(0, 1).text() == "coder (code)"
+    panel.sliders["max_queue"].setValue(0)  # the busy coder now breaks the limit
+    assert panel.preview.item(0, 1).text() != "coder (code)"
+    assert "coder queue 1 > 0" in panel.preview.item(0, 2).text()
+    window.session.stop()
+
+
+def test_plots_receive_points_while_a_model_streams(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.session.roles["coder"].config.max_tokens = 300
+    turn_id = send(qtbot, window, "hello")
+    qtbot.waitUntil(lambda: window.session.turn(turn_id).status == "done", timeout=TIMEOUT_MS)
+    curve = window.plots.curves[("tokens_per_s", "coder")]
+
+    def streamed_points() -> bool:
+        _, y = curve.getData()
+        return y is not None and any(v > 0 for v in y if not math.isnan(v))
+
+    qtbot.waitUntil(streamed_points, timeout=5000)
+    assert window.plots.refresh_count > 0
+    assert (
+        "CPU and RAM" in window.plots.machine_label.text()
+        or "GPU" in window.plots.machine_label.text()
+    )
+    card = window.roles_panel.cards["coder"]
+    qtbot.waitUntil(
+        lambda: "tok/s" in card.stats_label.text() and "–" not in card.stats_label.text(),
+        timeout=5000,
+    )
+
+
+def test_override_sends_the_next_prompt_to_the_chosen_role(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.chat.target_box.setCurrentIndex(window.chat.target_box.findData("reasoner"))
+    turn_id = send(qtbot, window, "```\nint x;\n```")
+    turn = window.session.turn(turn_id)
+    assert turn.role == "reasoner" and turn.decision is not None
+    assert turn.decision.policy == "override"
+    view = window.chat.answer_view(turn_id)
+    assert view is not None and view.badge.text() == "reasoner · code · override"
+
+
+def test_badge_shows_the_reason_and_opens_the_full_decision(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    turn_id = send(qtbot, window, "Prove that 2 + 2 = 4.")
+    view = window.chat.answer_view(turn_id)
+    assert view is not None and not view.badge.isHidden()
+    assert view.badge.text() == "reasoner · reasoning"
+    assert view.footer.text().startswith("reasoning -> reasoner: preferred")
+    qtbot.mouseClick(view.badge, Qt.MouseButton.LeftButton)
+    dialog = window.decision_dialog
+    assert dialog is not None and dialog.isVisible()
+    from PySide6.QtWidgets import QPlainTextEdit
+
+    text = dialog.findChild(QPlainTextEdit).toPlainText()
+    assert "evidence: " in text and "runner-up: " in text and "coder: " in text
+    dialog.close()
+
+
+def test_failovers_and_adjustments_reach_the_router_log(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.bridge.sig_turn_retried.emit(7, "coder", "decode failed")
+    assert "failover: turn 7 failed on coder (decode failed)" in window.router_log.toPlainText()
+    window.session.router.update_thresholds(max_queue=4)
+    model = window.session.telemetry.model("coder")
+    for _ in range(4):
+        model.record_success(0.1, 50.0, 9.0, 9.0, 40)
+    window.session.router.refit()
+    qtbot.waitUntil(lambda: "adjusted coder: " in window.router_log.toPlainText(), timeout=5000)

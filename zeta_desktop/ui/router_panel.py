@@ -1,0 +1,224 @@
+"""Steering the router: policy, a slider per threshold, and a live route preview."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QGridLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from zeta_desktop.core.engine import NoRoleAvailableError
+from zeta_desktop.core.router import POLICIES, Thresholds, ZetaDynamicRouter
+from zeta_desktop.core.session import ChatSession
+from zeta_desktop.ui.style import ROLE_COLOURS
+
+PREVIEW_ROWS = 20
+
+
+@dataclass(frozen=True)
+class SliderSpec:
+    name: str
+    label: str
+    unit: str
+    low: float
+    high: float
+    step: float
+    tooltip: str
+
+    def to_slider(self, value: float) -> int:
+        return round((value - self.low) / self.step)
+
+    def from_slider(self, position: int) -> float:
+        value = self.low + position * self.step
+        return round(value) if self.name == "max_queue" else round(value, 4)
+
+    def text(self, value: float) -> str:
+        if self.unit == "%":
+            shown = value * 100 if self.name == "min_success_rate" else value
+            return f"{shown:.0f} %"
+        if self.name == "speed_vs_quality":
+            return f"{value:.2f}"
+        return f"{value:g} {self.unit}".strip()
+
+
+SLIDERS = (
+    SliderSpec("max_queue", "Max queue", "jobs", 0, 20, 1,
+               "Jobs waiting or running on the preferred model before a prompt spills to "
+               "another capable model."),
+    SliderSpec("max_wait_s", "Max predicted wait", "s", 0.5, 120, 0.5,
+               "Predicted seconds before the preferred model could start this prompt; above "
+               "it, the prompt spills."),
+    SliderSpec("gpu_util_ceiling_pct", "GPU busy ceiling", "%", 10, 100, 1,
+               "Above this GPU utilisation, prompts for GPU models go to a model with room "
+               "(only with an NVIDIA GPU)."),
+    SliderSpec("gpu_mem_ceiling_pct", "GPU memory ceiling", "%", 10, 100, 1,
+               "Above this share of GPU memory in use, prompts for GPU models go elsewhere."),
+    SliderSpec("min_success_rate", "Min success rate", "%", 0, 1, 0.01,
+               "A model whose recent answers succeeded less often than this is avoided."),
+    SliderSpec("speed_vs_quality", "Speed vs quality", "", 0, 1, 0.05,
+               "When spilling: 0 keeps prompts on the models that fit the task best, "
+               "1 sends them wherever they finish soonest."),
+)
+
+
+class RouterPanel(QWidget):
+    sig_settings_changed = Signal()
+    """A threshold or the policy changed (the window saves the config)."""
+
+    def __init__(self, session: ChatSession, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.router: ZetaDynamicRouter = session.router
+
+        self.policy_box = QComboBox()
+        self.policy_box.addItems(list(POLICIES))
+        self.policy_box.setCurrentText(self.router.policy)
+        self.policy_box.setToolTip(
+            "adaptive: preferred model unless it breaks a threshold · static: always the "
+            "preferred model · least-busy · lowest-latency · round-robin"
+        )
+        self.policy_box.currentTextChanged.connect(self._on_policy_changed)
+        self.reset_button = QPushButton("Reset to defaults")
+        self.reset_button.clicked.connect(self.reset_to_defaults)
+
+        grid = QGridLayout()
+        grid.addWidget(QLabel("Policy"), 0, 0)
+        grid.addWidget(self.policy_box, 0, 1, 1, 2)
+        self.sliders: dict[str, QSlider] = {}
+        self.value_labels: dict[str, QLabel] = {}
+        for row, spec in enumerate(SLIDERS, start=1):
+            label = QLabel(spec.label)
+            label.setToolTip(spec.tooltip)
+            slider = QSlider(Qt.Orientation.Horizontal)
+            slider.setRange(0, spec.to_slider(spec.high))
+            slider.setToolTip(spec.tooltip)
+            slider.setObjectName(spec.name)
+            value = QLabel()
+            value.setMinimumWidth(56)
+            value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            self.sliders[spec.name] = slider
+            self.value_labels[spec.name] = value
+            grid.addWidget(label, row, 0)
+            grid.addWidget(slider, row, 1)
+            grid.addWidget(value, row, 2)
+        self._sync_sliders()
+        for spec in SLIDERS:
+            self.sliders[spec.name].valueChanged.connect(
+                lambda position, spec=spec: self._on_slider(spec, position)
+            )
+
+        self.preview = QTableWidget(0, 3)
+        self.preview.setHorizontalHeaderLabels(["prompt", "now →", "why"])
+        self.preview.verticalHeader().hide()
+        self.preview.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.preview.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        header = self.preview.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        self.preview.setToolTip(
+            "Where your last prompts would go now, under these thresholds and the live load"
+        )
+
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.reset_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(grid)
+        layout.addLayout(buttons)
+        layout.addWidget(QLabel("Route preview (last 20 prompts)"))
+        layout.addWidget(self.preview, 1)
+
+        # Live state changes the preview even when no slider moves.
+        self.preview_timer = QTimer(self)
+        self.preview_timer.setInterval(1000)
+        self.preview_timer.timeout.connect(self.refresh_preview)
+
+    def start(self) -> None:
+        self.preview_timer.start()
+        self.refresh_preview()
+
+    def stop(self) -> None:
+        self.preview_timer.stop()
+
+    def _sync_sliders(self) -> None:
+        thresholds = self.router.thresholds
+        for spec in SLIDERS:
+            value = getattr(thresholds, spec.name)
+            slider = self.sliders[spec.name]
+            slider.blockSignals(True)
+            slider.setValue(spec.to_slider(value))
+            slider.blockSignals(False)
+            self.value_labels[spec.name].setText(spec.text(value))
+
+    def _on_slider(self, spec: SliderSpec, position: int) -> None:
+        value = spec.from_slider(position)
+        self.router.update_thresholds(**{spec.name: value})
+        self.value_labels[spec.name].setText(spec.text(value))
+        self.refresh_preview()
+        self.sig_settings_changed.emit()
+
+    @Slot(str)
+    def _on_policy_changed(self, policy: str) -> None:
+        self.router.policy = policy
+        self.refresh_preview()
+        self.sig_settings_changed.emit()
+
+    @Slot()
+    def reset_to_defaults(self) -> None:
+        self.router.set_thresholds(Thresholds())
+        self._sync_sliders()
+        self.policy_box.setCurrentText("adaptive")  # emits when it changes
+        self.refresh_preview()
+        self.sig_settings_changed.emit()
+
+    def thresholds_dict(self) -> dict[str, float]:
+        return dataclasses.asdict(self.router.thresholds)
+
+    @Slot()
+    def refresh_preview(self) -> None:
+        turns = [t for t in self.session.turns if t.classification is not None]
+        turns = turns[-PREVIEW_ROWS:][::-1]
+        self.preview.setRowCount(len(turns))
+        snapshot = self.session.telemetry.snapshot()
+        for row, turn in enumerate(turns):
+            assert turn.classification is not None
+            try:
+                decision = self.router.route(
+                    turn.classification.kind, snapshot=snapshot, commit=False,
+                    classification=turn.classification,
+                )
+                role, why = decision.role, decision.reason.split(": ", 1)[-1]
+            except NoRoleAvailableError as exc:
+                role, why = "—", str(exc)
+            prompt = turn.prompt.replace("\n", " ")
+            items = [
+                QTableWidgetItem(prompt[:80]),
+                QTableWidgetItem(f"{role} ({turn.classification.kind.value})"),
+                QTableWidgetItem(why),
+            ]
+            items[1].setForeground(QColor(ROLE_COLOURS.get(role, "#6b7280")))
+            if turn.role and role != turn.role:
+                items[1].setToolTip(f"went to {turn.role} when sent")
+                font = items[1].font()
+                font.setBold(True)
+                items[1].setFont(font)
+            items[2].setToolTip(decision.reason if role != "—" else why)
+            for col, item in enumerate(items):
+                self.preview.setItem(row, col, item)
