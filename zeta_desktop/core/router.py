@@ -342,10 +342,7 @@ class ZetaDynamicRouter:
                 if self.profiles[r].fit(kind) >= ACCEPTABLE_PREFERENCE
                 and not self._breaks(r, models[r], snap)
             ]
-            if not with_room:
-                with_room = [
-                    r for r in capable[1:] if not self._breaks(r, models[r], snap)
-                ]
+            # No acceptable model has room: the cheapest of all, fit-weighted.
             pool = with_room or [r for r in capable if not models[r].cooling_down] or capable
             ranked = sorted(pool, key=lambda r: self._cost(r, kind, models[r]))
             best = ranked[0]

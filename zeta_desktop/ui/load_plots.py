@@ -42,7 +42,7 @@ class LoadPlots(QWidget):
         self.machine_label.setStyleSheet("color: #4b5563; font-size: 11px;")
 
         self.view = pg.GraphicsLayoutWidget()
-        self.view.setMinimumHeight(260)
+        self.view.setMinimumHeight(200)
         self.plots = {
             "load": self._plot(0, 0, "queued + running"),
             "tokens_per_s": self._plot(0, 1, "decode tokens/s"),

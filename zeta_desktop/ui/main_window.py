@@ -81,7 +81,7 @@ class MainWindow(QMainWindow):
         side.addWidget(self.roles_panel)
         side.addWidget(self.plots)
         side.addWidget(self.tabs)
-        side.setSizes([230, 300, 270])
+        side.setSizes([150, 250, 390])
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.chat)
         splitter.addWidget(side)

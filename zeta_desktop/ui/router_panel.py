@@ -97,8 +97,12 @@ class RouterPanel(QWidget):
         self.reset_button.clicked.connect(self.reset_to_defaults)
 
         grid = QGridLayout()
+        grid.setVerticalSpacing(2)
         grid.addWidget(QLabel("Policy"), 0, 0)
-        grid.addWidget(self.policy_box, 0, 1, 1, 2)
+        policy_row = QHBoxLayout()
+        policy_row.addWidget(self.policy_box, 1)
+        policy_row.addWidget(self.reset_button)
+        grid.addLayout(policy_row, 0, 1, 1, 2)
         self.sliders: dict[str, QSlider] = {}
         self.value_labels: dict[str, QLabel] = {}
         for row, spec in enumerate(SLIDERS, start=1):
@@ -125,6 +129,8 @@ class RouterPanel(QWidget):
         self.preview = QTableWidget(0, 3)
         self.preview.setHorizontalHeaderLabels(["prompt", "now →", "why"])
         self.preview.verticalHeader().hide()
+        self.preview.verticalHeader().setDefaultSectionSize(20)
+        self.preview.setMinimumHeight(90)
         self.preview.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.preview.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         header = self.preview.horizontalHeader()
@@ -135,14 +141,11 @@ class RouterPanel(QWidget):
             "Where your last prompts would go now, under these thresholds and the live load"
         )
 
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        buttons.addWidget(self.reset_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
         layout.addLayout(grid)
-        layout.addLayout(buttons)
-        layout.addWidget(QLabel("Route preview (last 20 prompts)"))
+        layout.addWidget(QLabel("Route preview: where your last 20 prompts would go now"))
         layout.addWidget(self.preview, 1)
 
         # Live state changes the preview even when no slider moves.
