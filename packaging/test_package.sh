@@ -21,7 +21,8 @@ mkdir -p "$root/var/lib/dpkg/info" "$root/var/lib/dpkg/updates"
 touch "$root/var/lib/dpkg/status"
 # A private dpkg database: a real install and removal without touching this system.
 dpkg_root=(dpkg --root="$root" --force-depends --force-not-root --force-script-chrootless)
-"${dpkg_root[@]}" -i "$DEB" >/dev/null
+# --force-depends: the private root has none of the system libraries it depends on.
+"${dpkg_root[@]}" -i "$DEB" > "$work/dpkg.log" 2>&1 || fail "dpkg -i: $(cat "$work/dpkg.log")"
 app="$root/opt/$NAME/$NAME"
 [ -x "$app" ] || fail "no executable at /opt/$NAME/$NAME"
 [ -x "$root/usr/bin/$NAME" ] || fail "no launcher on PATH (/usr/bin/$NAME)"
@@ -53,7 +54,7 @@ grep -q "probe first_token" "$work/probe.log" || fail "the frozen window streame
 # Start-up: frozen app vs `make run`, same machine, same run.
 "$PY" packaging/startup_compare.py "$app"
 
-"${dpkg_root[@]}" -P "$NAME" >/dev/null
+"${dpkg_root[@]}" -P "$NAME" > "$work/dpkg.log" 2>&1 || fail "dpkg -P: $(cat "$work/dpkg.log")"
 left=$(find "$root" -path "$root/var" -prune -o -type f -print | head -5)
 [ -z "$left" ] || fail "uninstall left files behind: $left"
 echo "install, self-test, start-up and uninstall: ok"

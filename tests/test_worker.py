@@ -229,3 +229,14 @@ def test_shutdown_cancels_the_running_answer_and_queued_ones(worker: ModelWorker
     assert not worker.is_alive()
     assert running.done.is_set() and queued.done.is_set()
     assert queued.events == ["failed"] and "stopped" in queued.error
+
+
+def test_a_job_submitted_after_shutdown_is_rejected_at_once(worker: ModelWorker) -> None:
+    worker.shutdown(TIMEOUT)
+    job = EmbedJob(["late"])
+    worker.submit(job)
+    with pytest.raises(EngineError, match="shut down"):
+        job.result.result(timeout=1)
+    late_chat = Recorder()
+    worker.submit(chat_job(late_chat))
+    assert late_chat.done.is_set() and "shut down" in late_chat.error

@@ -82,15 +82,24 @@ class _LoadOutputRouter(io.TextIOBase):
         return getattr(self._original, name)
 
 
+_import_failure: str | None = None
+
+
 def import_llama_cpp() -> Any:
+    global _import_failure
     os.environ.setdefault("GGML_NO_BACKTRACE", "1")
+    # A failed import leaves a half-initialised package behind: report the
+    # first failure every time instead of a confusing AttributeError later.
+    if _import_failure is not None:
+        raise ModelLoadError(_import_failure)
     try:
         import llama_cpp
     except ImportError as exc:  # a broken or missing build, not a user error
-        raise ModelLoadError(
+        _import_failure = (
             f"llama-cpp-python is not installed or failed to import ({exc}); "
             "run `make run` to set it up"
-        ) from exc
+        )
+        raise ModelLoadError(_import_failure) from exc
     _install_log_callback(llama_cpp)
     return llama_cpp
 

@@ -107,6 +107,8 @@ class ModelWorker:
         self._state_lock = threading.Lock()
         self._current: ChatJob | None = None
         self._ready = threading.Event()
+        self._closing = False
+        self._submit_lock = threading.Lock()
         self.load_seconds: float | None = None
         self._thread = threading.Thread(target=self._run, name=f"zeta-model-{role}", daemon=True)
 
@@ -139,7 +141,12 @@ class ModelWorker:
         return self._ready.wait(timeout)
 
     def submit(self, job: ChatJob | EmbedJob) -> None:
-        self._queue.put(job)
+        with self._submit_lock:
+            if not self._closing:
+                self._queue.put(job)
+                return
+        # After shutdown nobody would ever run it: say so at once.
+        self._reject(job, f"{self.role} was shut down")
 
     def cancel_all(self) -> None:
         current = self._current
@@ -150,6 +157,8 @@ class ModelWorker:
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Stop the current job, drop queued ones, close the engine, end the thread."""
+        with self._submit_lock:
+            self._closing = True
         self.cancel_all()
         self._queue.put(_SHUTDOWN)
         if self._thread.is_alive():
