@@ -37,9 +37,9 @@ def test_recorded_readings_flow_into_the_plot_series() -> None:
     _, values = telemetry.machine_series.copy()
     assert values["gpu_util"][0] == 55.0 and values["gpu_mem"][0] == 50.0
     assert math.isnan(values["gpu_util"][1])  # the fallback has no GPU numbers
-    assert values["cpu"] == [20.0, 35.0]
+    assert values["cpu"].tolist() == [20.0, 35.0]
     _, model = telemetry.model_series["coder"].copy()
-    assert model["queue"] == [2.0, 2.0] and model["in_flight"] == [1.0, 1.0]
+    assert model["queue"].tolist() == [2.0, 2.0] and model["in_flight"].tolist() == [1.0, 1.0]
     assert telemetry.machine is not None and telemetry.machine.note == "NVML failed mid-run"
 
 
@@ -49,4 +49,17 @@ def test_zero_gpu_use_is_a_value_not_missing() -> None:
     telemetry.set_machine(MachineReading("nvml", (idle,), 1.0, 1, 2))
     telemetry.sample()
     _, values = telemetry.machine_series.copy()
-    assert values["gpu_util"] == [0.0] and values["gpu_mem"] == [0.0]
+    assert values["gpu_util"].tolist() == [0.0] and values["gpu_mem"].tolist() == [0.0]
+
+
+def test_series_keep_the_newest_samples_in_order() -> None:
+    from zeta_desktop.core.telemetry import Series
+
+    series = Series(("v",), length=5)
+    for i in range(8):
+        series.append(float(i), {"v": i * 10.0})
+    times, values = series.copy()
+    assert times.tolist() == [3.0, 4.0, 5.0, 6.0, 7.0]
+    assert values["v"].tolist() == [30.0, 40.0, 50.0, 60.0, 70.0]
+    times, values = series.copy(since=5.5)
+    assert times.tolist() == [6.0, 7.0] and values["v"].tolist() == [60.0, 70.0]

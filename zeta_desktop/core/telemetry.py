@@ -13,6 +13,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import numpy as np
+
 from zeta_desktop.core.machine import MachineReading
 
 EWMA_ALPHA = 0.3
@@ -176,28 +178,33 @@ class ModelTelemetry:
 
 
 class Series:
-    """Fixed-length ring buffers of plot values, one per name."""
+    """Fixed-length ring buffers of plot values, one per name (numpy, so a copy is cheap)."""
 
     def __init__(self, names: Iterable[str], length: int = SERIES_SECONDS * SAMPLE_HZ) -> None:
         self._lock = threading.Lock()
-        self.times: deque[float] = deque(maxlen=length)
-        self.values: dict[str, deque[float]] = {n: deque(maxlen=length) for n in names}
+        self._length = length
+        self._times = np.full(length, -np.inf)
+        self._values = {n: np.full(length, np.nan) for n in names}
+        self._next = 0  # slot of the next sample
+        self._count = 0
 
     def append(self, at: float, values: dict[str, float]) -> None:
         with self._lock:
-            self.times.append(at)
-            for name, buffer in self.values.items():
-                buffer.append(values.get(name, float("nan")))
+            slot = self._next
+            self._times[slot] = at
+            for name, buffer in self._values.items():
+                buffer[slot] = values.get(name, np.nan)
+            self._next = (slot + 1) % self._length
+            self._count = min(self._count + 1, self._length)
 
-    def copy(self, since: float | None = None) -> tuple[list[float], dict[str, list[float]]]:
+    def copy(self, since: float | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Samples in time order, optionally only those at or after `since`."""
         with self._lock:
-            times = list(self.times)
-            values = {n: list(b) for n, b in self.values.items()}
-        if since is not None:
-            start = next((i for i, t in enumerate(times) if t >= since), len(times))
-            times = times[start:]
-            values = {n: v[start:] for n, v in values.items()}
-        return times, values
+            order = np.r_[self._next:self._length, 0:self._next][self._length - self._count:]
+            times = self._times[order]
+            start = int(np.searchsorted(times, since)) if since is not None else 0
+            picked = order[start:]
+            return times[start:], {n: b[picked] for n, b in self._values.items()}
 
 
 MODEL_SERIES = ("queue", "in_flight", "tokens_per_s", "ttft_s")
