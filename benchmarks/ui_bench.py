@@ -122,7 +122,9 @@ def main() -> int:
     if model is None:
         print("the demo model is not installed: run `make test` once", file=sys.stderr)
         return 2
-    app = QApplication.instance() or QApplication([])
+    from zeta_desktop.ui.app import make_application
+
+    app = make_application()
     window = make_window(model, Path(tempfile.mkdtemp()))
     window.resize(1280, 800)
     window.show()
