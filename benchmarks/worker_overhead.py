@@ -14,14 +14,13 @@ import argparse
 import json
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 
 from zeta_desktop.core.engine import LoadSettings
 from zeta_desktop.core.llama_engine import LlamaEngine, import_llama_cpp
 from zeta_desktop.core.models import find_demo_model
-from zeta_desktop.core.worker import ChatJob, ChatListener, ChatStats, ModelWorker
+from zeta_desktop.core.worker import ChatJob, ChatWaiter, ModelWorker
 
 PROMPT = "Write a short story about a lighthouse keeper who learns to program."
 
@@ -44,25 +43,8 @@ def bare_run(llm: object, tokens: int) -> tuple[int, float]:
     return count, (count - 1) / (last - first)
 
 
-class _Wait(ChatListener):
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.stats: ChatStats | None = None
-        self.error = ""
-
-    def on_finished(self, job: ChatJob, role: str, stopped: bool, stats: ChatStats) -> None:
-        self.stats = stats
-        self.done.set()
-
-    def on_failed(
-        self, job: ChatJob, role: str, message: str, partial: bool, error: Exception | None = None
-    ) -> None:
-        self.error = message
-        self.done.set()
-
-
 def worker_run(worker: ModelWorker, tokens: int) -> tuple[int, float]:
-    waiter = _Wait()
+    waiter = ChatWaiter()
     worker.submit(
         ChatJob(
             messages=[{"role": "user", "content": PROMPT}],

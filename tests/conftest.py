@@ -63,3 +63,24 @@ def tiny_config(tiny_model: Path) -> AppConfig:
     # routing in these tests is deterministic. Semantic tests opt in.
     config.router.semantic = False
     return config
+
+
+@pytest.fixture
+def window(qtbot, tiny_config: AppConfig, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The real main window over the tiny model, every role loaded."""
+    from zeta_desktop.core.config import load_config, save_config
+    from zeta_desktop.core.llama_engine import LlamaEngine
+    from zeta_desktop.ui.main_window import MainWindow
+
+    path = tmp_path / "config.toml"
+    save_config(tiny_config, path)
+    loaded = load_config(path)
+    win = MainWindow(loaded, loaded.config, LlamaEngine.load)
+    qtbot.addWidget(win)
+    win.show()
+    win.start_models()
+    qtbot.waitUntil(
+        lambda: all(c.state == "ready" for c in win.roles_panel.cards.values()), timeout=60_000
+    )
+    yield win
+    win.close()

@@ -16,23 +16,6 @@ pytestmark = pytest.mark.model
 TIMEOUT_MS = 60_000
 
 
-@pytest.fixture
-def window(qtbot, tiny_config: AppConfig, tmp_path: Path):  # type: ignore[no-untyped-def]
-    config_path = tmp_path / "config.toml"
-    save_config(tiny_config, config_path)
-    loaded = load_config(config_path)
-    win = MainWindow(loaded, loaded.config, LlamaEngine.load)
-    qtbot.addWidget(win)
-    win.show()
-    win.start_models()
-    qtbot.waitUntil(
-        lambda: all(card.state == "ready" for card in win.roles_panel.cards.values()),
-        timeout=TIMEOUT_MS,
-    )
-    yield win
-    win.close()
-
-
 def test_typing_a_prompt_streams_an_answer(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
     qtbot.keyClicks(window.chat.input, "hello world")
     with qtbot.waitSignal(window.bridge.sig_turn_finished, timeout=TIMEOUT_MS):

@@ -4,34 +4,15 @@ from __future__ import annotations
 
 import math
 import tomllib
-from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
 
-from zeta_desktop.core.config import AppConfig, load_config, save_config
-from zeta_desktop.core.llama_engine import LlamaEngine
 from zeta_desktop.core.router import Thresholds
 from zeta_desktop.ui.main_window import MainWindow
 
 pytestmark = pytest.mark.model
 TIMEOUT_MS = 60_000
-
-
-@pytest.fixture
-def window(qtbot, tiny_config: AppConfig, tmp_path: Path):  # type: ignore[no-untyped-def]
-    path = tmp_path / "config.toml"
-    save_config(tiny_config, path)
-    loaded = load_config(path)
-    win = MainWindow(loaded, loaded.config, LlamaEngine.load)
-    qtbot.addWidget(win)
-    win.show()
-    win.start_models()
-    qtbot.waitUntil(
-        lambda: all(c.state == "ready" for c in win.roles_panel.cards.values()), timeout=TIMEOUT_MS
-    )
-    yield win
-    win.close()
 
 
 def send(qtbot, window: MainWindow, prompt: str) -> int:  # type: ignore[no-untyped-def]

@@ -41,7 +41,7 @@ class Thresholds:
     gpu_util_ceiling_pct: float = 95.0
     gpu_mem_ceiling_pct: float = 92.0
     min_success_rate: float = 0.5
-    speed_vs_quality: float = 0.5  # 0: stay with the best fit; 1: fastest wins
+    speed_vs_quality: float = 0.8  # 0: stay with the best fit; 1: fastest wins
 
     def validated(self) -> Thresholds:
         for name, (low, high) in THRESHOLD_LIMITS.items():

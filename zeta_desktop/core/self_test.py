@@ -2,37 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from zeta_desktop.core.engine import EngineError
 from zeta_desktop.core.session import ChatSession
-from zeta_desktop.core.worker import ChatJob, ChatListener, ChatStats, EmbedJob, WorkerState
+from zeta_desktop.core.worker import ChatJob, ChatWaiter, EmbedJob, WorkerState
 
 SELF_TEST_PROMPT = "Say hello in five words."
 SELF_TEST_TOKENS = 16
-
-
-@dataclass
-class _Outcome(ChatListener):
-    done: threading.Event
-    pieces: int = 0
-    stats: ChatStats | None = None
-    error: str = ""
-
-    def on_token(self, job: ChatJob, text: str) -> None:
-        self.pieces += 1
-
-    def on_finished(self, job: ChatJob, role: str, stopped: bool, stats: ChatStats) -> None:
-        self.stats = stats
-        self.done.set()
-
-    def on_failed(
-        self, job: ChatJob, role: str, message: str, partial: bool, error: Exception | None = None
-    ) -> None:
-        self.error = message
-        self.done.set()
 
 
 def run_self_test(
@@ -50,7 +27,7 @@ def run_self_test(
             continue
         parts = [f"{name}: {model}", f"load {worker.load_seconds:.2f} s"]
         if runtime.config.can_chat:
-            outcome = _Outcome(threading.Event())
+            outcome = ChatWaiter()
             worker.submit(
                 ChatJob(
                     messages=[{"role": "user", "content": SELF_TEST_PROMPT}],

@@ -62,6 +62,30 @@ class ChatListener:
     ) -> None: ...
 
 
+class ChatWaiter(ChatListener):
+    """Collects one job's outcome for callers with no event loop (CLI, benchmarks)."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.stats: ChatStats | None = None
+        self.error = ""
+
+    def on_finished(self, job: ChatJob, role: str, stopped: bool, stats: ChatStats) -> None:
+        self.stats = stats
+        self.done.set()
+
+    def on_failed(
+        self,
+        job: ChatJob,
+        role: str,
+        message: str,
+        partial: bool,
+        error: Exception | None = None,
+    ) -> None:
+        self.error = message
+        self.done.set()
+
+
 @dataclass(eq=False)
 class ChatJob:
     messages: Sequence[ChatMessage]
