@@ -4,10 +4,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
-PY="${PYTHON:-.venv/bin/python}"
-NAME=$("$PY" -c 'import tomllib; print(tomllib.load(open("pyproject.toml","rb"))["project"]["name"])')
-VERSION=$("$PY" -c 'import tomllib; print(tomllib.load(open("pyproject.toml","rb"))["project"]["version"])')
-APP_ID=io.github.zeta_desktop.ZetaDesktop
+# shellcheck source=packaging/project.sh
+source packaging/project.sh
 DIST="$ROOT/dist"
 BUILD="$ROOT/build"
 

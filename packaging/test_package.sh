@@ -6,11 +6,9 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
-PY="${PYTHON:-.venv/bin/python}"
-NAME=$("$PY" -c 'import tomllib; print(tomllib.load(open("pyproject.toml","rb"))["project"]["name"])')
-VERSION=$("$PY" -c 'import tomllib; print(tomllib.load(open("pyproject.toml","rb"))["project"]["version"])')
+# shellcheck source=packaging/project.sh
+source packaging/project.sh
 DEB="dist/${NAME}_${VERSION}_amd64.deb"
-APP_ID=io.github.zeta_desktop.ZetaDesktop
 fail() { echo "package-test: FAIL: $*" >&2; exit 1; }
 
 [ -f "$DEB" ] || fail "$DEB is missing: run make package"

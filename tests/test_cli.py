@@ -12,10 +12,13 @@ import pytest
 pytestmark = pytest.mark.model
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "zeta_desktop", *args],
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=300,
@@ -96,14 +99,8 @@ def test_corrupt_config_is_reported_on_the_command_line(tiny_model: Path, tmp_pa
 def test_route_prints_one_json_decision_per_prompt() -> None:
     import json
 
-    result = subprocess.run(
-        [sys.executable, "-m", "zeta_desktop", "route", "--json"],
-        input="hello there\n```\nint main() { return 0; }\n```\nProve that 17 is prime.\n",
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    prompts = "hello there\n```\nint main() { return 0; }\n```\nProve that 17 is prime.\n"
+    result = run_cli("route", "--json", stdin=prompts)
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(rows) == 5  # one per non-empty stdin line
@@ -115,20 +112,6 @@ def test_route_prints_one_json_decision_per_prompt() -> None:
 
 
 def test_route_with_a_policy_from_arguments() -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "zeta_desktop",
-            "route",
-            "--policy",
-            "static",
-            "why is the sky blue",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_cli("route", "--policy", "static", "why is the sky blue")
     assert result.returncode == 0
     assert "(static)" in result.stdout

@@ -100,9 +100,6 @@ class Decision:
     classification: Classification | None = None
     signals: dict[str, ModelSignals] = field(default_factory=dict)
 
-    def acceptable(self, profiles: dict[str, RoleProfile]) -> bool:
-        return profiles[self.role].fit(self.kind) >= ACCEPTABLE_PREFERENCE
-
 
 @dataclass(frozen=True)
 class Adjustment:

@@ -12,7 +12,7 @@ import itertools
 import logging
 import queue
 import threading
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,9 +188,6 @@ class ChatSession(ChatListener):
 
     def worker(self, role: str) -> ModelWorker:
         return self.roles[role].worker
-
-    def workers(self) -> Mapping[str, ModelWorker]:
-        return {name: runtime.worker for name, runtime in self.roles.items()}
 
     def can_chat(self, role: str) -> bool:
         return self.roles[role].config.can_chat
@@ -468,17 +465,13 @@ class ChatSession(ChatListener):
             self._listener.on_turn_started(turn.turn_id, role, turn.reason)
 
     def on_token(self, job: ChatJob, text: str) -> None:
-        self.telemetry.model(self._role_of(job)).record_token()
         turn = self._turn_for(job)
         if turn is None:
             return
+        self.telemetry.model(turn.role).record_token()
         turn.answer += text
         if self._listener is not None:
             self._listener.on_turn_token(turn.turn_id, text)
-
-    def _role_of(self, job: ChatJob) -> str:
-        turn = self._turns_by_id.get(job.tag)  # type: ignore[arg-type]
-        return turn.role if turn is not None else ""
 
     def on_finished(self, job: ChatJob, role: str, stopped: bool, stats: ChatStats) -> None:
         if not stopped:  # a stopped answer says nothing about the model's speed

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
@@ -190,9 +189,6 @@ class RouterPanel(QWidget):
         self.policy_box.setCurrentText("adaptive")  # emits when it changes
         self.refresh_preview()
         self.sig_settings_changed.emit()
-
-    def thresholds_dict(self) -> dict[str, float]:
-        return dataclasses.asdict(self.router.thresholds)
 
     @Slot()
     def refresh_preview(self) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import QObject, QTimer
+from PySide6.QtCore import QTimer
 
 from zeta_desktop.ui.main_window import MainWindow
 
@@ -17,8 +17,7 @@ def _stamp(event: str) -> None:
     print(f"probe {event} {time.time():.6f}", flush=True)
 
 
-def attach(window: MainWindow, prompt: str) -> QObject:
-    holder = QObject(window)
+def attach(window: MainWindow, prompt: str) -> None:
     seen_token = False
 
     def on_token(_turn_id: int, _text: str) -> None:
@@ -36,4 +35,3 @@ def attach(window: MainWindow, prompt: str) -> QObject:
         window.chat.sig_send.emit(prompt)
 
     QTimer.singleShot(0, after_show)
-    return holder
