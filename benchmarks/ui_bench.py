@@ -19,6 +19,7 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import pyqtgraph as pg
 from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
@@ -29,6 +30,9 @@ from zeta_desktop.ui.main_window import MainWindow
 
 ROOT = Path(__file__).resolve().parents[1]
 PHASE_S = float(os.environ.get("UI_BENCH_SECONDS", "25"))
+# UI_BENCH_NORMAL_PRIORITY=1 runs the models at the GUI's priority, to see what
+# the default (model threads niced below the GUI) buys.
+LOW_PRIORITY = os.environ.get("UI_BENCH_NORMAL_PRIORITY") != "1"
 PROMPTS = {
     "coder": "Write a long Python tutorial about lists, with many examples.",
     "embedder": "Tell me a long story about a dragon and a lighthouse.",
@@ -74,19 +78,21 @@ def make_window(model: Path, tmp: Path) -> MainWindow:
         config.roles[role] = RoleConfig(
             model_path=str(model), n_ctx=2048, n_threads=1, max_tokens=400, temperature=0.7,
             can_embed=role == "embedder",
+            low_priority=LOW_PRIORITY,
         )
     config.router.semantic = False
     return MainWindow(LoadedConfig(config, tmp / "config.toml", []), config, LlamaEngine.load)
 
 
 def keep_streaming(window: MainWindow) -> None:
-    """Whenever a role is idle, give it another long answer."""
+    """Give the first idle role another long answer: one prompt per call, as a user sends."""
     for role, prompt in PROMPTS.items():
         worker = window.session.worker(role)
         if worker.queue_depth == 0 and worker.in_flight == 0:
             window.chat.target_box.setCurrentIndex(window.chat.target_box.findData(role))
             window.chat.input.setPlainText(prompt)
             window.chat.send_button.click()
+            break
     window.chat.target_box.setCurrentIndex(0)
 
 
@@ -125,6 +131,17 @@ def main() -> int:
     from zeta_desktop.ui.app import make_application
 
     app = make_application()
+    # Shiboken looks Python overrides up once per class, so the paint timer
+    # has to be in place before the first plot view exists.
+    paint_ms: list[float] = []
+    original_paint = pg.GraphicsView.paintEvent
+
+    def timed_paint(view, event) -> None:  # type: ignore[no-untyped-def]
+        t0 = time.perf_counter()
+        original_paint(view, event)
+        paint_ms.append((time.perf_counter() - t0) * 1000)
+
+    pg.GraphicsView.paintEvent = timed_paint
     window = make_window(model, Path(tempfile.mkdtemp()))
     window.resize(1280, 800)
     window.show()
@@ -132,25 +149,34 @@ def main() -> int:
     while not window.session.wait_loaded(0):
         run_event_loop(0.1)
 
-    refresh_ms: list[float] = []
-    original = window.plots.refresh
+    # What one refresh costs the event loop: the timer tick (copy + setData for
+    # one plot) and the repaint that follows it, each timed on its own.
+    tick_ms: list[float] = []
+    original_tick = window.plots._refresh_one
 
-    def timed_refresh() -> None:
+    def timed_tick() -> None:
         t0 = time.perf_counter()
-        original()
-        refresh_ms.append((time.perf_counter() - t0) * 1000)
+        original_tick()
+        tick_ms.append((time.perf_counter() - t0) * 1000)
 
     window.plots.timer.timeout.disconnect()
-    window.plots.timer.timeout.connect(timed_refresh)
-
+    window.plots.timer.timeout.connect(timed_tick)
     probe = Probe()
     # Warm up: first paints and first tokens pay one-off costs.
     run_phase(app, window, probe, 3)
-    refresh_ms.clear()
+    tick_ms.clear()
+    paint_ms.clear()
+    rounds_before = window.plots.refresh_count
     shown = run_phase(app, window, probe, PHASE_S)
-    shown["plot_refresh_median_ms"] = statistics.median(refresh_ms)
-    shown["plot_refresh_p99_ms"] = pct(refresh_ms, 99)
-    shown["plot_refreshes"] = len(refresh_ms)
+    rounds = window.plots.refresh_count - rounds_before
+    # One plot refresh = one tick plus its repaint; a full round updates all four.
+    per_plot = [t + p for t, p in zip(sorted(tick_ms), sorted(paint_ms), strict=False)]
+    shown["plot_tick_median_ms"] = statistics.median(tick_ms)
+    shown["plot_paint_median_ms"] = statistics.median(paint_ms)
+    shown["plot_paint_p99_ms"] = pct(paint_ms, 99)
+    shown["plot_refresh_median_ms"] = statistics.median(per_plot)
+    shown["full_round_ms"] = (sum(tick_ms) + sum(paint_ms)) / max(rounds, 1)
+    shown["plot_refresh_rounds_per_s"] = rounds / PHASE_S
     tokens_shown = sum(len(t.answer) for t in window.session.turns)
 
     window.plots.stop()
@@ -159,19 +185,26 @@ def main() -> int:
     window.close()
 
     report = {"panel_shown": shown, "panel_hidden_baseline": baseline,
-              "chars_streamed": tokens_shown}
+              "chars_streamed": tokens_shown, "model_threads_low_priority": LOW_PRIORITY}
+    print(f"model threads at {'low' if LOW_PRIORITY else 'normal'} priority;"
+          f" {tokens_shown} characters streamed by the end of the shown phase")
     print(f"{'':22}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}{'ticks':>8}")
     for name, r in (("live panel shown", shown), ("panel hidden (base)", baseline)):
         print(f"{name:22}{r['p50_stall_ms']:8.2f}{r['p99_stall_ms']:8.2f}{r['max_stall_ms']:8.2f}"
               f"{r['ticks']:8d}")
-    print(f"plot refresh: median {shown['plot_refresh_median_ms']:.2f} ms, "
-          f"p99 {shown['plot_refresh_p99_ms']:.2f} ms over {shown['plot_refreshes']} refreshes")
+    print(
+        f"plot refresh (one plot: tick + repaint): median {shown['plot_refresh_median_ms']:.2f} ms"
+        f" (tick {shown['plot_tick_median_ms']:.2f}, paint {shown['plot_paint_median_ms']:.2f},"
+        f" paint p99 {shown['plot_paint_p99_ms']:.2f});"
+        f" all four plots: {shown['full_round_ms']:.2f} ms per round,"
+        f" {shown['plot_refresh_rounds_per_s']:.1f} rounds/s"
+    )
     ratio = shown["p99_stall_ms"] / max(baseline["p99_stall_ms"], 1e-3)
     print(f"p99 stall ratio shown / hidden: {ratio:.2f}")
     checks = {
         "p99 stall <= 8 ms": shown["p99_stall_ms"] <= 8,
         "max stall <= 16 ms": shown["max_stall_ms"] <= 16,
-        "plot refresh < 2 ms (median)": shown["plot_refresh_median_ms"] < 2,
+        "one plot refresh < 2 ms (median, tick + repaint)": shown["plot_refresh_median_ms"] < 2,
     }
     for name, passed in checks.items():
         print(f"  {'PASS' if passed else 'MISS'}  {name}")

@@ -54,6 +54,7 @@ def test_invalid_values_fall_back_per_field_and_name_the_key(tmp_path: Path) -> 
         "[roles.coder]\nmodel_path = '/m/c.gguf'\nn_ctx = 'big'\nn_threads = -3\n"
         "[roles.painter]\nmodel_path = 'p.gguf'\n"
         "[roles.reasoner]\ncan_chat = false\n"
+        "[roles.embedder]\nlow_priority = 'no'\n"
     )
     loaded = load_config(path)
     coder = loaded.config.roles["coder"]
@@ -66,6 +67,8 @@ def test_invalid_values_fall_back_per_field_and_name_the_key(tmp_path: Path) -> 
     assert "roles.painter is not a role" in text
     assert "roles.reasoner can neither chat nor embed" in text
     assert loaded.config.roles["reasoner"].can_chat
+    assert "roles.embedder.low_priority must be bool" in text
+    assert loaded.config.roles["embedder"].low_priority is True
     assert loaded.backup_path is not None and loaded.backup_path.exists()
 
 

@@ -24,6 +24,7 @@ def test_typing_a_prompt_streams_an_answer(qtbot, window: MainWindow) -> None:  
     view = window.chat.answer_view(1)
     assert view is not None
     assert view.text == window.session.turn(1).answer and view.text
+    assert view.body.text() == view.text  # the label shows all of it once done
     assert view.header.text() == "coder"
     assert "tok/s" in view.footer.text()
     assert not window.chat.stop_button.isEnabled()
@@ -33,7 +34,11 @@ def test_stop_halts_the_answer_and_marks_it(qtbot, window: MainWindow) -> None: 
     window.session.roles["coder"].config.max_tokens = 100000
     window.chat.input.setPlainText("keep going")
     qtbot.mouseClick(window.chat.send_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: len(window.chat.answer_view(1).text) > 10, timeout=TIMEOUT_MS)  # type: ignore[union-attr]
+    # The label catches up while the answer still streams (tokens shown in batches).
+    qtbot.waitUntil(
+        lambda: len(window.chat.answer_view(1).body.text()) > 10,  # type: ignore[union-attr]
+        timeout=TIMEOUT_MS,
+    )
     assert window.chat.stop_button.isEnabled()
     with qtbot.waitSignal(window.bridge.sig_turn_finished, timeout=TIMEOUT_MS) as blocker:
         qtbot.mouseClick(window.chat.stop_button, Qt.MouseButton.LeftButton)

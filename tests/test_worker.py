@@ -240,3 +240,44 @@ def test_a_job_submitted_after_shutdown_is_rejected_at_once(worker: ModelWorker)
     late_chat = Recorder()
     worker.submit(chat_job(late_chat))
     assert late_chat.done.is_set() and "shut down" in late_chat.error
+
+
+def _thread_nice(tid: int) -> int:
+    # Field 19 of /proc/<pid>/task/<tid>/stat; the name (field 2) may hold spaces.
+    stat = Path(f"/proc/self/task/{tid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[16])
+
+
+def test_a_low_priority_worker_decodes_below_the_gui_thread(tiny_model: Path) -> None:
+    import os
+    import sys
+
+    before = {int(t) for t in os.listdir("/proc/self/task")} if sys.platform == "linux" else set()
+    seen: dict[int, int] = {}
+
+    class Watcher(Recorder):
+        def on_token(self, job: ChatJob, text: str) -> None:
+            super().on_token(job, text)
+            if sys.platform == "linux":  # every thread started since, ggml's included
+                for tid in {int(t) for t in os.listdir("/proc/self/task")} - before:
+                    seen[tid] = _thread_nice(tid)
+
+    settings = LoadSettings(
+        n_ctx=512, n_gpu_layers=0, n_threads=2, embedding=False, low_priority=True
+    )
+    w = ModelWorker("coder", tiny_model, settings, LlamaEngine.load)
+    w.start()
+    try:
+        recorder = Watcher()
+        w.submit(chat_job(recorder, max_tokens=8))
+        assert recorder.done.wait(TIMEOUT)
+        assert recorder.error == ""
+    finally:
+        w.shutdown(TIMEOUT)
+    if sys.platform == "linux":
+        assert seen and set(seen.values()) == {10}, seen
+        assert _thread_nice(threading.get_native_id()) == 0  # this (the GUI's) thread is not
+    else:
+        from zeta_desktop.core.thread_priority import lower_current_thread_priority
+
+        assert lower_current_thread_priority() is not None  # says why it cannot

@@ -40,6 +40,9 @@ class RoleConfig:
     can_embed: bool = False
     max_tokens: int = 512
     temperature: float = 0.7
+    # Decode below the window's priority (Linux), so the window stays smooth
+    # while every core is busy; costs nothing when the machine is otherwise idle.
+    low_priority: bool = True
     # How well this role fits each task kind, 0..1 (0: never). Empty: the
     # role's defaults (coder: code and simple, reasoner: reasoning, ...).
     preference: dict[str, float] = field(default_factory=dict)
@@ -115,6 +118,7 @@ _FIELD_RULES: dict[str, tuple[type, Any]] = {
     "can_embed": (bool, None),
     "max_tokens": (int, 1),
     "temperature": (float, 0.0),
+    "low_priority": (bool, None),
     "preference": (dict, None),
 }
 _TASK_KINDS = ("simple", "code", "reasoning", "embedding")

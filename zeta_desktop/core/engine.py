@@ -32,6 +32,7 @@ class LoadSettings:
     n_gpu_layers: int
     n_threads: int
     embedding: bool
+    low_priority: bool = False  # run the owning thread below the GUI (thread_priority)
 
 
 class Engine(Protocol):

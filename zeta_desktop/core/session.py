@@ -164,6 +164,7 @@ class ChatSession(ChatListener):
             n_gpu_layers=role_config.n_gpu_layers,
             n_threads=role_config.n_threads,
             embedding=role_config.can_embed,
+            low_priority=role_config.low_priority,
         )
         try:
             source: ModelSource | None = resolve_model(role_config.model_path)

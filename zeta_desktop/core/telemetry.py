@@ -200,11 +200,17 @@ class Series:
     def copy(self, since: float | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Samples in time order, optionally only those at or after `since`."""
         with self._lock:
-            order = np.r_[self._next:self._length, 0:self._next][self._length - self._count:]
-            times = self._times[order]
+            times = self._ordered(self._times)
             start = int(np.searchsorted(times, since)) if since is not None else 0
-            picked = order[start:]
-            return times[start:], {n: b[picked] for n, b in self._values.items()}
+            return times[start:], {
+                n: self._ordered(b)[start:] for n, b in self._values.items()
+            }
+
+    def _ordered(self, buffer: np.ndarray) -> np.ndarray:
+        """The filled part of a ring buffer, oldest first (a copy)."""
+        if self._count < self._length:  # not wrapped yet: slots 0..count-1
+            return buffer[: self._count].copy()
+        return np.concatenate((buffer[self._next :], buffer[: self._next]))
 
 
 MODEL_SERIES = ("queue", "in_flight", "tokens_per_s", "ttft_s")

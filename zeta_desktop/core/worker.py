@@ -18,6 +18,7 @@ from pathlib import Path
 
 from zeta_desktop.core.context_fit import fit_messages
 from zeta_desktop.core.engine import ChatMessage, Engine, EngineError, LoadSettings
+from zeta_desktop.core.thread_priority import lower_current_thread_priority
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +222,11 @@ class ModelWorker:
 
     def _run(self) -> None:
         engine: Engine | None = None
+        if self.settings.low_priority:
+            # Before the load, so that threads the backend starts inherit it.
+            why_not = lower_current_thread_priority()
+            if why_not:
+                log.info("%s runs at normal priority: %s", self.role, why_not)
         self._set_state(WorkerState.LOADING, self.model_path.name)
         started = time.perf_counter()
         try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QComboBox,
@@ -37,6 +37,39 @@ class PromptEdit(QPlainTextEdit):
         super().keyPressEvent(event)
 
 
+class WrappedLabel(QLabel):
+    """A word-wrapped plain-text label that remembers its height per width.
+
+    Each time a streaming answer grows, the chat's scroll area lays out every
+    message again and asks each label its height at a few widths. A
+    selectable QLabel answers by laying out its whole text every time, which
+    made a 30-message chat spend ~50 ms per update; with this cache only the
+    label that changed is measured again.
+    """
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setWordWrap(True)
+        self._heights: dict[int, int] = {}
+        self.setText(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
+        self._heights.clear()
+        super().setText(text)
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 (Qt's name)
+        height = self._heights.get(width)
+        if height is None:
+            height = self._heights[width] = super().heightForWidth(width)
+        return height
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt's name)
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            self._heights.clear()
+        super().changeEvent(event)
+
+
 class MessageView(QFrame):
     """One message. Model text is shown as plain text: it is never markup."""
 
@@ -62,14 +95,10 @@ class MessageView(QFrame):
         self.badge.setToolTip("Show the full routing decision")
         self.badge.clicked.connect(self.sig_badge_clicked)
         self.badge.hide()
-        self.body = QLabel(text)
-        self.body.setTextFormat(Qt.TextFormat.PlainText)
-        self.body.setWordWrap(True)
+        self.body = WrappedLabel(text)
         self.body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.body.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
-        self.footer = QLabel("")
-        self.footer.setTextFormat(Qt.TextFormat.PlainText)
-        self.footer.setWordWrap(True)
+        self.footer = WrappedLabel("")
         self.footer.setStyleSheet("color: palette(mid); font-size: 11px;")
         self.footer.hide()
         top = QHBoxLayout()
@@ -91,8 +120,12 @@ class MessageView(QFrame):
         return self._text
 
     def append(self, piece: str) -> None:
+        """Take a token now; the label shows it at the next show_text()."""
         self._text += piece
-        self.body.setText(self._text)
+
+    def show_text(self) -> None:
+        if self.body.text() != self._text:
+            self.body.setText(self._text)
 
     def set_badge(self, text: str, colour: str) -> None:
         self.badge.setText(text)
@@ -109,6 +142,12 @@ class MessageView(QFrame):
         self.footer.show()
 
 
+# Tokens reach the labels at most this often. Three models stream well over
+# 100 tokens/s together; relaying out a growing label for each one would keep
+# the event loop busy, and the eye cannot follow faster than this anyway.
+TEXT_REFRESH_MS = 40
+
+
 class ChatPane(QWidget):
     sig_send = Signal(str)
     """The user sent a prompt."""
@@ -121,6 +160,11 @@ class ChatPane(QWidget):
         super().__init__(parent)
         self._answers: dict[int, MessageView] = {}
         self._active: set[int] = set()
+        self._unshown: set[int] = set()  # answers with tokens the label lacks
+        self._text_timer = QTimer(self)
+        self._text_timer.setSingleShot(True)
+        self._text_timer.setInterval(TEXT_REFRESH_MS)
+        self._text_timer.timeout.connect(self._show_new_text)
 
         self._list = QWidget()
         self._list_layout = QVBoxLayout(self._list)
@@ -230,6 +274,17 @@ class ChatPane(QWidget):
         view = self._answers.get(turn_id)
         if view is not None:
             view.append(text)
+            self._unshown.add(turn_id)
+            if not self._text_timer.isActive():
+                self._text_timer.start()
+
+    @Slot()
+    def _show_new_text(self) -> None:
+        for turn_id in self._unshown:
+            view = self._answers.get(turn_id)
+            if view is not None:
+                view.show_text()
+        self._unshown.clear()
 
     @Slot(int, bool, object)
     def on_turn_finished(self, turn_id: int, stopped: bool, stats: ChatStats) -> None:
@@ -255,6 +310,10 @@ class ChatPane(QWidget):
         self._finish(turn_id)
 
     def _finish(self, turn_id: int) -> None:
+        view = self._answers.get(turn_id)
+        if view is not None:
+            view.show_text()
+        self._unshown.discard(turn_id)
         self._active.discard(turn_id)
         self.stop_button.setEnabled(bool(self._active))
 

@@ -1,31 +1,53 @@
 """Live load curves per model, drawn from the telemetry ring buffers.
 
-Each curve is created once; a GUI-thread timer (about 10 Hz) copies the
-buffers and calls setData. No worker thread ever touches a plot.
+Each curve is created once; a GUI-thread timer copies the buffers and calls
+setData. No worker thread ever touches a plot. Each plot redraws at about
+10 Hz, but the four take turns (one every 25 ms) so that no single repaint
+holds the event loop for all of them.
 """
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer, Slot
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import QRectF, QTimer, Slot
+from PySide6.QtWidgets import QComboBox, QGraphicsItem, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from zeta_desktop.core.telemetry import Telemetry
 from zeta_desktop.ui.style import ROLE_COLOURS
 
 WINDOWS_S = {"60 s": 60.0, "10 min": 600.0}
-REFRESH_MS = 100
+REFRESH_MS = 100  # each plot's refresh period
 MAX_POINTS = 150  # per curve: a few per pixel column is all a small plot can show
 
 pg.setConfigOptions(antialias=False, background="w", foreground="#374151")
 
 
+# The smallest y range per plot; a larger one grows in 1-2-5 steps.
+Y_FLOOR = {"load": 1.0, "tokens_per_s": 10.0, "ttft_s": 1.0}
+
+
 def _finite(values: np.ndarray) -> bool:
     return bool(np.isfinite(values).any())
+
+
+def nice_ceiling(value: float, floor: float) -> float:
+    """The 1-2-5 step at or above `value`, at least `floor`.
+
+    Steps rather than auto-range keep the axis still (and its cached labels
+    valid) while values wander inside the same step.
+    """
+    if not math.isfinite(value) or value <= floor:
+        return floor
+    scale = 10.0 ** math.floor(math.log10(value))
+    for mantissa in (1.0, 2.0, 5.0, 10.0):
+        if mantissa * scale >= value * (1 - 1e-9):
+            return mantissa * scale
+    return 10.0 * scale
 
 
 def _bin(x: np.ndarray, *series: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -41,13 +63,29 @@ def _bin(x: np.ndarray, *series: np.ndarray) -> tuple[np.ndarray, ...]:
         )
 
 
+class LiveCurve(pg.PlotCurveItem):
+    """A curve whose bounds are its plot's visible range.
+
+    PlotCurveItem works its bounds out from the data (NaN-aware min and max
+    plus pixel padding, in Python) after every setData, and the scene asks for
+    them on each update. Each plot clips to its view and its ranges are fixed
+    (x) or stepped (y), so the view rect is as good an answer, far cheaper.
+    """
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 (Qt's name)
+        if self._boundingRect is None:
+            view = self.getViewBox()
+            self._boundingRect = view.viewRect() if view is not None else QRectF()
+        return self._boundingRect
+
+
 class LoadPlots(QWidget):
     def __init__(self, telemetry: Telemetry, roles: list[str], parent: QWidget | None = None):
         super().__init__(parent)
         self.telemetry = telemetry
         self.roles = roles
         self.window_s = WINDOWS_S["60 s"]
-        self.refresh_count = 0
+        self.refresh_count = 0  # full rounds: every plot updated once
 
         self.window_box = QComboBox()
         self.window_box.addItems(list(WINDOWS_S))
@@ -64,9 +102,15 @@ class LoadPlots(QWidget):
             "ttft_s": self._plot(1, 0, "time to first token (s)"),
             "machine": self._plot(1, 1, "machine %"),
         }
-        self.plots["machine"].setYRange(0, 100)
+        self.plots["machine"].setYRange(0, 100, padding=0)
+        self.y_tops = dict(Y_FLOOR)
+        for name, top in self.y_tops.items():
+            self.plots[name].setYRange(0, top, padding=0.05)
+        # What the next round draws, per plot: (curve, x, y) triples.
+        self._pending: dict[str, list[tuple[LiveCurve, np.ndarray, np.ndarray]]] = {}
+        self._turn = 0
         # PlotCurveItem, not plot()'s PlotDataItem: its setData costs a tenth.
-        self.curves: dict[tuple[str, str], pg.PlotCurveItem] = {}
+        self.curves: dict[tuple[str, str], LiveCurve] = {}
         for role in roles:
             pen = pg.mkPen(ROLE_COLOURS.get(role, "#6b7280"), width=2)
             for name in ("load", "tokens_per_s", "ttft_s"):
@@ -91,23 +135,27 @@ class LoadPlots(QWidget):
         layout.addWidget(self.machine_label)
 
         self.timer = QTimer(self)
-        self.timer.setInterval(REFRESH_MS)
-        self.timer.timeout.connect(self.refresh)
+        self.timer.setInterval(REFRESH_MS // len(self.plots))
+        self.timer.timeout.connect(self._refresh_one)
 
-    def _curve(self, plot: str, pen: object) -> pg.PlotCurveItem:
-        curve = pg.PlotCurveItem(pen=pen, connect="finite")
+    def _curve(self, plot: str, pen: object) -> LiveCurve:
+        curve = LiveCurve(pen=pen, connect="finite")
         self.plots[plot].addItem(curve)
         return curve
 
     def _plot(self, row: int, col: int, title: str) -> pg.PlotItem:
         plot = self.view.addPlot(row=row, col=col, title=title)
         plot.setXRange(-self.window_s, 0, padding=0)
-        plot.disableAutoRange(axis="x")  # x is "seconds ago": a fixed range
-        plot.showGrid(x=False, y=True, alpha=0.2)
+        plot.disableAutoRange()  # x is "seconds ago"; y moves in steps (nice_ceiling)
         plot.setMouseEnabled(x=False, y=False)
         plot.hideButtons()
         plot.getAxis("bottom").setStyle(tickTextOffset=2)
         plot.titleLabel.setText(title, size="8pt")
+        # No grid: a grid makes each axis span its whole plot, so every curve
+        # update would repaint it. The axis replays its labels from a QPicture
+        # on each repaint; cached as a pixmap it is one blit.
+        for side in ("left", "bottom"):
+            plot.getAxis(side).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         return plot
 
     def start(self) -> None:
@@ -125,9 +173,45 @@ class LoadPlots(QWidget):
 
     @Slot()
     def refresh(self) -> None:
-        """Copy the ring buffers and update every curve (GUI thread only)."""
+        """Copy the ring buffers and update every curve now (GUI thread only)."""
+        self._collect()
+        for name in self.plots:
+            self._draw(name)
+        self._turn = 0
+        self.refresh_count += 1
+
+    @Slot()
+    def _refresh_one(self) -> None:
+        """The timer's tick: one plot per tick, the buffers copied once per round."""
+        names = list(self.plots)
+        if self._turn == 0:
+            self._collect()
+        self._draw(names[self._turn])
+        self._turn = (self._turn + 1) % len(names)
+        if self._turn == 0:
+            self.refresh_count += 1
+
+    def _draw(self, name: str) -> None:
+        pending = self._pending.pop(name, [])
+        if not pending:
+            return
+        for curve, x, y in pending:
+            curve.setData(x, y)
+        floor = Y_FLOOR.get(name)
+        if floor is None:
+            return
+        highest = max((float(np.nanmax(y)) for _, _, y in pending if _finite(y)), default=0.0)
+        top = nice_ceiling(highest, floor)
+        if top != self.y_tops[name]:
+            self.y_tops[name] = top
+            self.plots[name].setYRange(0, top, padding=0.05)
+
+    def _collect(self) -> None:
         now = time.monotonic()
         since = now - self.window_s
+        pending: dict[str, list[tuple[LiveCurve, np.ndarray, np.ndarray]]] = {
+            name: [] for name in self.plots
+        }
         for role in self.roles:
             series = self.telemetry.model_series.get(role)
             if series is None:
@@ -138,14 +222,16 @@ class LoadPlots(QWidget):
             x, load, speed, ttft = _bin(
                 x, load, np.asarray(values["tokens_per_s"]), np.asarray(values["ttft_s"])
             )
-            self.curves[("load", role)].setData(x, load)
-            self.curves[("tokens_per_s", role)].setData(x, speed)
+            pending["load"].append((self.curves[("load", role)], x, load))
+            pending["tokens_per_s"].append((self.curves[("tokens_per_s", role)], x, speed))
             if _finite(ttft):
-                self.curves[("ttft_s", role)].setData(x, ttft)
-        self._refresh_machine(now, since)
-        self.refresh_count += 1
+                pending["ttft_s"].append((self.curves[("ttft_s", role)], x, ttft))
+        pending["machine"] = self._collect_machine(now, since)
+        self._pending = pending
 
-    def _refresh_machine(self, now: float, since: float) -> None:
+    def _collect_machine(
+        self, now: float, since: float
+    ) -> list[tuple[LiveCurve, np.ndarray, np.ndarray]]:
         reading = self.telemetry.machine
         times, values = self.telemetry.machine_series.copy(since)
         x = np.asarray(times) - now
@@ -169,7 +255,9 @@ class LoadPlots(QWidget):
             why = reading.note if reading is not None and reading.note else "no NVIDIA GPU"
             text = f"CPU and RAM (psutil): solid = CPU %, dashed = RAM % · {why}"
         x, first, second = _bin(x, np.asarray(first), np.asarray(second))
-        self.machine_curves["first"].setData(x, first)
-        self.machine_curves["second"].setData(x, second)
         if self.machine_label.text() != text:
             self.machine_label.setText(text)
+        return [
+            (self.machine_curves["first"], x, first),
+            (self.machine_curves["second"], x, second),
+        ]

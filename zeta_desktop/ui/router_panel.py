@@ -150,7 +150,7 @@ class RouterPanel(QWidget):
         # Live state changes the preview even when no slider moves.
         self.preview_timer = QTimer(self)
         self.preview_timer.setInterval(1000)
-        self.preview_timer.timeout.connect(self.refresh_preview)
+        self.preview_timer.timeout.connect(self._on_preview_timer)
 
     def start(self) -> None:
         self.preview_timer.start()
@@ -191,6 +191,11 @@ class RouterPanel(QWidget):
         self.sig_settings_changed.emit()
 
     @Slot()
+    def _on_preview_timer(self) -> None:
+        if self.preview.isVisible():  # not while its tab is in the back
+            self.refresh_preview()
+
+    @Slot()
     def refresh_preview(self) -> None:
         turns = [t for t in self.session.turns if t.classification is not None]
         turns = turns[-PREVIEW_ROWS:][::-1]
@@ -206,18 +211,33 @@ class RouterPanel(QWidget):
                 role, why = decision.role, decision.reason.split(": ", 1)[-1]
             except NoRoleAvailableError as exc:
                 role, why = "—", str(exc)
-            prompt = turn.prompt.replace("\n", " ")
-            items = [
-                QTableWidgetItem(prompt[:80]),
-                QTableWidgetItem(f"{role} ({turn.classification.kind.value})"),
-                QTableWidgetItem(why),
-            ]
-            items[1].setForeground(QColor(ROLE_COLOURS.get(role, "#6b7280")))
-            if turn.role and role != turn.role:
-                items[1].setToolTip(f"went to {turn.role} when sent")
-                font = items[1].font()
-                font.setBold(True)
-                items[1].setFont(font)
-            items[2].setToolTip(decision.reason if role != "—" else why)
-            for col, item in enumerate(items):
-                self.preview.setItem(row, col, item)
+            prompt = turn.prompt.replace("\n", " ")[:80]
+            bold = bool(turn.role and role != turn.role)
+            cells = (
+                (prompt, None, None, False),
+                (f"{role} ({turn.classification.kind.value})",
+                 ROLE_COLOURS.get(role, "#6b7280"),
+                 f"went to {turn.role} when sent" if bold else "", bold),
+                (why, None, decision.reason if role != "—" else why, False),
+            )
+            for col, (text, colour, tip, strong) in enumerate(cells):
+                self._set_cell(row, col, text, colour, tip, strong)
+
+    def _set_cell(
+        self, row: int, col: int, text: str, colour: str | None, tip: str | None, bold: bool
+    ) -> None:
+        """Touch a cell only when it changes: the preview refreshes every second."""
+        item = self.preview.item(row, col)
+        if item is None:
+            item = QTableWidgetItem()
+            self.preview.setItem(row, col, item)
+        if item.text() != text:
+            item.setText(text)
+        if colour is not None and item.foreground().color().name() != colour:
+            item.setForeground(QColor(colour))
+        if tip is not None and item.toolTip() != tip:
+            item.setToolTip(tip)
+        if item.font().bold() != bold:
+            font = item.font()
+            font.setBold(bold)
+            item.setFont(font)
