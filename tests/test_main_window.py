@@ -24,7 +24,8 @@ def test_typing_a_prompt_streams_an_answer(qtbot, window: MainWindow) -> None:  
     view = window.chat.answer_view(1)
     assert view is not None
     assert view.text == window.session.turn(1).answer and view.text
-    assert view.body.text() == view.text  # the label shows all of it once done
+    assert view.shown_text() == view.text  # all of it shows once done,
+    assert not view.streaming and view.body.isVisibleTo(window)  # in the selectable label
     assert view.header.text() == "coder"
     assert "tok/s" in view.footer.text()
     assert not window.chat.stop_button.isEnabled()
@@ -36,7 +37,7 @@ def test_stop_halts_the_answer_and_marks_it(qtbot, window: MainWindow) -> None: 
     qtbot.mouseClick(window.chat.send_button, Qt.MouseButton.LeftButton)
     # The label catches up while the answer still streams (tokens shown in batches).
     qtbot.waitUntil(
-        lambda: len(window.chat.answer_view(1).body.text()) > 10,  # type: ignore[union-attr]
+        lambda: len(window.chat.answer_view(1).shown_text()) > 10,  # type: ignore[union-attr]
         timeout=TIMEOUT_MS,
     )
     assert window.chat.stop_button.isEnabled()

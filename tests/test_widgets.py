@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from zeta_desktop.core.telemetry import Telemetry
-from zeta_desktop.ui.chat_pane import WrappedLabel
 from zeta_desktop.ui.load_plots import LoadPlots, nice_ceiling
+from zeta_desktop.ui.message_view import WrappedLabel
 
 
 @pytest.mark.parametrize(
@@ -70,3 +70,41 @@ def test_wrapped_label_measures_again_when_its_text_grows(qtbot) -> None:  # typ
     font.setPointSize(font.pointSize() * 2)
     label.setFont(font)  # a font change measures again too
     assert label.heightForWidth(200) > wrapped
+
+
+def test_streaming_text_lays_the_chat_out_again_only_on_a_new_line(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import QEvent, QObject
+    from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
+
+    from zeta_desktop.ui.message_view import StreamingText
+
+    class LayoutRequests(QObject):
+        count = 0
+
+        def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+            if event.type() == QEvent.Type.LayoutRequest:
+                self.count += 1
+            return False
+
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    text = StreamingText()
+    layout = QVBoxLayout(parent)
+    layout.addWidget(text)
+    layout.addStretch(1)  # as in a message: the text takes only the height it needs
+    parent.resize(300, 400)
+    parent.show()
+    text.set_text("Hello")
+    QApplication.processEvents()
+    one_line = text.height()
+    requests = LayoutRequests()
+    parent.installEventFilter(requests)
+
+    text.set_text("Hello there")  # same line: a repaint, no layout
+    QApplication.processEvents()
+    assert requests.count == 0 and text.text() == "Hello there"
+
+    text.set_text("Hello there, " + "and more words " * 30)  # many lines now
+    QApplication.processEvents()
+    assert requests.count >= 1
+    assert text.height() > 3 * one_line

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QComboBox,
-    QFrame,
     QHBoxLayout,
-    QLabel,
     QPlainTextEdit,
     QPushButton,
     QScrollArea,
-    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
 from zeta_desktop.core.router import Decision
 from zeta_desktop.core.worker import ChatStats
+from zeta_desktop.ui.message_view import MessageView
 from zeta_desktop.ui.style import ROLE_COLOURS
 
 
@@ -35,111 +33,6 @@ class PromptEdit(QPlainTextEdit):
             self.sig_submit.emit()
             return
         super().keyPressEvent(event)
-
-
-class WrappedLabel(QLabel):
-    """A word-wrapped plain-text label that remembers its height per width.
-
-    Each time a streaming answer grows, the chat's scroll area lays out every
-    message again and asks each label its height at a few widths. A
-    selectable QLabel answers by laying out its whole text every time, which
-    made a 30-message chat spend ~50 ms per update; with this cache only the
-    label that changed is measured again.
-    """
-
-    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setTextFormat(Qt.TextFormat.PlainText)
-        self.setWordWrap(True)
-        self._heights: dict[int, int] = {}
-        self.setText(text)
-
-    def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
-        self._heights.clear()
-        super().setText(text)
-
-    def heightForWidth(self, width: int) -> int:  # noqa: N802 (Qt's name)
-        height = self._heights.get(width)
-        if height is None:
-            height = self._heights[width] = super().heightForWidth(width)
-        return height
-
-    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt's name)
-        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
-            self._heights.clear()
-        super().changeEvent(event)
-
-
-class MessageView(QFrame):
-    """One message. Model text is shown as plain text: it is never markup."""
-
-    sig_badge_clicked = Signal()
-    """The user clicked the routing badge of this answer."""
-
-    def __init__(self, author: str, text: str, colour: str, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setObjectName("message")
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setStyleSheet(
-            f"QFrame#message {{ border-left: 4px solid {colour}; border-radius: 4px;"
-            " background: palette(base); }"
-        )
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(10, 6, 10, 8)
-        self.header = QLabel(author)
-        self.header.setTextFormat(Qt.TextFormat.PlainText)
-        self.header.setStyleSheet(f"color: {colour}; font-weight: 600;")
-        self.badge = QPushButton()
-        self.badge.setFlat(True)
-        self.badge.setCursor(Qt.CursorShape.PointingHandCursor)
-        self.badge.setToolTip("Show the full routing decision")
-        self.badge.clicked.connect(self.sig_badge_clicked)
-        self.badge.hide()
-        self.body = WrappedLabel(text)
-        self.body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.body.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
-        self.footer = WrappedLabel("")
-        self.footer.setStyleSheet("color: palette(mid); font-size: 11px;")
-        self.footer.hide()
-        top = QHBoxLayout()
-        top.addWidget(self.header)
-        top.addWidget(self.badge)
-        top.addStretch(1)
-        layout.addLayout(top)
-        layout.addWidget(self.body)
-        layout.addWidget(self.footer)
-        self._text = text
-        self.retry_note = ""
-
-    def clear_text(self) -> None:
-        self._text = ""
-        self.body.setText("")
-
-    @property
-    def text(self) -> str:
-        return self._text
-
-    def append(self, piece: str) -> None:
-        """Take a token now; the label shows it at the next show_text()."""
-        self._text += piece
-
-    def show_text(self) -> None:
-        if self.body.text() != self._text:
-            self.body.setText(self._text)
-
-    def set_badge(self, text: str, colour: str) -> None:
-        self.badge.setText(text)
-        self.badge.setStyleSheet(
-            f"QPushButton {{ color: white; background: {colour}; border-radius: 8px;"
-            " padding: 1px 8px; font-size: 11px; }"
-        )
-        self.badge.show()
-
-    def set_footer(self, text: str, colour: str | None = None) -> None:
-        self.footer.setText(text)
-        if colour:
-            self.footer.setStyleSheet(f"color: {colour}; font-size: 11px;")
-        self.footer.show()
 
 
 # Tokens reach the labels at most this often. Three models stream well over
@@ -224,6 +117,7 @@ class ChatPane(QWidget):
         view = MessageView("…", "", "#9ca3af")
         view.sig_badge_clicked.connect(lambda: self.sig_show_decision.emit(turn_id))
         view.set_footer("routing…")
+        view.start_streaming()
         self._answers[turn_id] = view
         self._active.add(turn_id)
         self.stop_button.setEnabled(True)
@@ -236,11 +130,7 @@ class ChatPane(QWidget):
         colour = ROLE_COLOURS.get(role, "#6b7280")
         view.header.setText(role)
         view.header.setToolTip(reason)
-        view.header.setStyleSheet(f"color: {colour}; font-weight: 600;")
-        view.setStyleSheet(
-            f"QFrame#message {{ border-left: 4px solid {colour}; border-radius: 4px;"
-            " background: palette(base); }"
-        )
+        view.set_colour(colour)
         view.set_footer(reason)
 
     @Slot(int, object)
@@ -312,7 +202,7 @@ class ChatPane(QWidget):
     def _finish(self, turn_id: int) -> None:
         view = self._answers.get(turn_id)
         if view is not None:
-            view.show_text()
+            view.finish_streaming()
         self._unshown.discard(turn_id)
         self._active.discard(turn_id)
         self.stop_button.setEnabled(bool(self._active))

@@ -1,0 +1,274 @@
+"""One chat message: author, routing badge, text and footer."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, QRect, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent, QPalette
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+_WRAP = Qt.TextFlag.TextWordWrap | Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop
+
+
+class WrappedLabel(QLabel):
+    """A word-wrapped plain-text label that remembers its height per width.
+
+    Each time a streaming answer grows, the chat's scroll area lays out every
+    message again and asks each label its height at a few widths. A
+    selectable QLabel answers by laying out its whole text every time, which
+    made a 30-message chat spend ~50 ms per update; with this cache only the
+    label that changed is measured again.
+    """
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setWordWrap(True)
+        self._heights: dict[int, int] = {}
+        self.setText(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
+        self._heights.clear()
+        super().setText(text)
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 (Qt's name)
+        height = self._heights.get(width)
+        if height is None:
+            height = self._heights[width] = super().heightForWidth(width)
+        return height
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt's name)
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            self._heights.clear()
+        super().changeEvent(event)
+
+
+class StreamingText(QWidget):
+    """Plain text that keeps growing: an answer while it streams.
+
+    A QLabel asks the whole chat to lay out again on every setText, and that
+    costs more the longer the chat is. This widget only does so when the new
+    text needs another line at its current width; otherwise it just repaints
+    itself. It is not selectable; the finished answer moves to a QLabel.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._text = ""
+        self._heights: dict[int, int] = {}
+        policy = QSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+        policy.setHeightForWidth(True)
+        self.setSizePolicy(policy)
+
+    def text(self) -> str:
+        return self._text
+
+    def set_text(self, text: str) -> None:
+        width = self.width()
+        before = self.heightForWidth(width)
+        self._text = text
+        self._heights.clear()
+        if self.heightForWidth(width) != before:
+            self.updateGeometry()
+        self.update()
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802 (Qt's name)
+        return True
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 (Qt's name)
+        height = self._heights.get(width)
+        if height is None:
+            bounds = QRect(0, 0, max(width, 1), 1 << 20)
+            height = self.fontMetrics().boundingRect(bounds, _WRAP, self._text).height()
+            self._heights[width] = height
+        return height
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        return QSize(200, self.heightForWidth(200))
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        return QSize(50, self.fontMetrics().height())
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt's name)
+        painter = QPainter(self)
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        painter.drawText(self.rect(), _WRAP, self._text)
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt's name)
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            self._heights.clear()
+            self.updateGeometry()
+        super().changeEvent(event)
+
+
+class Badge(QPushButton):
+    """A small rounded pill in a role's colour, painted directly.
+
+    A style sheet per badge would cost its own style object and polish on
+    every new answer (several ms each while models stream).
+    """
+
+    PADDING_X, PADDING_Y = 8, 1
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.colour = QColor("#6b7280")
+        font = self.font()
+        font.setPixelSize(11)
+        self.setFont(font)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+
+    def set_colour(self, colour: str) -> None:
+        self.colour = QColor(colour)
+        self.update()
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        metrics = self.fontMetrics()
+        return QSize(
+            metrics.horizontalAdvance(self.text()) + 2 * self.PADDING_X,
+            metrics.height() + 2 * self.PADDING_Y,
+        )
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        return self.sizeHint()
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt's name)
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(self.colour.darker(115) if self.isDown() else self.colour)
+        radius = self.height() / 2
+        painter.drawRoundedRect(QRectF(self.rect()), radius, radius)
+        painter.setPen(QColor("white"))
+        painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.text())
+
+
+def set_text_colour(widget: QWidget, colour: str) -> None:
+    palette = widget.palette()
+    palette.setColor(QPalette.ColorRole.WindowText, QColor(colour))
+    widget.setPalette(palette)
+
+
+class MessageView(QWidget):
+    """One message. Model text is shown as plain text: it is never markup.
+
+    Drawn with palettes and a paintEvent rather than style sheets: a style
+    sheet per message made each new message cost ~7 ms to polish.
+    """
+
+    sig_badge_clicked = Signal()
+    """The user clicked the routing badge of this answer."""
+
+    BAR_WIDTH = 4
+
+    def __init__(self, author: str, text: str, colour: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.colour = QColor(colour)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(10 + self.BAR_WIDTH, 6, 10, 8)
+        self.header = QLabel(author)
+        self.header.setTextFormat(Qt.TextFormat.PlainText)
+        bold = self.header.font()
+        bold.setWeight(QFont.Weight.DemiBold)
+        self.header.setFont(bold)
+        set_text_colour(self.header, colour)
+        self.badge = Badge()
+        self.badge.setToolTip("Show the full routing decision")
+        self.badge.clicked.connect(self.sig_badge_clicked)
+        self.badge.hide()
+        self.body = WrappedLabel(text)
+        self.body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.body.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+        # An answer streams into `live`; once done, `body` (selectable) shows it.
+        self.live = StreamingText()
+        self.live.hide()
+        self.footer = WrappedLabel("")
+        small = self.footer.font()
+        small.setPixelSize(11)
+        self.footer.setFont(small)
+        set_text_colour(self.footer, "#6b7280")
+        self.footer.hide()
+        top = QHBoxLayout()
+        top.addWidget(self.header)
+        top.addWidget(self.badge)
+        top.addStretch(1)
+        layout.addLayout(top)
+        layout.addWidget(self.body)
+        layout.addWidget(self.live)
+        layout.addWidget(self.footer)
+        self._text = text
+        self.retry_note = ""
+
+    def set_colour(self, colour: str) -> None:
+        """The author's colour: the bar on the left and the header."""
+        self.colour = QColor(colour)
+        set_text_colour(self.header, colour)
+        self.update()
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt's name)
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(self.palette().color(QPalette.ColorRole.Base))
+        painter.drawRoundedRect(QRectF(self.rect()), 4, 4)
+        painter.setBrush(self.colour)
+        painter.drawRoundedRect(QRectF(0, 0, self.BAR_WIDTH, self.height()), 2, 2)
+
+    def clear_text(self) -> None:
+        self._text = ""
+        self.body.setText("")
+        self.live.set_text("")
+
+    @property
+    def text(self) -> str:
+        """Everything received so far, shown or not yet."""
+        return self._text
+
+    @property
+    def streaming(self) -> bool:
+        return not self.live.isHidden()
+
+    def start_streaming(self) -> None:
+        self.body.hide()
+        self.live.show()
+
+    def shown_text(self) -> str:
+        """What the user sees now."""
+        return self.live.text() if self.streaming else self.body.text()
+
+    def append(self, piece: str) -> None:
+        """Take a token now; it is drawn at the next show_text()."""
+        self._text += piece
+
+    def show_text(self) -> None:
+        if self.streaming:
+            self.live.set_text(self._text)
+        elif self.body.text() != self._text:
+            self.body.setText(self._text)
+
+    def finish_streaming(self) -> None:
+        """Hand the answer to the selectable label: one relayout, at the end."""
+        if self.streaming:
+            self.body.setText(self._text)
+            self.live.hide()
+            self.live.set_text("")
+            self.body.show()
+
+    def set_badge(self, text: str, colour: str) -> None:
+        self.badge.setText(text)
+        self.badge.set_colour(colour)
+        self.badge.updateGeometry()
+        self.badge.show()
+
+    def set_footer(self, text: str, colour: str | None = None) -> None:
+        """A small grey line under the message, or in `colour` (a warning, an error)."""
+        self.footer.setText(text)
+        if colour:
+            set_text_colour(self.footer, colour)
+        self.footer.show()
