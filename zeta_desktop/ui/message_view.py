@@ -13,6 +13,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from zeta_desktop.ui.style import set_text_colour
+
 _WRAP = Qt.TextFlag.TextWordWrap | Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop
 
 
@@ -147,12 +149,6 @@ class Badge(QPushButton):
         painter.drawRoundedRect(QRectF(self.rect()), radius, radius)
         painter.setPen(QColor("white"))
         painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.text())
-
-
-def set_text_colour(widget: QWidget, colour: str) -> None:
-    palette = widget.palette()
-    palette.setColor(QPalette.ColorRole.WindowText, QColor(colour))
-    widget.setPalette(palette)
 
 
 class MessageView(QWidget):

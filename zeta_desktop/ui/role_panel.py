@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -13,7 +14,7 @@ from PySide6.QtWidgets import (
 )
 
 from zeta_desktop.core.telemetry import ModelSignals
-from zeta_desktop.ui.style import ROLE_COLOURS, STATE_COLOURS
+from zeta_desktop.ui.style import ROLE_COLOURS, STATE_COLOURS, set_text_colour
 
 ROLE_BLURBS = {
     "coder": "code · ~7B",
@@ -40,6 +41,9 @@ class RoleCard(QFrame):
         title.setToolTip(f"{role}: {ROLE_BLURBS.get(role, '')}")
         self.state_label = QLabel("loading")
         self.state_label.setAlignment(Qt.AlignmentFlag.AlignRight)
+        bold = self.state_label.font()
+        bold.setWeight(QFont.Weight.DemiBold)
+        self.state_label.setFont(bold)
         self.model_label = QLabel("")
         self.model_label.setTextFormat(Qt.TextFormat.PlainText)
         self.model_label.setStyleSheet("color: #374151;")
@@ -96,13 +100,13 @@ class RoleCard(QFrame):
         if self.state_label.text() != shown:
             self.state_label.setText(shown)
             colour = STATE_COLOURS.get("unavailable" if cooling else self._state, "#6b7280")
-            self.state_label.setStyleSheet(f"color: {colour}; font-weight: 600;")
+            set_text_colour(self.state_label, colour)
 
     def set_state(self, state: str, detail: str) -> None:
         self._state = state
         colour = STATE_COLOURS.get(state, "#6b7280")
         self.state_label.setText(state)
-        self.state_label.setStyleSheet(f"color: {colour}; font-weight: 600;")
+        set_text_colour(self.state_label, colour)
         if state == "unavailable" and detail:
             self.detail_label.setText(detail)
             self.detail_label.show()

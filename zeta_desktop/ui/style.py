@@ -1,4 +1,7 @@
-"""Colours shared by the chat badges, the role cards and (later) the plots."""
+"""Colours shared by the chat badges, the role cards and the plots."""
+
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QWidget
 
 ROLE_COLOURS = {
     "coder": "#3b82f6",
@@ -13,3 +16,14 @@ STATE_COLOURS = {
     "unavailable": "#dc2626",
     "stopped": "#6b7280",
 }
+
+
+def set_text_colour(widget: QWidget, colour: str) -> None:
+    """Colour a label's text through its palette.
+
+    Not setStyleSheet: each call gives the widget its own style-sheet style
+    and re-polishes it, several ms for what changes often (states, messages).
+    """
+    palette = widget.palette()
+    palette.setColor(QPalette.ColorRole.WindowText, QColor(colour))
+    widget.setPalette(palette)
