@@ -28,9 +28,14 @@ class Fleet:
 
     def __init__(self, on_gpu: bool = False, embed_only: bool = False) -> None:
         self.depth = {r: [0, 0, "ready"] for r in ("coder", "embedder", "reasoner")}
+        self.running_for: dict[str, float] = {}  # seconds the running job has run, if known
         self.telemetry = Telemetry()
         for role in self.depth:
-            self.telemetry.register(role, lambda r=role: tuple(self.depth[r]))  # type: ignore[misc]
+            self.telemetry.register(
+                role,
+                lambda r=role: tuple(self.depth[r]),  # type: ignore[misc]
+                lambda r=role: self.running_for.get(r),
+            )
         self.profiles = {
             "coder": RoleProfile("coder", True, False, DEFAULT_PREFERENCES["coder"], on_gpu),
             "embedder": RoleProfile(
@@ -290,3 +295,23 @@ def test_a_preview_does_not_move_the_router() -> None:
     router.policy = "round-robin"
     previews = {router.route(CODE, commit=False).role for _ in range(5)}
     assert len(previews) == 1
+
+
+def test_a_job_near_its_end_predicts_a_shorter_wait_than_one_just_started() -> None:
+    fleet = Fleet()
+    fleet.served("coder", 4.0, times=3)
+    fleet.served("reasoner", 4.0, times=3)
+    fleet.load("coder", 0)
+    fleet.load("reasoner", 0)
+    fleet.running_for.update(coder=3.5, reasoner=0.1)
+    router = fleet.router(max_queue=0)
+    snapshot = fleet.telemetry.snapshot()
+    coder_wait = router.predicted_wait_s("coder", snapshot.models["coder"])
+    reasoner_wait = router.predicted_wait_s("reasoner", snapshot.models["reasoner"])
+    assert coder_wait == pytest.approx(0.5)  # 4.0 s typical - 3.5 s run
+    assert reasoner_wait == pytest.approx(3.9)
+    # A job that overran its estimate still counts a tenth, never zero or less.
+    fleet.running_for["coder"] = 60.0
+    assert router.predicted_wait_s("coder", fleet.telemetry.snapshot().models["coder"]) == (
+        pytest.approx(0.4)
+    )

@@ -93,6 +93,7 @@ def test_streams_on_its_own_thread(worker: ModelWorker) -> None:
     assert recorder.events == ["started", "finished"]
     assert len(recorder.tokens) == 10
     assert recorder.threads == {"zeta-model-coder"}
+    assert worker.running_for_s is None  # nothing runs now
     assert recorder.stats is not None and recorder.stats.n_tokens == 10
     assert recorder.stats.tokens_per_s > 0
     assert recorder.stopped is False
@@ -100,6 +101,22 @@ def test_streams_on_its_own_thread(worker: ModelWorker) -> None:
     assert states[:2] == [WorkerState.LOADING, WorkerState.READY]
     assert WorkerState.BUSY in states
     assert worker.load_seconds is not None
+
+
+def test_the_running_job_reports_how_long_it_has_run(worker: ModelWorker) -> None:
+    seen: list[float | None] = []
+
+    class Timed(Recorder):
+        def on_token(self, job: ChatJob, text: str) -> None:
+            super().on_token(job, text)
+            seen.append(worker.running_for_s)
+
+    recorder = Timed()
+    worker.submit(chat_job(recorder, max_tokens=6))
+    assert recorder.done.wait(TIMEOUT)
+    assert len(seen) == 6 and all(s is not None and s > 0 for s in seen)
+    assert seen == sorted(seen)  # it only grows while the job runs
+    assert worker.running_for_s is None
 
 
 def test_stop_takes_effect_within_one_token(worker: ModelWorker) -> None:

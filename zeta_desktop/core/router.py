@@ -187,9 +187,20 @@ class ZetaDynamicRouter:
         return self._service_estimate.get(role) or signals.service_s or self.prior_service_s
 
     def predicted_wait_s(self, role: str, signals: ModelSignals) -> float:
-        """Until this new job would start: the queue, plus half the running job."""
+        """Until this new job would start: the queue, plus what is left of the running job."""
         service = self.service_s(role, signals)
-        return signals.queue_depth * service + signals.in_flight * service * 0.5
+        return signals.queue_depth * service + signals.in_flight * self._left_of_running(
+            service, signals.running_for_s
+        )
+
+    @staticmethod
+    def _left_of_running(service: float, running_for: float | None) -> float:
+        """The running job's expected remainder: a job that has run most of a
+        typical service time is nearly done. At least a tenth (it may run
+        long); half when its start is unknown."""
+        if running_for is None:
+            return 0.5 * service
+        return max(0.1 * service, service - running_for)
 
     def predicted_completion_s(self, role: str, signals: ModelSignals) -> float:
         return self.predicted_wait_s(role, signals) + self.service_s(role, signals)

@@ -177,7 +177,7 @@ class ChatSession(ChatListener):
         def depth(w: ModelWorker = worker) -> tuple[int, int, str]:
             return w.queue_depth, w.in_flight, w.state.value
 
-        self.telemetry.register(name, depth)
+        self.telemetry.register(name, depth, lambda w=worker: w.running_for_s)
         return RoleRuntime(name, role_config, source, worker)
 
     def start(self) -> None:

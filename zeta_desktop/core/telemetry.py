@@ -52,6 +52,7 @@ class ModelSignals:
     cooldown_left_s: float
     completed: int
     failed: int
+    running_for_s: float | None = None  # how long the running job has run; None: unknown
 
     @property
     def cooling_down(self) -> bool:
@@ -72,9 +73,15 @@ class Snapshot:
 class ModelTelemetry:
     """Mutable signals of one model. Every method is thread-safe."""
 
-    def __init__(self, role: str, depth: Callable[[], tuple[int, int, str]]) -> None:
+    def __init__(
+        self,
+        role: str,
+        depth: Callable[[], tuple[int, int, str]],
+        running_for: Callable[[], float | None] | None = None,
+    ) -> None:
         self.role = role
         self._depth = depth  # live (queued, in flight, state) from the worker
+        self._running_for = running_for
         self._lock = threading.Lock()
         self.ttft_s: float | None = None
         self.tokens_per_s: float | None = None
@@ -157,6 +164,7 @@ class ModelTelemetry:
 
     def signals(self, now: float) -> ModelSignals:
         queued, in_flight, state = self._depth()
+        running_for = self._running_for() if self._running_for is not None else None
         with self._lock:
             rate = self._success_rate(now)
             return ModelSignals(
@@ -174,6 +182,7 @@ class ModelTelemetry:
                 cooldown_left_s=max(0.0, self._cooldown_until - now),
                 completed=self.completed,
                 failed=self.failed,
+                running_for_s=running_for,
             )
 
 
@@ -227,9 +236,14 @@ class Telemetry:
         self._lock = threading.Lock()
         self._last_sample = time.monotonic()
 
-    def register(self, role: str, depth: Callable[[], tuple[int, int, str]]) -> ModelTelemetry:
+    def register(
+        self,
+        role: str,
+        depth: Callable[[], tuple[int, int, str]],
+        running_for: Callable[[], float | None] | None = None,
+    ) -> ModelTelemetry:
         with self._lock:
-            model = ModelTelemetry(role, depth)
+            model = ModelTelemetry(role, depth, running_for)
             self.models[role] = model
             self.model_series.setdefault(role, Series(MODEL_SERIES))
             return model

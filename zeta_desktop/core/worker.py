@@ -131,6 +131,7 @@ class ModelWorker:
         self._detail = ""
         self._state_lock = threading.Lock()
         self._current: ChatJob | None = None
+        self._current_since: float | None = None  # time.monotonic() when it started
         self._ready = threading.Event()
         self._closing = False
         self._submit_lock = threading.Lock()
@@ -160,6 +161,12 @@ class ModelWorker:
     @property
     def in_flight(self) -> int:
         return 1 if self._current is not None else 0
+
+    @property
+    def running_for_s(self) -> float | None:
+        """How long the running chat job has run, or None when none runs."""
+        since = self._current_since  # read once: the worker thread may clear it
+        return None if since is None else time.monotonic() - since
 
     def wait_loaded(self, timeout: float | None = None) -> bool:
         """True once the load finished, whether it worked or not."""
@@ -277,6 +284,7 @@ class ModelWorker:
         if job.cancel.is_set():
             job.listener.on_failed(job, self.role, "stopped before it started", partial=False)
             return
+        self._current_since = time.monotonic()
         self._current = job
         started = time.perf_counter()
         first_token_at: float | None = None
@@ -309,6 +317,7 @@ class ModelWorker:
             return
         finally:
             self._current = None
+            self._current_since = None
         ended = time.perf_counter()
         stats = ChatStats(
             n_tokens=n_tokens,
