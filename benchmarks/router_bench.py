@@ -329,7 +329,7 @@ def main() -> int:
     )
     parser.add_argument("--policies", default=",".join(POLICIES))
     parser.add_argument(
-        "--seconds", type=float, help="workload length per seed (default 35, quick 10)"
+        "--seconds", type=float, help="workload length per seed (default 30, quick 10)"
     )
     parser.add_argument("--no-failures", action="store_true", help="skip scenario 2")
     parser.add_argument(
@@ -346,7 +346,7 @@ def main() -> int:
             "the demo model is not installed: run `make run` or `make test` once", file=sys.stderr
         )
         return 2
-    seconds = args.seconds or (10.0 if args.quick else 35.0)
+    seconds = args.seconds or (10.0 if args.quick else 30.0)
     seeds = [int(x) for x in args.seeds.split(",")][: 1 if args.quick else None]
     policies = args.policies.split(",")
     workloads = {

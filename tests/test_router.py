@@ -315,3 +315,27 @@ def test_a_job_near_its_end_predicts_a_shorter_wait_than_one_just_started() -> N
     assert router.predicted_wait_s("coder", fleet.telemetry.snapshot().models["coder"]) == (
         pytest.approx(0.4)
     )
+
+
+def test_a_spill_goes_where_the_answer_comes_first_not_merely_to_an_idle_model() -> None:
+    fleet = Fleet()
+    fleet.served("coder", 1.0, times=3)
+    fleet.served("embedder", 0.6, times=3)
+    fleet.served("reasoner", 3.0, times=3)
+    router = fleet.router(max_queue=0, max_wait_s=100)
+    # The coder's job is nearly done, the embedder has two waiting, and the
+    # idle reasoner would take 3 s: stay.
+    fleet.load("coder", 0)
+    fleet.running_for["coder"] = 0.8
+    fleet.load("embedder", 2)
+    stay = router.route(CODE)
+    assert stay.role == "coder" and not stay.spilled
+    assert "coder queue 1 > 0: still the best bet, predicted 1.2 s vs" in stay.reason
+    # The coder has just started a job: the embedder, busy but nearly done,
+    # finishes sooner than the idle reasoner (weighted by task fit).
+    fleet.running_for["coder"] = 0.0
+    fleet.load("embedder", 0)
+    fleet.running_for["embedder"] = 0.5
+    spill = router.route(CODE)
+    assert spill.role == "embedder" and spill.spilled
+    assert spill.runner_up in ("coder", "reasoner")

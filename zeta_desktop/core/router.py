@@ -286,14 +286,23 @@ class ZetaDynamicRouter:
         return order[0], (order[1] if len(order) > 1 else None), reason
 
     def _breaks(self, role: str, signals: ModelSignals, snap: Snapshot) -> list[str]:
-        t = self._thresholds
+        return self._queue_breaks(role, signals) + self._hard_breaks(role, signals, snap)
+
+    def _queue_breaks(self, role: str, signals: ModelSignals) -> list[str]:
+        """Soft limits: the model is busy. Reasons to look elsewhere, not to avoid it."""
         broken = []
         limit = self.spill_limit(role)
         if signals.load > limit:
             broken.append(f"{role} queue {signals.load} > {limit}")
         wait = self.predicted_wait_s(role, signals)
-        if wait > t.max_wait_s:
-            broken.append(f"predicted wait {wait:.1f} s > {t.max_wait_s:g} s")
+        if wait > self._thresholds.max_wait_s:
+            broken.append(f"predicted wait {wait:.1f} s > {self._thresholds.max_wait_s:g} s")
+        return broken
+
+    def _hard_breaks(self, role: str, signals: ModelSignals, snap: Snapshot) -> list[str]:
+        """Limits that make a model a poor target however short its queue."""
+        t = self._thresholds
+        broken = []
         if signals.cooling_down:
             broken.append(
                 f"{role} cooling down {signals.cooldown_left_s:.0f} s after "
@@ -344,14 +353,21 @@ class ZetaDynamicRouter:
                     f"preferred, queue {pref_signals.load}, predicted wait {wait:.1f} s",
                     False,
                 )
-            # Spill to models that have room; if none has, the least bad of all.
-            with_room = [
+            # Spill to the acceptable model predicted to finish first, queue
+            # included: an idle but slow model can lose to a fast one that is
+            # about to free up. The preferred model competes too when it is
+            # only busy (not failing or over a GPU ceiling): spilling to a
+            # slower model helps nobody.
+            pref_hard = self._hard_breaks(preferred, pref_signals, snap)
+            candidates = [
                 r for r in capable[1:]
                 if self.profiles[r].fit(kind) >= ACCEPTABLE_PREFERENCE
-                and not self._breaks(r, models[r], snap)
+                and not self._hard_breaks(r, models[r], snap)
             ]
-            # No acceptable model has room: the cheapest of all, fit-weighted.
-            pool = with_room or [r for r in capable if not models[r].cooling_down] or capable
+            if candidates and not pref_hard:
+                candidates.append(preferred)
+            # No acceptable model is fit to take it: the cheapest of all, fit-weighted.
+            pool = candidates or [r for r in capable if not models[r].cooling_down] or capable
             ranked = sorted(pool, key=lambda r: self._cost(r, kind, models[r]))
             best = ranked[0]
             if (
@@ -366,7 +382,17 @@ class ZetaDynamicRouter:
                 if commit:
                     self._spilling.pop(kind, None)
                 why = "; ".join(broken) if broken else "the others are no better"
-                return preferred, runner, f"preferred despite {why} (no model has room)", False
+                if runner is None:
+                    return preferred, None, f"preferred despite {why} (no model can take it)", False
+                done_pref = self.predicted_completion_s(preferred, pref_signals)
+                done_runner = self.predicted_completion_s(runner, models[runner])
+                return (
+                    preferred,
+                    runner,
+                    f"preferred despite {why}: still the best bet, predicted {done_pref:.1f} s"
+                    f" vs {runner} {done_runner:.1f} s (weighted by task fit)",
+                    False,
+                )
             if commit:
                 self._spilling[kind] = best
         why = "; ".join(broken) if broken else (
