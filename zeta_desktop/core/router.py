@@ -368,13 +368,13 @@ class ZetaDynamicRouter:
                 candidates.append(preferred)
             # No acceptable model is fit to take it: the cheapest of all, fit-weighted.
             pool = candidates or [r for r in capable if not models[r].cooling_down] or capable
-            ranked = sorted(pool, key=lambda r: self._cost(r, kind, models[r]))
+            costs = {r: self._cost(r, kind, models[r]) for r in pool}
+            ranked = sorted(pool, key=costs.__getitem__)
             best = ranked[0]
             if (
-                current in ranked
+                current in costs
                 and current != best
-                and self._cost(best, kind, models[best])
-                > self.KEEP_SPILL_MARGIN * self._cost(current, kind, models[current])
+                and costs[best] > self.KEEP_SPILL_MARGIN * costs[current]
             ):
                 best = current  # not enough better to switch: no flapping
             runner = next((r for r in ranked if r != best), None)
