@@ -101,6 +101,7 @@ class StreamingText(QWidget):
         painter = QPainter(self)
         painter.setPen(self.palette().color(self.foregroundRole()))
         painter.drawText(self.rect(), _WRAP, self._text)
+        painter.end()  # now, not whenever Python frees it
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt's name)
         if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
@@ -149,6 +150,7 @@ class Badge(QPushButton):
         painter.drawRoundedRect(QRectF(self.rect()), radius, radius)
         painter.setPen(QColor("white"))
         painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.text())
+        painter.end()  # now, not whenever Python frees it
 
 
 class MessageView(QWidget):
@@ -215,6 +217,7 @@ class MessageView(QWidget):
         painter.drawRoundedRect(QRectF(self.rect()), 4, 4)
         painter.setBrush(self.colour)
         painter.drawRoundedRect(QRectF(0, 0, self.BAR_WIDTH, self.height()), 2, 2)
+        painter.end()  # now, not whenever Python frees it
 
     def clear_text(self) -> None:
         self._text = ""
