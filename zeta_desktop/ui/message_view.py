@@ -21,11 +21,10 @@ _WRAP = Qt.TextFlag.TextWordWrap | Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag
 class WrappedLabel(QLabel):
     """A word-wrapped plain-text label that remembers its height per width.
 
-    Each time a streaming answer grows, the chat's scroll area lays out every
-    message again and asks each label its height at a few widths. A
-    selectable QLabel answers by laying out its whole text every time, which
-    made a 30-message chat spend ~50 ms per update; with this cache only the
-    label that changed is measured again.
+    Whenever the chat's layout changes, its scroll area asks every message's
+    label for its height at a few widths, and a selectable QLabel lays out
+    its whole text to answer, every time: the cost grew with each message in
+    the chat. With this cache only a label whose text changed is measured.
     """
 
     def __init__(self, text: str = "", parent: QWidget | None = None) -> None:

@@ -1,0 +1,87 @@
+"""What running model threads at low priority costs in throughput.
+
+Three workers with the demo model (1 thread each) stream 200-token answers
+back to back while this (the "GUI") thread wakes every millisecond to do a
+little Python, as a busy window would. Total tokens/s with the model threads
+niced (`low_priority = true`, the default) against normal priority, in ABBA
+order in one process:
+
+    .venv/bin/python benchmarks/priority_cost.py
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import threading
+import time
+
+from zeta_desktop.core.engine import LoadSettings
+from zeta_desktop.core.llama_engine import LlamaEngine
+from zeta_desktop.core.models import find_demo_model
+from zeta_desktop.core.worker import ChatJob, ChatWaiter, ModelWorker
+
+SECONDS = 12.0
+PROMPT = [{"role": "user", "content": "Tell me a long story about a lighthouse."}]
+
+
+class TokenCounter(ChatWaiter):
+    def __init__(self, counts: list[int]) -> None:
+        super().__init__()
+        self.counts = counts
+
+    def on_token(self, job: ChatJob, text: str) -> None:
+        self.counts[0] += 1  # one writer per job; a lost update would only undercount
+
+
+def tokens_per_s(model, low_priority: bool) -> float:  # type: ignore[no-untyped-def]
+    settings = LoadSettings(
+        n_ctx=1024, n_gpu_layers=0, n_threads=1, embedding=False, low_priority=low_priority
+    )
+    workers = [ModelWorker(f"w{i}", model, settings, LlamaEngine.load) for i in range(3)]
+    for worker in workers:
+        worker.start()
+        worker.wait_loaded()
+    counts, stop = [0], threading.Event()
+
+    def keep_busy(worker: ModelWorker) -> None:
+        while not stop.is_set():
+            waiter = TokenCounter(counts)
+            worker.submit(ChatJob(PROMPT, waiter, max_tokens=200, temperature=0.7))
+            waiter.done.wait()
+
+    feeders = [threading.Thread(target=keep_busy, args=(w,)) for w in workers]
+    for feeder in feeders:
+        feeder.start()
+    time.sleep(2)  # past the first prompts
+    before, start = counts[0], time.perf_counter()
+    while time.perf_counter() - start < SECONDS:
+        time.sleep(0.001)
+        sum(i * i for i in range(300))  # ~0.1 ms of Python, like a repaint's
+    rate = (counts[0] - before) / (time.perf_counter() - start)
+    stop.set()
+    for worker in workers:
+        worker.cancel_all()
+    for feeder in feeders:
+        feeder.join()
+    for worker in workers:
+        worker.shutdown()
+    return rate
+
+
+def main() -> int:
+    model = find_demo_model()
+    if model is None:
+        print("the demo model is not installed: run `make test` once", file=sys.stderr)
+        return 2
+    rates: dict[bool, list[float]] = {True: [], False: []}
+    for low in (True, False, False, True):
+        rates[low].append(tokens_per_s(model, low))
+        print(f"{'low' if low else 'normal':6} priority: {rates[low][-1]:6.1f} tok/s", flush=True)
+    low, normal = statistics.mean(rates[True]), statistics.mean(rates[False])
+    print(f"low / normal priority throughput: {low / normal:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
