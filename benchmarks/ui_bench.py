@@ -29,6 +29,7 @@ from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
 from zeta_desktop.core.config import AppConfig, LoadedConfig, RoleConfig
 from zeta_desktop.core.llama_engine import LlamaEngine
 from zeta_desktop.core.models import find_demo_model
+from zeta_desktop.ui.app import settle_garbage_collector
 from zeta_desktop.ui.main_window import MainWindow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,6 +142,7 @@ def measure(model: Path, panel_shown: bool, paint_ms: list[float]) -> Measured:
     window.resize(1280, 800)
     window.show()
     window.start_models()
+    settle_garbage_collector()  # as the app does once its window is up
     if not panel_shown:
         window.plots.stop()
         window.plots.hide()

@@ -1,4 +1,4 @@
-"""Widgets on their own, without models: the plot scale and the chat label."""
+"""Widgets on their own, without models: plot scale, chat labels, start-up GC."""
 
 from __future__ import annotations
 
@@ -108,3 +108,16 @@ def test_streaming_text_lays_the_chat_out_again_only_on_a_new_line(qtbot) -> Non
     QApplication.processEvents()
     assert requests.count >= 1
     assert text.height() > 3 * one_line
+
+
+def test_start_up_objects_are_parked_out_of_the_collectors_way() -> None:
+    import gc
+
+    from zeta_desktop.ui.app import settle_garbage_collector
+
+    try:
+        settle_garbage_collector()
+        # Qt, numpy and pyqtgraph are loaded here: tens of thousands of objects.
+        assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()  # leave the rest of the test run as it was
