@@ -15,7 +15,15 @@ import warnings
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, QTimer, Slot
-from PySide6.QtWidgets import QComboBox, QGraphicsItem, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGraphicsItem,
+    QGraphicsScene,
+    QHBoxLayout,
+    QLabel,
+    QVBoxLayout,
+    QWidget,
+)
 
 from zeta_desktop.core.telemetry import Telemetry
 from zeta_desktop.ui.style import ROLE_COLOURS
@@ -96,6 +104,9 @@ class LoadPlots(QWidget):
 
         self.view = pg.GraphicsLayoutWidget()
         self.view.setMinimumHeight(200)
+        # Every curve moves ten times a second: a BSP index of the scene would
+        # be rebuilt over and over (Qt's advice for dynamic scenes is NoIndex).
+        self.view.scene().setItemIndexMethod(QGraphicsScene.ItemIndexMethod.NoIndex)
         self.plots = {
             "load": self._plot(0, 0, "queued + running"),
             "tokens_per_s": self._plot(0, 1, "decode tokens/s"),
