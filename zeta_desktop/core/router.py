@@ -285,9 +285,6 @@ class ZetaDynamicRouter:
             reason = f"lowest latency per token, {shown} (lowest-latency)"
         return order[0], (order[1] if len(order) > 1 else None), reason
 
-    def _breaks(self, role: str, signals: ModelSignals, snap: Snapshot) -> list[str]:
-        return self._queue_breaks(role, signals) + self._hard_breaks(role, signals, snap)
-
     def _queue_breaks(self, role: str, signals: ModelSignals) -> list[str]:
         """Soft limits: the model is busy. Reasons to look elsewhere, not to avoid it."""
         broken = []
@@ -338,7 +335,8 @@ class ZetaDynamicRouter:
         models = snap.models
         preferred = capable[0]
         pref_signals = models[preferred]
-        broken = self._breaks(preferred, pref_signals, snap)
+        pref_hard = self._hard_breaks(preferred, pref_signals, snap)
+        broken = self._queue_breaks(preferred, pref_signals) + pref_hard
         with self._lock:
             current = self._spilling.get(kind)
             back = current is None or self._comfortably_within(preferred, pref_signals)
@@ -358,7 +356,6 @@ class ZetaDynamicRouter:
             # about to free up. The preferred model competes too when it is
             # only busy (not failing or over a GPU ceiling): spilling to a
             # slower model helps nobody.
-            pref_hard = self._hard_breaks(preferred, pref_signals, snap)
             candidates = [
                 r for r in capable[1:]
                 if self.profiles[r].fit(kind) >= ACCEPTABLE_PREFERENCE
