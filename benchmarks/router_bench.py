@@ -33,6 +33,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench_results import print_checks, write_results
+
 from zeta_desktop.core.classifier import TaskKind
 from zeta_desktop.core.config import AppConfig, RoleConfig
 from zeta_desktop.core.engine import ChatMessage, LoadSettings
@@ -43,8 +45,6 @@ from zeta_desktop.core.router import ACCEPTABLE_PREFERENCE, DEFAULT_PREFERENCES,
 from zeta_desktop.core.session import ChatSession
 from zeta_desktop.core.telemetry import Telemetry
 from zeta_desktop.core.worker import ChatStats, WorkerState
-
-ROOT = Path(__file__).resolve().parents[1]
 
 PROMPTS = {
     TaskKind.CODE: [
@@ -419,27 +419,22 @@ def main() -> int:
         f"(ratio {micro['adaptive_vs_static']:.2f})"
     )
     print(f"adaptive p95 / static p95 = {ratio:.2f}")
-    for name, passed in checks.items():
-        print(f"  {'PASS' if passed else 'MISS'}  {name}")
+    print_checks(checks)
     elapsed = time.perf_counter() - started
     print(f"benchmark took {elapsed:.0f} s")
-    out = ROOT / "benchmarks" / "results" / "router.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "seeds": seeds,
-                "seconds_per_seed": seconds,
-                "quick": args.quick,
-                "arrivals": {seed: len(a) for seed, a in workloads.items()},
-                "scenario_mixed": rows,
-                "scenario_failures": failure_rows,
-                "decision_micro": micro,
-                "checks": checks,
-                "elapsed_s": elapsed,
-            },
-            indent=2,
-        )
+    write_results(
+        "router",
+        {
+            "seeds": seeds,
+            "seconds_per_seed": seconds,
+            "quick": args.quick,
+            "arrivals": {seed: len(a) for seed, a in workloads.items()},
+            "scenario_mixed": rows,
+            "scenario_failures": failure_rows,
+            "decision_micro": micro,
+            "checks": checks,
+            "elapsed_s": elapsed,
+        },
     )
     return 0
 

@@ -10,13 +10,14 @@ floor for any Qt app on this machine.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from bench_results import write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = int(os.environ.get("RUNS", "3"))
@@ -69,9 +70,7 @@ def main() -> int:
     print(f"make run -> first token    {report['first_token_s']:.2f} s  (demo model, offscreen)")
     print(f"baseline: empty Qt window  {report['empty_qt_window_s']:.2f} s")
     print(f"ratio window / baseline    {report['window_vs_empty_ratio']:.2f}")
-    out = ROOT / "benchmarks" / "results" / "startup.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
+    write_results("startup", report)
     return 0
 
 

@@ -13,7 +13,6 @@ Writes benchmarks/results/ui.json.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pyqtgraph as pg
+from bench_results import print_checks, write_results
 from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
 
 from zeta_desktop.core.config import AppConfig, LoadedConfig, RoleConfig
@@ -32,7 +32,6 @@ from zeta_desktop.core.models import find_demo_model
 from zeta_desktop.ui.app import settle_garbage_collector
 from zeta_desktop.ui.main_window import MainWindow
 
-ROOT = Path(__file__).resolve().parents[1]
 PHASE_S = float(os.environ.get("UI_BENCH_SECONDS", "20"))
 # UI_BENCH_NORMAL_PRIORITY=1 runs the models at the GUI's priority, to see what
 # the default (model threads niced below the GUI) buys.
@@ -256,12 +255,9 @@ def main() -> int:
         "max stall <= 16 ms": shown["max_stall_ms"] <= 16,
         "one plot refresh < 2 ms (median, tick + repaint)": shown["plot_refresh_median_ms"] < 2,
     }
-    for name, passed in checks.items():
-        print(f"  {'PASS' if passed else 'MISS'}  {name}")
+    print_checks(checks)
     report["checks"] = checks
-    out = ROOT / "benchmarks" / "results" / "ui.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
+    write_results("ui", report)
     return 0
 
 

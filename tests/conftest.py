@@ -65,18 +65,24 @@ def tiny_config(tiny_model: Path) -> AppConfig:
     return config
 
 
-@pytest.fixture
-def window(qtbot, tiny_config: AppConfig, tmp_path: Path):  # type: ignore[no-untyped-def]
-    """The real main window over the tiny model, every role loaded."""
+def build_window(qtbot, config: AppConfig, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The real main window over `config`, saved and read back as the app does; not started."""
     from zeta_desktop.core.config import load_config, save_config
     from zeta_desktop.core.llama_engine import LlamaEngine
     from zeta_desktop.ui.main_window import MainWindow
 
     path = tmp_path / "config.toml"
-    save_config(tiny_config, path)
+    save_config(config, path)
     loaded = load_config(path)
     win = MainWindow(loaded, loaded.config, LlamaEngine.load)
     qtbot.addWidget(win)
+    return win
+
+
+@pytest.fixture
+def window(qtbot, tiny_config: AppConfig, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The real main window over the tiny model, every role loaded."""
+    win = build_window(qtbot, tiny_config, tmp_path)
     win.show()
     win.start_models()
     qtbot.waitUntil(

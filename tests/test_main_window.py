@@ -6,9 +6,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import build_window
 from PySide6.QtCore import Qt
 
-from zeta_desktop.core.config import AppConfig, load_config, save_config
+from zeta_desktop.core.config import AppConfig, load_config
 from zeta_desktop.core.llama_engine import LlamaEngine
 from zeta_desktop.ui.main_window import MainWindow
 
@@ -78,11 +79,7 @@ def test_banner_and_status_bar_name_the_model_files(window: MainWindow, tiny_mod
 
 def test_unavailable_role_shows_the_reason(qtbot, tiny_config: AppConfig, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     tiny_config.roles["reasoner"].model_path = str(tmp_path / "missing.gguf")
-    path = tmp_path / "config.toml"
-    save_config(tiny_config, path)
-    loaded = load_config(path)
-    win = MainWindow(loaded, loaded.config, LlamaEngine.load)
-    qtbot.addWidget(win)
+    win = build_window(qtbot, tiny_config, tmp_path)
     win.start_models()
     card = win.roles_panel.cards["reasoner"]
     qtbot.waitUntil(lambda: card.state == "unavailable", timeout=TIMEOUT_MS)

@@ -131,7 +131,7 @@ class ModelWorker:
         self._detail = ""
         self._state_lock = threading.Lock()
         self._current: ChatJob | None = None
-        self._current_since: float | None = None  # time.monotonic() when it started
+        self._current_since: float | None = None  # perf_counter() when it started
         self._ready = threading.Event()
         self._closing = False
         self._submit_lock = threading.Lock()
@@ -166,7 +166,7 @@ class ModelWorker:
     def running_for_s(self) -> float | None:
         """How long the running chat job has run, or None when none runs."""
         since = self._current_since  # read once: the worker thread may clear it
-        return None if since is None else time.monotonic() - since
+        return None if since is None else time.perf_counter() - since
 
     def wait_loaded(self, timeout: float | None = None) -> bool:
         """True once the load finished, whether it worked or not."""
@@ -284,9 +284,8 @@ class ModelWorker:
         if job.cancel.is_set():
             job.listener.on_failed(job, self.role, "stopped before it started", partial=False)
             return
-        self._current_since = time.monotonic()
+        started = self._current_since = time.perf_counter()
         self._current = job
-        started = time.perf_counter()
         first_token_at: float | None = None
         last_token_at = started
         n_tokens = 0

@@ -52,10 +52,8 @@ def nice_ceiling(value: float, floor: float) -> float:
     if not math.isfinite(value) or value <= floor:
         return floor
     scale = 10.0 ** math.floor(math.log10(value))
-    for mantissa in (1.0, 2.0, 5.0, 10.0):
-        if mantissa * scale >= value * (1 - 1e-9):
-            return mantissa * scale
-    return 10.0 * scale
+    # value < 10 x scale by construction, so the last step always fits.
+    return next(m * scale for m in (1.0, 2.0, 5.0, 10.0) if m * scale >= value * (1 - 1e-9))
 
 
 def _bin(x: np.ndarray, *series: np.ndarray) -> tuple[np.ndarray, ...]:

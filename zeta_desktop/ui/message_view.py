@@ -155,8 +155,8 @@ class Badge(QPushButton):
 class MessageView(QWidget):
     """One message. Model text is shown as plain text: it is never markup.
 
-    Drawn with palettes and a paintEvent rather than style sheets: a style
-    sheet per message made each new message cost ~7 ms to polish.
+    Drawn with palettes and a paintEvent rather than style sheets: each style
+    sheet costs a polish (`make bench-chat`: 5.2 ms a new message, 4.1 painted).
     """
 
     sig_badge_clicked = Signal()
@@ -261,7 +261,6 @@ class MessageView(QWidget):
     def set_badge(self, text: str, colour: str) -> None:
         self.badge.setText(text)
         self.badge.set_colour(colour)
-        self.badge.updateGeometry()
         self.badge.show()
 
     def set_footer(self, text: str, colour: str | None = None) -> None:

@@ -209,8 +209,10 @@ class RouterPanel(QWidget):
                     classification=turn.classification,
                 )
                 role, why = decision.role, decision.reason.split(": ", 1)[-1]
+                full = decision.reason
             except NoRoleAvailableError as exc:
                 role, why = "—", str(exc)
+                full = why
             prompt = turn.prompt.replace("\n", " ")[:80]
             bold = bool(turn.role and role != turn.role)
             cells = (
@@ -218,7 +220,7 @@ class RouterPanel(QWidget):
                 (f"{role} ({turn.classification.kind.value})",
                  ROLE_COLOURS.get(role, "#6b7280"),
                  f"went to {turn.role} when sent" if bold else "", bold),
-                (why, None, decision.reason if role != "—" else why, False),
+                (why, None, full, False),
             )
             for col, (text, colour, tip, strong) in enumerate(cells):
                 self._set_cell(row, col, text, colour, tip, strong)
