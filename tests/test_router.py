@@ -339,3 +339,17 @@ def test_a_spill_goes_where_the_answer_comes_first_not_merely_to_an_idle_model()
     spill = router.route(CODE)
     assert spill.role == "embedder" and spill.spilled
     assert spill.runner_up in ("coder", "reasoner")
+
+
+def test_readers_see_new_adjustments_even_once_the_history_is_full() -> None:
+    fleet = Fleet()
+    router = fleet.router(max_queue=4, max_wait_s=6)
+    seen, made, shown = 0, [], []
+    for step in range(300):  # past the 200 the router keeps
+        fleet.served("coder", 1.0 if step % 2 else 3.0, times=10)
+        made += [a.line() for a in router.refit(now=float(step))]
+        new, seen = router.adjustments_since(seen)
+        shown += [a.line() for a in new]
+    assert len(router.adjustments) == 200 < len(made)
+    assert shown == made and seen == len(made)
+    assert router.adjustments_since(seen) == ([], seen)

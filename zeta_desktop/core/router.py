@@ -143,7 +143,8 @@ class ZetaDynamicRouter:
         self._spill_limit: dict[str, int] = {}
         self._service_estimate: dict[str, float] = {}
         self._round_robin = dict.fromkeys(TaskKind, 0)
-        self.adjustments: deque[Adjustment] = deque(maxlen=200)
+        self.adjustments: deque[Adjustment] = deque(maxlen=200)  # the latest
+        self._adjustments_made = 0  # ever, so readers can tell what is new
 
     # -- settings (any thread) ------------------------------------------------
 
@@ -433,10 +434,21 @@ class ZetaDynamicRouter:
                         f"{limit} job(s) x {service:.1f} s fit the {max_wait:g} s wait limit",
                     )
                 )
-        for adjustment in made:
-            log.info("router: %s", adjustment.line())
-            self.adjustments.append(adjustment)
+        with self._lock:
+            for adjustment in made:
+                log.info("router: %s", adjustment.line())
+                self.adjustments.append(adjustment)
+                self._adjustments_made += 1
         return made
+
+    def adjustments_since(self, seen: int) -> tuple[list[Adjustment], int]:
+        """Adjustments after the first `seen` ever made (those still kept), and
+        how many have been made. A count, not the deque's length: that stops
+        growing once it is full."""
+        with self._lock:
+            new = min(self._adjustments_made - seen, len(self.adjustments))
+            kept = list(self.adjustments)
+            return kept[len(kept) - new:], self._adjustments_made
 
 
 def explain(decision: Decision, attempts: list[tuple[str, str]] | None = None) -> str:

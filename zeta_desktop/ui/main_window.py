@@ -191,10 +191,11 @@ class MainWindow(QMainWindow):
             card = self.roles_panel.cards.get(role)
             if card is not None:
                 card.set_stats(signals)
-        adjustments = list(self.session.router.adjustments)
-        for adjustment in adjustments[self._adjustments_shown:]:
+        new, self._adjustments_shown = self.session.router.adjustments_since(
+            self._adjustments_shown
+        )
+        for adjustment in new:
             self._log(f"adjusted {adjustment.line()}")
-        self._adjustments_shown = len(adjustments)
 
     def _log(self, line: str) -> None:
         self.router_log.appendPlainText(f"{time.strftime('%H:%M:%S')}  {line}")
