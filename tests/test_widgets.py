@@ -76,7 +76,7 @@ def test_streaming_text_lays_the_chat_out_again_only_on_a_new_line(qtbot) -> Non
     from PySide6.QtCore import QEvent, QObject
     from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
 
-    from zeta_desktop.ui.message_view import StreamingText
+    from zeta_desktop.ui.streaming_text import StreamingText
 
     class LayoutRequests(QObject):
         count = 0
@@ -108,6 +108,40 @@ def test_streaming_text_lays_the_chat_out_again_only_on_a_new_line(qtbot) -> Non
     QApplication.processEvents()
     assert requests.count >= 1
     assert text.height() > 3 * one_line
+
+
+def test_chat_of_long_answers_is_as_tall_as_its_messages(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """No blank space under the last answer: the scroll area once reserved each
+    message's height at 200 px wide, so the newest answers ended up out of view."""
+    from PySide6.QtCore import QRect
+
+    from zeta_desktop.ui.chat_pane import ChatPane
+
+    pane = ChatPane()
+    qtbot.addWidget(pane)
+    pane.resize(700, 500)
+    pane.show()
+    for turn in range(8):
+        pane.add_user_message(f"question {turn}")
+        pane.add_pending_answer(turn)
+        view = pane.answer_view(turn)
+        assert view is not None
+        view.append("a long answer with many words " * 40)
+        view.show_text()
+        if turn < 6:
+            pane._finish(turn)  # two answers still streaming, as with several models
+    last = pane.message_views()[-1]
+    viewport = pane.scroll.viewport()
+
+    def last_answer_in_view() -> bool:
+        shown = QRect(last.mapTo(viewport, last.rect().topLeft()), last.size())
+        laid_out = pane.scroll.verticalScrollBar().maximum() > 0  # it holds screens of text
+        return laid_out and viewport.rect().contains(shown)
+
+    qtbot.waitUntil(last_answer_in_view, timeout=5000)
+    list_widget = pane.scroll.widget()
+    content = max(view.geometry().bottom() for view in pane.message_views())
+    assert list_widget.height() - content < 40  # the list's margin, not screens of blank
 
 
 def test_start_up_objects_are_parked_out_of_the_collectors_way() -> None:

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QRect, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
+from zeta_desktop.ui.streaming_text import StreamingText
 from zeta_desktop.ui.style import set_text_colour
-
-_WRAP = Qt.TextFlag.TextWordWrap | Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop
 
 
 class WrappedLabel(QLabel):
@@ -47,65 +45,6 @@ class WrappedLabel(QLabel):
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt's name)
         if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
             self._heights.clear()
-        super().changeEvent(event)
-
-
-class StreamingText(QWidget):
-    """Plain text that keeps growing: an answer while it streams.
-
-    A QLabel asks the whole chat to lay out again on every setText, and that
-    costs more the longer the chat is. This widget only does so when the new
-    text needs another line at its current width; otherwise it just repaints
-    itself. It is not selectable; the finished answer moves to a QLabel.
-    """
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._text = ""
-        self._heights: dict[int, int] = {}
-        policy = QSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
-        policy.setHeightForWidth(True)
-        self.setSizePolicy(policy)
-
-    def text(self) -> str:
-        return self._text
-
-    def set_text(self, text: str) -> None:
-        width = self.width()
-        before = self.heightForWidth(width)
-        self._text = text
-        self._heights.clear()
-        if self.heightForWidth(width) != before:
-            self.updateGeometry()
-        self.update()
-
-    def hasHeightForWidth(self) -> bool:  # noqa: N802 (Qt's name)
-        return True
-
-    def heightForWidth(self, width: int) -> int:  # noqa: N802 (Qt's name)
-        height = self._heights.get(width)
-        if height is None:
-            bounds = QRect(0, 0, max(width, 1), 1 << 20)
-            height = self.fontMetrics().boundingRect(bounds, _WRAP, self._text).height()
-            self._heights[width] = height
-        return height
-
-    def sizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
-        return QSize(200, self.heightForWidth(200))
-
-    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
-        return QSize(50, self.fontMetrics().height())
-
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt's name)
-        painter = QPainter(self)
-        painter.setPen(self.palette().color(self.foregroundRole()))
-        painter.drawText(self.rect(), _WRAP, self._text)
-        painter.end()  # now, not whenever Python frees it
-
-    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt's name)
-        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
-            self._heights.clear()
-            self.updateGeometry()
         super().changeEvent(event)
 
 
@@ -181,7 +120,6 @@ class MessageView(QWidget):
         self.badge.hide()
         self.body = WrappedLabel(text)
         self.body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.body.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
         # An answer streams into `live`; once done, `body` (selectable) shows it.
         self.live = StreamingText()
         self.live.hide()
