@@ -144,6 +144,39 @@ def test_chat_of_long_answers_is_as_tall_as_its_messages(qtbot) -> None:  # type
     assert list_widget.height() - content < 40  # the list's margin, not screens of blank
 
 
+def test_live_text_repaints_without_asking_for_a_layout(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import QEvent, QObject
+    from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
+
+    from zeta_desktop.ui.live_text import LiveText
+
+    class LayoutRequests(QObject):
+        count = 0
+
+        def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+            if event.type() == QEvent.Type.LayoutRequest:
+                self.count += 1
+            return False
+
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    text = LiveText("queue 10+1 · 100 tok/s")
+    QVBoxLayout(parent).addWidget(text)
+    parent.resize(300, 100)
+    parent.show()
+    QApplication.processEvents()
+    requests = LayoutRequests()
+    parent.installEventFilter(requests)
+    for value in (1, 22, 333, 4444):
+        text.setText(f"queue 0+1 · {value} tok/s")
+        QApplication.processEvents()
+    assert requests.count == 0 and text.text() == "queue 0+1 · 4444 tok/s"
+    assert text.sizeHint().width() == text.fontMetrics().horizontalAdvance("queue 10+1 · 100 tok/s")
+    text.resize(40, text.height())  # too narrow: cut, the whole text on hover
+    text.repaint()
+    assert text.toolTip() == "queue 0+1 · 4444 tok/s"
+
+
 def test_start_up_objects_are_parked_out_of_the_collectors_way() -> None:
     import gc
 

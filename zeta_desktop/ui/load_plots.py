@@ -14,7 +14,8 @@ import warnings
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, QTimer, Slot
+from PySide6.QtCore import QRectF, Qt, QTimer, Slot
+from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
     QComboBox,
     QGraphicsItem,
@@ -26,7 +27,8 @@ from PySide6.QtWidgets import (
 )
 
 from zeta_desktop.core.telemetry import Telemetry
-from zeta_desktop.ui.style import ROLE_COLOURS
+from zeta_desktop.ui.live_text import LiveText
+from zeta_desktop.ui.style import ROLE_COLOURS, set_text_colour
 
 WINDOWS_S = {"60 s": 60.0, "10 min": 600.0}
 REFRESH_MS = 100  # each plot's refresh period
@@ -99,6 +101,15 @@ class LoadPlots(QWidget):
         self.machine_label = QLabel("Machine: waiting for a reading")
         self.machine_label.setWordWrap(True)
         self.machine_label.setStyleSheet("color: #4b5563; font-size: 11px;")
+        # Temperature, power and memory change with every reading: LiveText, so
+        # they never ask the window for a new layout (the legend above rarely changes).
+        self.machine_readings = LiveText("100 °C · 1000 W · this app 100.0 GiB",
+                                         Qt.AlignmentFlag.AlignRight)
+        small = self.machine_readings.font()
+        small.setPixelSize(11)
+        self.machine_readings.setFont(small)
+        set_text_colour(self.machine_readings, "#4b5563")
+        self.machine_readings.hide()
 
         self.view = pg.GraphicsLayoutWidget()
         self.view.setMinimumHeight(200)
@@ -111,10 +122,10 @@ class LoadPlots(QWidget):
             "ttft_s": self._plot(1, 0, "time to first token (s)"),
             "machine": self._plot(1, 1, "machine %"),
         }
-        self.plots["machine"].setYRange(0, 100, padding=0)
+        self._set_y_top("machine", 100.0)
         self.y_tops = dict(Y_FLOOR)
         for name, top in self.y_tops.items():
-            self.plots[name].setYRange(0, top, padding=0.05)
+            self._set_y_top(name, top)
         # What the next round draws, per plot: (curve, x, y) triples.
         self._pending: dict[str, list[tuple[LiveCurve, np.ndarray, np.ndarray]]] = {}
         self._turn = 0
@@ -141,7 +152,10 @@ class LoadPlots(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(top)
         layout.addWidget(self.view, 1)
-        layout.addWidget(self.machine_label)
+        machine_row = QHBoxLayout()
+        machine_row.addWidget(self.machine_label, 1)
+        machine_row.addWidget(self.machine_readings)
+        layout.addLayout(machine_row)
 
         self.timer = QTimer(self)
         self.timer.setInterval(REFRESH_MS // len(self.plots))
@@ -165,6 +179,12 @@ class LoadPlots(QWidget):
         # on each repaint; cached as a pixmap it is one blit.
         for side in ("left", "bottom"):
             plot.getAxis(side).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        # A y axis sized to its labels widens when they do ("5" -> "10"), and that
+        # moves every plot in the layout: all eight axes redrawn, 20+ ms at once.
+        # Room for four digits, fixed.
+        left = plot.getAxis("left")
+        left.setStyle(autoExpandTextSpace=False)
+        left.setWidth(QFontMetrics(left.font()).horizontalAdvance("8888") + 8)
         return plot
 
     def start(self) -> None:
@@ -213,7 +233,17 @@ class LoadPlots(QWidget):
         top = nice_ceiling(highest, floor)
         if top != self.y_tops[name]:
             self.y_tops[name] = top
-            self.plots[name].setYRange(0, top, padding=0.05)
+            self._set_y_top(name, top)
+
+    def _set_y_top(self, name: str, top: float) -> None:
+        """y from 0 to `top`, labelled at 0, half and top only.
+
+        The plots are some 70 px tall: pyqtgraph's automatic ticks put five
+        labels on top of one another there.
+        """
+        self.plots[name].setYRange(0, top, padding=0.05)
+        ticks = [(value, f"{value:g}") for value in (0.0, top / 2, top)]
+        self.plots[name].getAxis("left").setTicks([ticks, []])
 
     def _collect(self) -> None:
         now = time.monotonic()
@@ -255,17 +285,19 @@ class LoadPlots(QWidget):
                 extra.append(f"{gpu.power_w:.0f} W")
             if gpu.process_mem_mb is not None:
                 extra.append(f"this app {gpu.process_mem_mb / 1024:.1f} GiB")
-            text = (
-                f"GPU ({names}, NVML): solid = utilisation %, dashed = memory %"
-                + (f" · {' · '.join(extra)}" if extra else "")
-            )
+            text = f"GPU ({names}, NVML): solid = utilisation %, dashed = memory %"
+            readings = " · ".join(extra)
         else:
             first, second = values["cpu"], values["ram"]
             why = reading.note if reading is not None and reading.note else "no NVIDIA GPU"
             text = f"CPU and RAM (psutil): solid = CPU %, dashed = RAM % · {why}"
+            readings = ""
         x, first, second = _bin(x, np.asarray(first), np.asarray(second))
         if self.machine_label.text() != text:
             self.machine_label.setText(text)
+        self.machine_readings.setText(readings)
+        if self.machine_readings.isHidden() == bool(readings):
+            self.machine_readings.setVisible(bool(readings))
         return [
             (self.machine_curves["first"], x, first),
             (self.machine_curves["second"], x, second),

@@ -9,11 +9,13 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
 from zeta_desktop.core.telemetry import ModelSignals
+from zeta_desktop.ui.live_text import LiveText
 from zeta_desktop.ui.style import ROLE_COLOURS, STATE_COLOURS, set_text_colour
 
 ROLE_BLURBS = {
@@ -39,8 +41,9 @@ class RoleCard(QFrame):
         title = QLabel(role)
         title.setStyleSheet(f"color: {colour}; font-weight: 600;")
         title.setToolTip(f"{role}: {ROLE_BLURBS.get(role, '')}")
-        self.state_label = QLabel("loading")
-        self.state_label.setAlignment(Qt.AlignmentFlag.AlignRight)
+        # State and stats change while models stream: LiveText repaints only itself.
+        self.state_label = LiveText("cooling down", Qt.AlignmentFlag.AlignRight)
+        self.state_label.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         bold = self.state_label.font()
         bold.setWeight(QFont.Weight.DemiBold)
         self.state_label.setFont(bold)
@@ -52,9 +55,11 @@ class RoleCard(QFrame):
         self.detail_label.setWordWrap(True)
         self.detail_label.setStyleSheet("color: #dc2626;")
         self.detail_label.hide()
-        self.stats_label = QLabel("")
-        self.stats_label.setTextFormat(Qt.TextFormat.PlainText)
-        self.stats_label.setStyleSheet("color: #4b5563; font-size: 11px;")
+        self.stats_label = LiveText("queue 10+1 · TTFT 10.00 s · 100 tok/s · 100% ok")
+        small = self.stats_label.font()
+        small.setPixelSize(11)
+        self.stats_label.setFont(small)
+        set_text_colour(self.stats_label, "#4b5563")
         self.choose_button = QPushButton("Choose GGUF…")
         self.choose_button.setStyleSheet("padding: 1px 6px; font-size: 11px;")
         self.choose_button.setToolTip(f"Point the {role} role at a GGUF file on this machine")
