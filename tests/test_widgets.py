@@ -56,6 +56,13 @@ def test_plots_scale_y_in_steps_and_bound_curves_by_the_view(qtbot) -> None:  # 
     assert plots.refresh_count == rounds + 1
     assert plots.y_tops["tokens_per_s"] == 200.0
     assert curve.getData()[1][-1] == 180.0
+    # Three labels that fit a small plot, on an axis whose width never moves the others.
+    axis = plots.plots["tokens_per_s"].getAxis("left")
+    assert [value for value, _ in axis._tickLevels[0]] == [0.0, 100.0, 200.0]
+    assert [value for value, _ in plots.plots["machine"].getAxis("left")._tickLevels[0]] == [
+        0.0, 50.0, 100.0
+    ]
+    assert axis.fixedWidth is not None
 
 
 def test_wrapped_label_measures_again_when_its_text_grows(qtbot) -> None:  # type: ignore[no-untyped-def]
@@ -108,6 +115,35 @@ def test_streaming_text_lays_the_chat_out_again_only_on_a_new_line(qtbot) -> Non
     QApplication.processEvents()
     assert requests.count >= 1
     assert text.height() > 3 * one_line
+
+
+def test_streaming_text_lays_out_only_the_paragraph_that_grew(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import QRect, Qt
+
+    from zeta_desktop.ui.streaming_text import StreamingText
+
+    text = StreamingText()
+    qtbot.addWidget(text)
+    metrics = text.fontMetrics()
+
+    def wrapped_height(value: str, width: int) -> int:
+        # What QPainter.drawText would need, paragraph by paragraph.
+        bounds = QRect(0, 0, width, 1 << 20)
+        return sum(
+            metrics.boundingRect(bounds, Qt.TextFlag.TextWordWrap, part).height()
+            for part in value.split("\n")
+        )
+
+    answer = "First paragraph with words that wrap " * 6 + "\n\n" + "Second one grows"
+    text.set_text(answer)
+    for width in (120, 300):
+        assert text.heightForWidth(width) == wrapped_height(answer, width)
+    first = text._laid[300][0][0]
+    text.set_text(answer + " and grows " * 10)
+    assert text.heightForWidth(300) == wrapped_height(text.text(), 300)
+    assert text._laid[300][0][0] is first  # the unchanged paragraph kept its layout
+    text.set_text("Replaced")  # a retry starts the answer over
+    assert text.heightForWidth(300) == metrics.height()
 
 
 def test_chat_of_long_answers_is_as_tall_as_its_messages(qtbot) -> None:  # type: ignore[no-untyped-def]
