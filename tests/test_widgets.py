@@ -224,3 +224,14 @@ def test_start_up_objects_are_parked_out_of_the_collectors_way() -> None:
         assert gc.get_freeze_count() > 10_000
     finally:
         gc.unfreeze()  # leave the rest of the test run as it was
+
+
+def test_application_fills_on_the_gui_thread(qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    from zeta_desktop.ui.app import make_application
+
+    monkeypatch.delenv("QT_NO_GUI_THREADPOOL", raising=False)
+    make_application()
+    # Qt reads it before its first fill: no thread pool hand-off per paint.
+    assert os.environ["QT_NO_GUI_THREADPOOL"] == "1"

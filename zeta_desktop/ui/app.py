@@ -11,6 +11,13 @@ from zeta_desktop.core.session import EngineLoader
 
 
 def make_application() -> object:
+    # Qt's raster engine hands every fill of 96+ rows to a thread pool and waits
+    # for it. For this window's fills (a scroll bar, a message) the hand-off
+    # costs more than the fill, and with the cores busy decoding it waits for
+    # a thread to be scheduled: serial, a repaint of the whole window took
+    # half the time under load (benchmarks/paint_pool.py). Read once, when Qt
+    # first paints, so before anything else.
+    os.environ.setdefault("QT_NO_GUI_THREADPOOL", "1")
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
