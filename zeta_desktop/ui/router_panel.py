@@ -126,6 +126,8 @@ class RouterPanel(QWidget):
             )
 
         self.preview = QTableWidget(0, 3)
+        # What each cell shows now: asking Qt's items for it costs a call per property.
+        self._cells: dict[tuple[int, int], tuple[str, str | None, str | None, bool]] = {}
         self.preview.setHorizontalHeaderLabels(["prompt", "now →", "why"])
         self.preview.verticalHeader().hide()
         self.preview.verticalHeader().setDefaultSectionSize(20)
@@ -229,7 +231,11 @@ class RouterPanel(QWidget):
         self, row: int, col: int, text: str, colour: str | None, tip: str | None, bold: bool
     ) -> None:
         """Touch a cell only when it changes: the preview refreshes every second."""
+        shown = (text, colour, tip, bold)
         item = self.preview.item(row, col)
+        if item is not None and self._cells.get((row, col)) == shown:
+            return
+        self._cells[(row, col)] = shown
         if item is None:
             item = QTableWidgetItem()
             self.preview.setItem(row, col, item)
