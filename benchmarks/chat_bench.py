@@ -42,6 +42,7 @@ def conversation() -> ChatPane:
         assert view is not None
         view.append(ANSWER)
         pane._finish(turn)
+        view.make_selectable()  # as once the pointer has been over them: QLabels
     QApplication.processEvents()
     return pane
 

@@ -25,8 +25,11 @@ def test_typing_a_prompt_streams_an_answer(qtbot, window: MainWindow) -> None:  
     view = window.chat.answer_view(1)
     assert view is not None
     assert view.text == window.session.turn(1).answer and view.text
-    assert view.shown_text() == view.text  # all of it shows once done,
-    assert not view.streaming and view.body.isVisibleTo(window)  # in the selectable label
+    assert view.shown_text() == view.text and not view.streaming  # all of it shows once done,
+    qtbot.mouseMove(view)  # and the pointer over it makes it selectable
+    qtbot.waitUntil(lambda: view.selectable and view.body.isVisibleTo(window), timeout=5000)
+    assert view.shown_text() == view.text
+    assert view.body.textInteractionFlags() & Qt.TextInteractionFlag.TextSelectableByMouse
     assert view.header.text() == "coder"
     assert "tok/s" in view.footer.text()
     assert not window.chat.stop_button.isEnabled()

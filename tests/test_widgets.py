@@ -166,6 +166,8 @@ def test_chat_of_long_answers_is_as_tall_as_its_messages(qtbot) -> None:  # type
         view.show_text()
         if turn < 6:
             pane._finish(turn)  # two answers still streaming, as with several models
+        if turn < 3:
+            view.make_selectable()  # some moved to the selectable label, some not yet
     last = pane.message_views()[-1]
     viewport = pane.scroll.viewport()
 

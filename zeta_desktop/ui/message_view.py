@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent, QPalette
+from PySide6.QtGui import QColor, QEnterEvent, QFont, QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -138,6 +138,7 @@ class MessageView(QWidget):
         layout.addWidget(self.live)
         layout.addWidget(self.footer)
         self._text = text
+        self._finished = False
         self.retry_note = ""
 
     def set_colour(self, colour: str) -> None:
@@ -168,33 +169,55 @@ class MessageView(QWidget):
 
     @property
     def streaming(self) -> bool:
-        return not self.live.isHidden()
+        """Tokens may still come (the answer is not finished)."""
+        return not self.live.isHidden() and not self._finished
+
+    @property
+    def selectable(self) -> bool:
+        """The text is in the selectable label (not the streaming widget)."""
+        return self.live.isHidden()
 
     def start_streaming(self) -> None:
+        self._finished = False
         self.body.hide()
         self.live.show()
 
     def shown_text(self) -> str:
         """What the user sees now."""
-        return self.live.text() if self.streaming else self.body.text()
+        return self.body.text() if self.selectable else self.live.text()
 
     def append(self, piece: str) -> None:
         """Take a token now; it is drawn at the next show_text()."""
         self._text += piece
 
     def show_text(self) -> None:
-        if self.streaming:
+        if not self.selectable:
             self.live.set_text(self._text)
         elif self.body.text() != self._text:
             self.body.setText(self._text)
 
     def finish_streaming(self) -> None:
-        """Hand the answer to the selectable label: one relayout, at the end."""
+        """The answer is complete: all of it shows, still in the streaming widget.
+
+        Laying a long answer out as a selectable label took ~10 ms of the GUI
+        thread, in the middle of other answers streaming. It moves to the
+        label when the pointer comes over it (enterEvent), before any click
+        that could start a selection.
+        """
         if self.streaming:
+            self.live.set_text(self._text)
+            self._finished = True
+
+    def make_selectable(self) -> None:
+        if self._finished and not self.selectable:
             self.body.setText(self._text)
             self.live.hide()
             self.live.set_text("")
             self.body.show()
+
+    def enterEvent(self, event: QEnterEvent) -> None:  # noqa: N802 (Qt's name)
+        self.make_selectable()
+        super().enterEvent(event)
 
     def set_badge(self, text: str, colour: str) -> None:
         self.badge.setText(text)
