@@ -146,6 +146,40 @@ def test_streaming_text_lays_out_only_the_paragraph_that_grew(qtbot) -> None:  #
     assert text.heightForWidth(300) == metrics.height()
 
 
+def test_streaming_text_repaints_from_the_line_that_grew(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import QEvent, QObject, QRect
+
+    from zeta_desktop.ui.streaming_text import StreamingText
+
+    class PaintedRects(QObject):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rects: list[QRect] = []
+
+        def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+            if event.type() == QEvent.Type.Paint:
+                self.rects.append(event.rect())
+            return False
+
+    text = StreamingText()
+    qtbot.addWidget(text)
+    text.set_text("A long paragraph that wraps over many lines at this width. " * 8)
+    text.resize(300, text.heightForWidth(300))
+    text.show()
+    qtbot.waitExposed(text)
+    painted = PaintedRects()
+    text.installEventFilter(painted)
+    text.update()
+    qtbot.waitUntil(lambda: bool(painted.rects), timeout=2000)  # the first, full paint
+    painted.rects = []
+    text.set_text(text.text() + "more")
+    qtbot.waitUntil(lambda: bool(painted.rects), timeout=2000)
+    line = text.fontMetrics().height()
+    # Only the last line changed: the lines above it are not drawn again.
+    assert min(rect.top() for rect in painted.rects) >= text.height() - 2 * line
+    assert text.text().endswith("more")
+
+
 def test_chat_of_long_answers_is_as_tall_as_its_messages(qtbot) -> None:  # type: ignore[no-untyped-def]
     """No blank space under the last answer: the scroll area once reserved each
     message's height at 200 px wide, so the newest answers ended up out of view."""

@@ -54,10 +54,17 @@ class StreamingText(QWidget):
             if old != new:
                 break
             kept += 1
+        shown = self._laid.get(width, [])
+        unchanged_height = sum(height for _, height in shown[:kept])
+        if kept < len(shown) and kept < len(paragraphs) and paragraphs[kept].startswith(
+            self._paragraphs[kept]
+        ):
+            # Text appended to a paragraph: its lines before the last stay as they were.
+            layout = shown[kept][0]
+            unchanged_height += int(layout.lineAt(layout.lineCount() - 1).y())
         self._text, self._paragraphs = text, paragraphs
         for laid in self._laid.values():
             del laid[kept:]
-        unchanged_height = sum(height for _, height in self._laid.get(width, []))
         if self.heightForWidth(width) != before:
             self.updateGeometry()
         self.update(0, unchanged_height, width, self.height() - unchanged_height)
@@ -112,10 +119,26 @@ class StreamingText(QWidget):
         for layout, height in self._laid_out(self.width()):
             if top > area.bottom():
                 break
-            if top + height >= area.top():  # only what the repaint needs
-                layout.draw(painter, QPointF(0, top))
+            if top + height >= area.top():
+                self._draw_lines(painter, layout, top, area.top(), area.bottom())
             top += height
         painter.end()  # now, not whenever Python frees it
+
+    @staticmethod
+    def _draw_lines(
+        painter: QPainter, layout: QTextLayout, top: int, first_y: int, last_y: int
+    ) -> None:
+        """Draw only the lines between first_y and last_y: a long paragraph is
+        mostly outside the part of the chat being repainted."""
+        origin = QPointF(0, top)
+        count = layout.lineCount()
+        line_height = layout.lineAt(0).height() if count else 1.0
+        first = max(0, min(count - 1, int((first_y - top) // line_height)))
+        for index in range(first, count):
+            line = layout.lineAt(index)
+            if top + line.y() > last_y:
+                break
+            line.draw(painter, origin)
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt's name)
         if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
