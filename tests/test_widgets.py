@@ -6,10 +6,30 @@ import time
 
 import numpy as np
 import pytest
+from PySide6.QtCore import QEvent, QObject, QRect
 
 from zeta_desktop.core.telemetry import Telemetry
 from zeta_desktop.ui.load_plots import LoadPlots, nice_ceiling
 from zeta_desktop.ui.message_view import WrappedLabel
+
+
+class EventLog(QObject):
+    """An event filter that keeps the events of one type a widget receives."""
+
+    def __init__(self, kind: QEvent.Type) -> None:
+        super().__init__()
+        self.kind = kind
+        self.rects: list[QRect] = []  # each event's rect (paint events), else empty rects
+
+    @property
+    def count(self) -> int:
+        return len(self.rects)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+        if event.type() == self.kind:
+            self.rects.append(event.rect() if self.kind == QEvent.Type.Paint else QRect())
+        return False
+
 
 
 @pytest.mark.parametrize(
@@ -80,18 +100,9 @@ def test_wrapped_label_measures_again_when_its_text_grows(qtbot) -> None:  # typ
 
 
 def test_streaming_text_lays_the_chat_out_again_only_on_a_new_line(qtbot) -> None:  # type: ignore[no-untyped-def]
-    from PySide6.QtCore import QEvent, QObject
     from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
 
     from zeta_desktop.ui.streaming_text import StreamingText
-
-    class LayoutRequests(QObject):
-        count = 0
-
-        def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
-            if event.type() == QEvent.Type.LayoutRequest:
-                self.count += 1
-            return False
 
     parent = QWidget()
     qtbot.addWidget(parent)
@@ -104,7 +115,7 @@ def test_streaming_text_lays_the_chat_out_again_only_on_a_new_line(qtbot) -> Non
     text.set_text("Hello")
     QApplication.processEvents()
     one_line = text.height()
-    requests = LayoutRequests()
+    requests = EventLog(QEvent.Type.LayoutRequest)
     parent.installEventFilter(requests)
 
     text.set_text("Hello there")  # same line: a repaint, no layout
@@ -118,7 +129,7 @@ def test_streaming_text_lays_the_chat_out_again_only_on_a_new_line(qtbot) -> Non
 
 
 def test_streaming_text_lays_out_only_the_paragraph_that_grew(qtbot) -> None:  # type: ignore[no-untyped-def]
-    from PySide6.QtCore import QRect, Qt
+    from PySide6.QtCore import Qt
 
     from zeta_desktop.ui.streaming_text import StreamingText
 
@@ -147,19 +158,8 @@ def test_streaming_text_lays_out_only_the_paragraph_that_grew(qtbot) -> None:  #
 
 
 def test_streaming_text_repaints_from_the_line_that_grew(qtbot) -> None:  # type: ignore[no-untyped-def]
-    from PySide6.QtCore import QEvent, QObject, QRect
 
     from zeta_desktop.ui.streaming_text import StreamingText
-
-    class PaintedRects(QObject):
-        def __init__(self) -> None:
-            super().__init__()
-            self.rects: list[QRect] = []
-
-        def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
-            if event.type() == QEvent.Type.Paint:
-                self.rects.append(event.rect())
-            return False
 
     text = StreamingText()
     qtbot.addWidget(text)
@@ -167,7 +167,7 @@ def test_streaming_text_repaints_from_the_line_that_grew(qtbot) -> None:  # type
     text.resize(300, text.heightForWidth(300))
     text.show()
     qtbot.waitExposed(text)
-    painted = PaintedRects()
+    painted = EventLog(QEvent.Type.Paint)
     text.installEventFilter(painted)
     text.update()
     qtbot.waitUntil(lambda: bool(painted.rects), timeout=2000)  # the first, full paint
@@ -183,7 +183,6 @@ def test_streaming_text_repaints_from_the_line_that_grew(qtbot) -> None:  # type
 def test_chat_of_long_answers_is_as_tall_as_its_messages(qtbot) -> None:  # type: ignore[no-untyped-def]
     """No blank space under the last answer: the scroll area once reserved each
     message's height at 200 px wide, so the newest answers ended up out of view."""
-    from PySide6.QtCore import QRect
 
     from zeta_desktop.ui.chat_pane import ChatPane
 
@@ -217,18 +216,9 @@ def test_chat_of_long_answers_is_as_tall_as_its_messages(qtbot) -> None:  # type
 
 
 def test_live_text_repaints_without_asking_for_a_layout(qtbot) -> None:  # type: ignore[no-untyped-def]
-    from PySide6.QtCore import QEvent, QObject
     from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
 
     from zeta_desktop.ui.live_text import LiveText
-
-    class LayoutRequests(QObject):
-        count = 0
-
-        def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
-            if event.type() == QEvent.Type.LayoutRequest:
-                self.count += 1
-            return False
 
     parent = QWidget()
     qtbot.addWidget(parent)
@@ -237,7 +227,7 @@ def test_live_text_repaints_without_asking_for_a_layout(qtbot) -> None:  # type:
     parent.resize(300, 100)
     parent.show()
     QApplication.processEvents()
-    requests = LayoutRequests()
+    requests = EventLog(QEvent.Type.LayoutRequest)
     parent.installEventFilter(requests)
     for value in (1, 22, 333, 4444):
         text.setText(f"queue 0+1 · {value} tok/s")
