@@ -134,6 +134,8 @@ class StreamingText(QWidget):
         count = layout.lineCount()
         line_height = layout.lineAt(0).height() if count else 1.0
         first = max(0, min(count - 1, int((first_y - top) // line_height)))
+        while first > 0 and top + layout.lineAt(first).y() > first_y:
+            first -= 1  # a taller line above (another script, an emoji) shifted the rest
         for index in range(first, count):
             line = layout.lineAt(index)
             if top + line.y() > last_y:
