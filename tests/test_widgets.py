@@ -85,6 +85,22 @@ def test_plots_scale_y_in_steps_and_bound_curves_by_the_view(qtbot) -> None:  # 
     assert axis.fixedWidth is not None
 
 
+def test_plots_show_the_gpu_legend_and_its_live_readings(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from zeta_desktop.core.machine import GpuReading, MachineReading
+
+    telemetry = Telemetry()
+    plots = LoadPlots(telemetry, [])
+    qtbot.addWidget(plots)
+    plots.refresh()
+    assert "CPU and RAM" in plots.machine_label.text() and plots.machine_readings.isHidden()
+    gpu = GpuReading(0, "RTX 4090", 55.0, 12_000, 24_000, 61.0, 300.0, 9_000)
+    telemetry.set_machine(MachineReading("nvml", (gpu,), 20.0, 8_000, 32_000))
+    plots.refresh()
+    assert plots.machine_label.text().startswith("GPU (RTX 4090, NVML)")
+    assert plots.machine_readings.text() == "61 °C · 300 W · this app 8.8 GiB"
+    assert not plots.machine_readings.isHidden()
+
+
 def test_wrapped_label_measures_again_when_its_text_grows(qtbot) -> None:  # type: ignore[no-untyped-def]
     label = WrappedLabel("short")
     qtbot.addWidget(label)
