@@ -145,6 +145,26 @@ def test_stop_marks_the_turn_stopped_and_keeps_the_partial_answer(session: ChatS
     assert turn.answer
 
 
+def test_time_to_first_token_is_known_while_the_answer_still_streams(
+    session: ChatSession,
+) -> None:
+    events = events_of(session)
+    session.roles["coder"].config.max_tokens = 100000
+    turn_id = session.send("talk forever", role="coder")
+    events.wait_tokens(turn_id, 3)
+    signals = session.telemetry.snapshot().models["coder"]
+    assert turn_id not in events.finished
+    # Known from the first token (the card and the plot show it now); the
+    # router's average still waits for finished answers.
+    assert signals.last_ttft_s is not None and 0 < signals.last_ttft_s < TIMEOUT
+    assert signals.ttft_s is None
+    session.telemetry.sample()
+    _, values = session.telemetry.model_series["coder"].copy(0.0)
+    assert values["ttft_s"][-1] == signals.last_ttft_s
+    session.stop()
+    events.wait_done(turn_id)
+
+
 def test_prompt_too_long_fails_clearly_keeps_the_prompt_and_blames_no_model(
     session: ChatSession,
 ) -> None:

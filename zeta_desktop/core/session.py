@@ -12,6 +12,7 @@ import itertools
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Collection
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -86,6 +87,8 @@ class Turn:
     attempts: list[tuple[str, str]] = field(default_factory=list)  # (role, failure)
     job: ChatJob | None = field(default=None, repr=False)
     cancelled: bool = False
+    # When its job started on the worker, until the first token arrives.
+    awaiting_first_token_since: float | None = field(default=None, repr=False)
 
     @property
     def retried(self) -> bool:
@@ -462,6 +465,7 @@ class ChatSession(ChatListener):
         if turn is None:
             return
         turn.status = "streaming"
+        turn.awaiting_first_token_since = time.perf_counter()
         if self._listener is not None:
             self._listener.on_turn_started(turn.turn_id, role, turn.reason)
 
@@ -469,7 +473,12 @@ class ChatSession(ChatListener):
         turn = self._turn_for(job)
         if turn is None:
             return
-        self.telemetry.model(turn.role).record_token()
+        model = self.telemetry.model(turn.role)
+        if turn.awaiting_first_token_since is not None:
+            # Shown (card, plot) while the answer still streams, not once it ends.
+            model.record_first_token(time.perf_counter() - turn.awaiting_first_token_since)
+            turn.awaiting_first_token_since = None
+        model.record_token()
         turn.answer += text
         if self._listener is not None:
             self._listener.on_turn_token(turn.turn_id, text)

@@ -53,6 +53,9 @@ class ModelSignals:
     completed: int
     failed: int
     running_for_s: float | None = None  # how long the running job has run; None: unknown
+    # The newest answer's time to first token, known at its first token (ttft_s
+    # above is the average over finished answers, which the router uses).
+    last_ttft_s: float | None = None
 
     @property
     def cooling_down(self) -> bool:
@@ -84,6 +87,7 @@ class ModelTelemetry:
         self._running_for = running_for
         self._lock = threading.Lock()
         self.ttft_s: float | None = None
+        self.last_ttft_s: float | None = None
         self.tokens_per_s: float | None = None
         self.latency_s: float | None = None
         self.service_s: float | None = None
@@ -100,6 +104,10 @@ class ModelTelemetry:
     def record_token(self) -> None:
         with self._lock:
             self._tokens_seen += 1
+
+    def record_first_token(self, ttft_s: float) -> None:
+        with self._lock:
+            self.last_ttft_s = ttft_s
 
     def take_token_count(self) -> int:
         with self._lock:
@@ -183,6 +191,7 @@ class ModelTelemetry:
                 completed=self.completed,
                 failed=self.failed,
                 running_for_s=running_for,
+                last_ttft_s=self.last_ttft_s,
             )
 
 
@@ -277,7 +286,10 @@ class Telemetry:
                     "queue": float(signals.queue_depth),
                     "in_flight": float(signals.in_flight),
                     "tokens_per_s": tokens / elapsed,
-                    "ttft_s": _or_nan(signals.ttft_s),
+                    # Plotted live: the newest answer's, from its first token on.
+                    "ttft_s": _or_nan(
+                        signals.last_ttft_s if signals.last_ttft_s is not None else signals.ttft_s
+                    ),
                 },
             )
         machine = snap.machine

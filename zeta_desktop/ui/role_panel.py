@@ -92,7 +92,8 @@ class RoleCard(QFrame):
     def set_stats(self, signals: ModelSignals) -> None:
         """The compact live row: queue, last TTFT, tokens/s, success rate."""
         parts = [f"queue {signals.queue_depth}+{signals.in_flight}"]
-        parts.append(f"TTFT {signals.ttft_s:.2f} s" if signals.ttft_s is not None else "TTFT –")
+        ttft = signals.last_ttft_s if signals.last_ttft_s is not None else signals.ttft_s
+        parts.append(f"TTFT {ttft:.2f} s" if ttft is not None else "TTFT –")
         parts.append(
             f"{signals.tokens_per_s:.0f} tok/s" if signals.tokens_per_s is not None else "– tok/s"
         )
