@@ -101,6 +101,30 @@ def test_plots_show_the_gpu_legend_and_its_live_readings(qtbot) -> None:  # type
     assert not plots.machine_readings.isHidden()
 
 
+def test_role_card_shows_the_speed_now_while_answering(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from zeta_desktop.ui.role_panel import RoleCard
+
+    telemetry = Telemetry()
+    depth = [(0, 1, "busy")]
+    model = telemetry.register("coder", lambda: depth[0])
+    now = time.monotonic()
+    series = telemetry.model_series["coder"]
+    for i, rate in enumerate((0.0, 30.0, 40.0, 50.0)):  # 10 Hz samples; the first is old
+        series.append(now - 5 + (0 if i == 0 else 4.6 + i * 0.1),
+                      {"queue": 0, "in_flight": 1, "tokens_per_s": rate})
+    live = telemetry.recent_tokens_per_s("coder", now=now)
+    assert live == 40.0  # the last two seconds only
+    card = RoleCard("coder")
+    qtbot.addWidget(card)
+    model.record_first_token(0.25)
+    card.set_stats(telemetry.snapshot().models["coder"], live)
+    assert card.stats_label.text() == "queue 0+1 · TTFT 0.25 s · 40 tok/s · 100% ok"
+    # Idle again: the average over finished answers (none yet).
+    depth[0] = (0, 0, "ready")
+    card.set_stats(telemetry.snapshot().models["coder"], live)
+    assert "– tok/s" in card.stats_label.text()
+
+
 def test_wrapped_label_measures_again_when_its_text_grows(qtbot) -> None:  # type: ignore[no-untyped-def]
     label = WrappedLabel("short")
     qtbot.addWidget(label)

@@ -260,6 +260,19 @@ class Telemetry:
     def model(self, role: str) -> ModelTelemetry:
         return self.models[role]
 
+    def recent_tokens_per_s(
+        self, role: str, seconds: float = 2.0, now: float | None = None
+    ) -> float | None:
+        """Decode speed over the last `seconds` of samples: live, while an answer
+        streams (ModelSignals.tokens_per_s is the average over finished ones)."""
+        series = self.model_series.get(role)
+        if series is None:
+            return None
+        now = time.monotonic() if now is None else now
+        _, values = series.copy(now - seconds)
+        rates = values["tokens_per_s"]
+        return float(rates.mean()) if len(rates) else None
+
     def set_machine(self, reading: MachineReading) -> None:
         self._machine = reading
 

@@ -186,11 +186,12 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def _refresh_stats(self) -> None:
-        snapshot = self.session.telemetry.snapshot()
+        telemetry = self.session.telemetry
+        snapshot = telemetry.snapshot()
         for role, signals in snapshot.models.items():
             card = self.roles_panel.cards.get(role)
             if card is not None:
-                card.set_stats(signals)
+                card.set_stats(signals, telemetry.recent_tokens_per_s(role))
         new, self._adjustments_shown = self.session.router.adjustments_since(
             self._adjustments_shown
         )

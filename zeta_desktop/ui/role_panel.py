@@ -89,14 +89,19 @@ class RoleCard(QFrame):
         self.model_label.setText(text)
         self.model_label.setToolTip(tooltip)
 
-    def set_stats(self, signals: ModelSignals) -> None:
-        """The compact live row: queue, last TTFT, tokens/s, success rate."""
+    def set_stats(self, signals: ModelSignals, live_tokens_per_s: float | None = None) -> None:
+        """The compact live row: queue, last TTFT, tokens/s, success rate.
+
+        While the model answers, tokens/s is its speed now (the last seconds of
+        samples); otherwise the average over its finished answers.
+        """
         parts = [f"queue {signals.queue_depth}+{signals.in_flight}"]
         ttft = signals.last_ttft_s if signals.last_ttft_s is not None else signals.ttft_s
         parts.append(f"TTFT {ttft:.2f} s" if ttft is not None else "TTFT –")
-        parts.append(
-            f"{signals.tokens_per_s:.0f} tok/s" if signals.tokens_per_s is not None else "– tok/s"
-        )
+        speed = signals.tokens_per_s
+        if signals.in_flight and live_tokens_per_s:
+            speed = live_tokens_per_s
+        parts.append(f"{speed:.0f} tok/s" if speed is not None else "– tok/s")
         parts.append(f"{signals.success_rate:.0%} ok")
         text = " · ".join(parts)
         if self.stats_label.text() != text:
