@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import time
 
+import pytest
+
 from zeta_desktop.core.machine import GpuReading, MachineReading, NvmlSource, RecordedSource
 from zeta_desktop.core.telemetry import Telemetry
 
@@ -63,3 +65,18 @@ def test_series_keep_the_newest_samples_in_order() -> None:
     assert values["v"].tolist() == [30.0, 40.0, 50.0, 60.0, 70.0]
     times, values = series.copy(since=5.5)
     assert times.tolist() == [6.0, 7.0] and values["v"].tolist() == [60.0, 70.0]
+
+
+@pytest.mark.parametrize("appended", [0, 3, 5, 7, 12])
+@pytest.mark.parametrize("since", [None, -1.0, 2.0, 4.5, 9.0, 100.0])
+def test_a_series_copies_exactly_the_samples_since(appended: int, since: float | None) -> None:
+    """Wrapped or not, whichever part of the ring the window starts in."""
+    from zeta_desktop.core.telemetry import Series
+
+    series = Series(("v",), length=5)
+    for i in range(appended):
+        series.append(float(i), {"v": i * 10.0})
+    kept = [i for i in range(max(0, appended - 5), appended) if since is None or i >= since]
+    times, values = series.copy(since)
+    assert times.tolist() == [float(i) for i in kept]
+    assert values["v"].tolist() == [i * 10.0 for i in kept]

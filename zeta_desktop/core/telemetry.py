@@ -220,15 +220,18 @@ class Series:
         with self._lock:
             times = self._ordered(self._times)
             start = int(np.searchsorted(times, since)) if since is not None else 0
-            return times[start:], {
-                n: self._ordered(b)[start:] for n, b in self._values.items()
-            }
+            # Only the part asked for is copied: a 60 s plot of a 10 min buffer
+            # needs a tenth of it, ten times a second.
+            return times[start:], {n: self._ordered(b, start) for n, b in self._values.items()}
 
-    def _ordered(self, buffer: np.ndarray) -> np.ndarray:
-        """The filled part of a ring buffer, oldest first (a copy)."""
+    def _ordered(self, buffer: np.ndarray, start: int = 0) -> np.ndarray:
+        """The filled part of a ring buffer from its `start`th oldest sample on (a copy)."""
         if self._count < self._length:  # not wrapped yet: slots 0..count-1
-            return buffer[: self._count].copy()
-        return np.concatenate((buffer[self._next :], buffer[: self._next]))
+            return buffer[start : self._count].copy()
+        older = self._length - self._next  # the oldest samples sit in buffer[next:]
+        if start >= older:
+            return buffer[start - older : self._next].copy()
+        return np.concatenate((buffer[self._next + start :], buffer[: self._next]))
 
 
 MODEL_SERIES = ("queue", "in_flight", "tokens_per_s", "ttft_s")
