@@ -26,6 +26,7 @@ def test_typing_a_prompt_streams_an_answer(qtbot, window: MainWindow) -> None:  
     assert view is not None
     assert view.text == window.session.turn(1).answer and view.text
     assert view.shown_text() == view.text and not view.streaming  # all of it shows once done,
+    assert view.live.accessibleName() == view.text  # to screen readers too,
     qtbot.mouseMove(view)  # and the pointer over it makes it selectable
     qtbot.waitUntil(lambda: view.selectable and view.body.isVisibleTo(window), timeout=5000)
     assert view.shown_text() == view.text

@@ -206,6 +206,8 @@ class MessageView(QWidget):
         """
         if self.streaming:
             self.live.set_text(self._text)
+            # What a screen reader reads, as it would from the label.
+            self.live.setAccessibleName(self._text)
             self._finished = True
 
     def make_selectable(self) -> None:
