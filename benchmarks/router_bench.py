@@ -33,14 +33,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench_results import print_checks, write_results
+from bench_results import demo_model, print_checks, write_results
 
 from zeta_desktop.core.classifier import TaskKind
 from zeta_desktop.core.config import AppConfig, RoleConfig
 from zeta_desktop.core.engine import ChatMessage, LoadSettings
 from zeta_desktop.core.llama_engine import LlamaEngine
 from zeta_desktop.core.machine import MachineReading, RecordedSource
-from zeta_desktop.core.models import find_demo_model
 from zeta_desktop.core.router import ACCEPTABLE_PREFERENCE, DEFAULT_PREFERENCES, POLICIES
 from zeta_desktop.core.session import ChatSession
 from zeta_desktop.core.telemetry import Telemetry
@@ -340,12 +339,7 @@ def main() -> int:
     for item in args.set:
         name, value = item.split("=", 1)
         THRESHOLD_OVERRIDES[name] = int(value) if name == "max_queue" else float(value)
-    model = find_demo_model()
-    if model is None:
-        print(
-            "the demo model is not installed: run `make run` or `make test` once", file=sys.stderr
-        )
-        return 2
+    model = demo_model()
     seconds = args.seconds or (10.0 if args.quick else 30.0)
     seeds = [int(x) for x in args.seeds.split(",")][: 1 if args.quick else None]
     policies = args.policies.split(",")

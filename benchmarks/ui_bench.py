@@ -25,12 +25,11 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pyqtgraph as pg
-from bench_results import print_checks, write_results
+from bench_results import demo_model, print_checks, write_results
 from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
 
 from zeta_desktop.core.config import AppConfig, LoadedConfig, RoleConfig
 from zeta_desktop.core.llama_engine import LlamaEngine
-from zeta_desktop.core.models import find_demo_model
 from zeta_desktop.ui.app import settle_garbage_collector
 from zeta_desktop.ui.main_window import MainWindow
 
@@ -219,10 +218,7 @@ def summarize(runs: list[Measured]) -> dict:
 
 
 def main() -> int:
-    model = find_demo_model()
-    if model is None:
-        print("the demo model is not installed: run `make test` once", file=sys.stderr)
-        return 2
+    model = demo_model()
     from zeta_desktop.ui.app import make_application
 
     make_application()

@@ -12,7 +12,6 @@ import itertools
 import logging
 import queue
 import threading
-import time
 from collections.abc import Callable, Collection
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -87,8 +86,6 @@ class Turn:
     attempts: list[tuple[str, str]] = field(default_factory=list)  # (role, failure)
     job: ChatJob | None = field(default=None, repr=False)
     cancelled: bool = False
-    # When its job started on the worker, until the first token arrives.
-    awaiting_first_token_since: float | None = field(default=None, repr=False)
 
     @property
     def retried(self) -> bool:
@@ -465,7 +462,6 @@ class ChatSession(ChatListener):
         if turn is None:
             return
         turn.status = "streaming"
-        turn.awaiting_first_token_since = time.perf_counter()
         if self._listener is not None:
             self._listener.on_turn_started(turn.turn_id, role, turn.reason)
 
@@ -474,10 +470,11 @@ class ChatSession(ChatListener):
         if turn is None:
             return
         model = self.telemetry.model(turn.role)
-        if turn.awaiting_first_token_since is not None:
+        if not turn.answer:  # this job's first token (a retry starts the answer over)
             # Shown (card, plot) while the answer still streams, not once it ends.
-            model.record_first_token(time.perf_counter() - turn.awaiting_first_token_since)
-            turn.awaiting_first_token_since = None
+            ttft = self.roles[turn.role].worker.running_for_s
+            if ttft is not None:
+                model.record_first_token(ttft)
         model.record_token()
         turn.answer += text
         if self._listener is not None:

@@ -58,6 +58,11 @@ class ModelSignals:
     last_ttft_s: float | None = None
 
     @property
+    def newest_ttft_s(self) -> float | None:
+        """What to show: the newest answer's, or the average before any first token."""
+        return self.last_ttft_s if self.last_ttft_s is not None else self.ttft_s
+
+    @property
     def cooling_down(self) -> bool:
         return self.cooldown_left_s > 0
 
@@ -303,9 +308,7 @@ class Telemetry:
                     "in_flight": float(signals.in_flight),
                     "tokens_per_s": tokens / elapsed,
                     # Plotted live: the newest answer's, from its first token on.
-                    "ttft_s": _or_nan(
-                        signals.last_ttft_s if signals.last_ttft_s is not None else signals.ttft_s
-                    ),
+                    "ttft_s": _or_nan(signals.newest_ttft_s),
                 },
             )
         machine = snap.machine

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from zeta_desktop.core.telemetry import Telemetry
 from zeta_desktop.ui.live_text import LiveText
-from zeta_desktop.ui.style import ROLE_COLOURS, set_text_colour
+from zeta_desktop.ui.style import ROLE_COLOURS, set_small_text
 
 WINDOWS_S = {"60 s": 60.0, "10 min": 600.0}
 REFRESH_MS = 100  # each plot's refresh period
@@ -105,15 +105,12 @@ class LoadPlots(QWidget):
         self.window_box.currentTextChanged.connect(self._on_window_changed)
         self.machine_label = QLabel("Machine: waiting for a reading")
         self.machine_label.setWordWrap(True)
-        self.machine_label.setStyleSheet("color: #4b5563; font-size: 11px;")
+        set_small_text(self.machine_label, "#4b5563")
         # Temperature, power and memory change with every reading: LiveText, so
         # they never ask the window for a new layout (the legend above rarely changes).
         self.machine_readings = LiveText("100 °C · 1000 W · this app 100.0 GiB",
                                          Qt.AlignmentFlag.AlignRight)
-        small = self.machine_readings.font()
-        small.setPixelSize(11)
-        self.machine_readings.setFont(small)
-        set_text_colour(self.machine_readings, "#4b5563")
+        set_small_text(self.machine_readings, "#4b5563")
         self.machine_readings.hide()
 
         self.view = pg.GraphicsLayoutWidget()

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
 
 from zeta_desktop.core.telemetry import ModelSignals
 from zeta_desktop.ui.live_text import LiveText
-from zeta_desktop.ui.style import ROLE_COLOURS, STATE_COLOURS, set_text_colour
+from zeta_desktop.ui.style import ROLE_COLOURS, STATE_COLOURS, set_small_text, set_text_colour
 
 ROLE_BLURBS = {
     "coder": "code · ~7B",
@@ -56,10 +56,7 @@ class RoleCard(QFrame):
         self.detail_label.setStyleSheet("color: #dc2626;")
         self.detail_label.hide()
         self.stats_label = LiveText("queue 10+1 · TTFT 10.00 s · 100 tok/s · 100% ok")
-        small = self.stats_label.font()
-        small.setPixelSize(11)
-        self.stats_label.setFont(small)
-        set_text_colour(self.stats_label, "#4b5563")
+        set_small_text(self.stats_label, "#4b5563")
         self.choose_button = QPushButton("Choose GGUF…")
         self.choose_button.setStyleSheet("padding: 1px 6px; font-size: 11px;")
         self.choose_button.setToolTip(f"Point the {role} role at a GGUF file on this machine")
@@ -96,7 +93,7 @@ class RoleCard(QFrame):
         samples); otherwise the average over its finished answers.
         """
         parts = [f"queue {signals.queue_depth}+{signals.in_flight}"]
-        ttft = signals.last_ttft_s if signals.last_ttft_s is not None else signals.ttft_s
+        ttft = signals.newest_ttft_s
         parts.append(f"TTFT {ttft:.2f} s" if ttft is not None else "TTFT –")
         speed = signals.tokens_per_s
         if signals.in_flight and live_tokens_per_s:

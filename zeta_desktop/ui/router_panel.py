@@ -239,13 +239,11 @@ class RouterPanel(QWidget):
         if item is None:
             item = QTableWidgetItem()
             self.preview.setItem(row, col, item)
-        if item.text() != text:
-            item.setText(text)
-        if colour is not None and item.foreground().color().name() != colour:
+        item.setText(text)
+        if colour is not None:
             item.setForeground(QColor(colour))
-        if tip is not None and item.toolTip() != tip:
+        if tip is not None:
             item.setToolTip(tip)
-        if item.font().bold() != bold:
-            font = item.font()
-            font.setBold(bold)
-            item.setFont(font)
+        font = item.font()
+        font.setBold(bold)
+        item.setFont(font)

@@ -27,3 +27,11 @@ def set_text_colour(widget: QWidget, colour: str) -> None:
     palette = widget.palette()
     palette.setColor(QPalette.ColorRole.WindowText, QColor(colour))
     widget.setPalette(palette)
+
+
+def set_small_text(widget: QWidget, colour: str) -> None:
+    """The app's small print (footers, stats, readings): 11 px, in `colour`."""
+    font = widget.font()
+    font.setPixelSize(11)
+    widget.setFont(font)
+    set_text_colour(widget, colour)
