@@ -9,10 +9,11 @@ from pathlib import Path
 import gguf
 import numpy as np
 import pytest
-from tiny_gguf import write_tiny_llama
+from tiny_gguf import CHATML_TEMPLATE, write_tiny_llama
 
 from zeta_desktop.core.engine import LoadSettings, ModelLoadError, PromptTooLongError
 from zeta_desktop.core.llama_engine import LlamaEngine
+from zeta_desktop.core.models import find_demo_model
 
 pytestmark = pytest.mark.model
 
@@ -36,6 +37,60 @@ def test_streams_real_tokens(tiny_model: Path) -> None:
     # The tiny model never emits end-of-generation, so it runs to max_tokens.
     assert len(pieces) == 12
     assert all(isinstance(p, str) and p for p in pieces)
+
+
+def library_chat_text(engine: LlamaEngine, messages: list, max_tokens: int) -> str:
+    """The answer llama-cpp-python's own streaming chat completion gives."""
+    chunks = engine._llm.create_chat_completion(
+        messages=messages, max_tokens=max_tokens, temperature=0.0, stream=True
+    )
+    return "".join(chunk["choices"][0]["delta"].get("content") or "" for chunk in chunks)
+
+
+def greedy_answer(engine: LlamaEngine, messages: list, max_tokens: int) -> str:
+    pieces = engine.stream_chat(
+        messages, max_tokens=max_tokens, temperature=0.0, cancel=threading.Event()
+    )
+    return "".join(pieces)
+
+
+CONVERSATION = [
+    {"role": "system", "content": "You are terse."},
+    {"role": "user", "content": "Name three colours."},
+    {"role": "assistant", "content": "Red, green, blue."},
+    {"role": "user", "content": "And three fruits, in French?"},
+]
+
+
+@pytest.mark.parametrize("chat_template", [CHATML_TEMPLATE, None], ids=["chatml", "no-template"])
+def test_same_prompt_and_sampling_as_the_librarys_chat_completion(
+    tmp_path: Path, chat_template: str | None
+) -> None:
+    """The engine pulls tokens itself; what it asks the model must not change."""
+    path = write_tiny_llama(tmp_path / "tiny.gguf", chat_template=chat_template)
+    engine = LlamaEngine.load(path, CHAT)
+    try:
+        ours = greedy_answer(engine, CONVERSATION, 16)
+        engine._llm.reset()
+        theirs = library_chat_text(engine, CONVERSATION, 16)
+    finally:
+        engine.close()
+    assert ours and ours == theirs
+
+
+def test_a_real_model_ends_its_answer_where_the_library_does() -> None:
+    """The demo model's answers end at its end-of-turn token, stop strings never shown."""
+    engine = LlamaEngine.load(find_demo_model(), CHAT)
+    try:
+        for messages in (CONVERSATION, [{"role": "user", "content": "What is 2+2?"}]):
+            ours = greedy_answer(engine, messages, 80)
+            engine._llm.reset()
+            theirs = library_chat_text(engine, messages, 80)
+            engine._llm.reset()
+            assert ours == theirs
+            assert ours and "<|im_end|>" not in ours
+    finally:
+        engine.close()
 
 
 def test_cancel_stops_at_the_next_token(tiny_model: Path) -> None:
