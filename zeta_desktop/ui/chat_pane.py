@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 from zeta_desktop.core.router import Decision
 from zeta_desktop.core.worker import ChatStats
 from zeta_desktop.ui.message_view import MessageView
+from zeta_desktop.ui.paint_turns import PaintTurns
 from zeta_desktop.ui.style import ROLE_COLOURS
 
 
@@ -49,8 +50,11 @@ class ChatPane(QWidget):
     sig_show_decision = Signal(int)
     """The user clicked an answer's badge: turn id."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, paint_turns: PaintTurns | None = None, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
+        self._paint_turns = paint_turns
         self._answers: dict[int, MessageView] = {}
         self._active: set[int] = set()
         self._unshown: set[int] = set()  # answers with tokens the label lacks
@@ -166,10 +170,16 @@ class ChatPane(QWidget):
             view.append(text)
             self._unshown.add(turn_id)
             if not self._text_timer.isActive():
-                self._text_timer.start()
+                self._text_timer.start(TEXT_REFRESH_MS)
 
     @Slot()
     def _show_new_text(self) -> None:
+        if self._paint_turns is not None:
+            wait_ms = self._paint_turns.wait_ms("chat")
+            if wait_ms:  # a plot was just redrawn: paint after it, not with it
+                self._text_timer.start(wait_ms)
+                return
+            self._paint_turns.take("chat")
         for turn_id in self._unshown:
             view = self._answers.get(turn_id)
             if view is not None:

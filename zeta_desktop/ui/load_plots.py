@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from zeta_desktop.core.telemetry import Telemetry
 from zeta_desktop.ui.live_text import LiveText
+from zeta_desktop.ui.paint_turns import PaintTurns
 from zeta_desktop.ui.style import ROLE_COLOURS, set_small_text
 
 WINDOWS_S = {"60 s": 60.0, "10 min": 600.0}
@@ -93,8 +94,15 @@ class LiveCurve(pg.PlotCurveItem):
 
 
 class LoadPlots(QWidget):
-    def __init__(self, telemetry: Telemetry, roles: list[str], parent: QWidget | None = None):
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        roles: list[str],
+        paint_turns: PaintTurns | None = None,
+        parent: QWidget | None = None,
+    ):
         super().__init__(parent)
+        self._paint_turns = paint_turns
         self.telemetry = telemetry
         self.roles = roles
         self.window_s = WINDOWS_S["60 s"]
@@ -160,7 +168,8 @@ class LoadPlots(QWidget):
         layout.addLayout(machine_row)
 
         self.timer = QTimer(self)
-        self.timer.setInterval(REFRESH_MS // len(self.plots))
+        self.tick_ms = REFRESH_MS // len(self.plots)
+        self.timer.setInterval(self.tick_ms)
         self.timer.timeout.connect(self._refresh_one)
 
     def _curve(self, plot: str, pen: object) -> LiveCurve:
@@ -214,6 +223,14 @@ class LoadPlots(QWidget):
     @Slot()
     def _refresh_one(self) -> None:
         """The timer's tick: one plot per tick, the buffers copied once per round."""
+        if self._paint_turns is not None:
+            wait_ms = self._paint_turns.wait_ms("plots")
+            if wait_ms:  # the chat just changed: draw after its repaint, not with it
+                self.timer.start(wait_ms)
+                return
+            self._paint_turns.take("plots")
+        if self.timer.interval() != self.tick_ms:
+            self.timer.setInterval(self.tick_ms)
         names = list(self.plots)
         if self._turn == 0:
             self._collect()

@@ -30,6 +30,7 @@ from zeta_desktop.core.worker import ChatStats
 from zeta_desktop.ui.bridge import SessionBridge
 from zeta_desktop.ui.chat_pane import ChatPane
 from zeta_desktop.ui.load_plots import LoadPlots
+from zeta_desktop.ui.paint_turns import PaintTurns
 from zeta_desktop.ui.role_panel import RolePanel
 from zeta_desktop.ui.router_panel import RouterPanel
 
@@ -57,9 +58,11 @@ class MainWindow(QMainWindow):
         self._adjustments_shown = 0
         self.decision_dialog: QDialog | None = None
 
-        self.chat = ChatPane()
+        # The chat and the plots take turns to repaint (see paint_turns).
+        paint_turns = PaintTurns()
+        self.chat = ChatPane(paint_turns)
         self.roles_panel = RolePanel(list(ROLE_NAMES))
-        self.plots = LoadPlots(self.session.telemetry, list(ROLE_NAMES))
+        self.plots = LoadPlots(self.session.telemetry, list(ROLE_NAMES), paint_turns)
         self.router_panel = RouterPanel(self.session)
         self.router_log = QPlainTextEdit()
         self.router_log.setReadOnly(True)
