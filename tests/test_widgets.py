@@ -301,3 +301,40 @@ def test_application_fills_on_the_gui_thread(qtbot, monkeypatch) -> None:  # typ
     make_application()
     # Qt reads it before its first fill: no thread pool hand-off per paint.
     assert os.environ["QT_NO_GUI_THREADPOOL"] == "1"
+
+
+def test_a_message_builds_only_the_parts_it_shows_in_their_places(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Widgets are made when first needed (a prompt sent adds two messages while
+    models stream); made late, each still lands where it belongs."""
+    from PySide6.QtWidgets import QWidget
+
+    from zeta_desktop.ui.message_view import Badge, MessageView, WrappedLabel
+    from zeta_desktop.ui.streaming_text import StreamingText
+
+    def parts(view: MessageView) -> list[type]:
+        return [type(child) for child in view.findChildren(QWidget)]
+
+    question = MessageView("You", "what is a list?", "#6b7280")
+    qtbot.addWidget(question)
+    assert parts(question).count(WrappedLabel) == 1  # the text, no footer
+    assert Badge not in parts(question) and StreamingText not in parts(question)
+
+    answer = MessageView("…", "", "#9ca3af")
+    qtbot.addWidget(answer)
+    answer.resize(400, 200)
+    answer.show()
+    answer.set_footer("routing…")  # the footer comes first, the streaming text after
+    answer.start_streaming()
+    answer.append("a list holds items in order")
+    answer.show_text()
+    assert Badge not in parts(answer) and answer.shown_text() == "a list holds items in order"
+    qtbot.waitUntil(lambda: answer.live.isVisible() and answer.footer.isVisible(), timeout=2000)
+    assert answer.live.geometry().bottom() < answer.footer.geometry().top()
+    answer.set_badge("coder · code", "#2563eb")
+    answer.finish_streaming()
+    answer.make_selectable()
+    qtbot.waitUntil(lambda: answer.body.isVisible() and answer.footer.isVisible(), timeout=2000)
+    header_y = answer.header.geometry().top()
+    assert answer.badge.geometry().top() <= header_y + 4  # beside the header
+    assert header_y < answer.body.geometry().top() < answer.footer.geometry().top()
+    assert answer.body.text() == "a list holds items in order"

@@ -106,37 +106,68 @@ class MessageView(QWidget):
     def __init__(self, author: str, text: str, colour: str, parent: QWidget | None = None):
         super().__init__(parent)
         self.colour = QColor(colour)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(10 + self.BAR_WIDTH, 6, 10, 8)
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(10 + self.BAR_WIDTH, 6, 10, 8)
         self.header = QLabel(author)
         self.header.setTextFormat(Qt.TextFormat.PlainText)
         bold = self.header.font()
         bold.setWeight(QFont.Weight.DemiBold)
         self.header.setFont(bold)
         set_text_colour(self.header, colour)
-        self.badge = Badge()
-        self.badge.setToolTip("Show the full routing decision")
-        self.badge.clicked.connect(self.sig_badge_clicked)
-        self.badge.hide()
-        self.body = WrappedLabel(text)
-        self.body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        # An answer streams into `live`; once done, `body` (selectable) shows it.
-        self.live = StreamingText()
-        self.live.hide()
-        self.footer = WrappedLabel("")
-        set_small_text(self.footer, "#6b7280")
-        self.footer.hide()
-        top = QHBoxLayout()
-        top.addWidget(self.header)
-        top.addWidget(self.badge)
-        top.addStretch(1)
-        layout.addLayout(top)
-        layout.addWidget(self.body)
-        layout.addWidget(self.live)
-        layout.addWidget(self.footer)
+        self._top = QHBoxLayout()
+        self._top.addWidget(self.header)
+        self._top.addStretch(1)
+        self._layout.addLayout(self._top)
+        # The badge, the selectable label, the streaming text and the footer
+        # are made when first needed: a prompt sent adds two messages while
+        # models stream, and a message built whole (six widgets, fonts set)
+        # was a third of that stall. An answer streams into `live`; once
+        # done and hovered, `body` (selectable) shows it.
+        self._badge: Badge | None = None
+        self._body: WrappedLabel | None = None
+        self._live: StreamingText | None = None
+        self._footer: WrappedLabel | None = None
         self._text = text
         self._finished = False
         self.retry_note = ""
+        if text:
+            self.body.setText(text)
+
+    @property
+    def badge(self) -> Badge:
+        if self._badge is None:
+            self._badge = Badge()
+            self._badge.setToolTip("Show the full routing decision")
+            self._badge.clicked.connect(self.sig_badge_clicked)
+            self._badge.hide()
+            self._top.insertWidget(1, self._badge)
+        return self._badge
+
+    @property
+    def body(self) -> WrappedLabel:
+        if self._body is None:
+            self._body = WrappedLabel()
+            self._body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            self._layout.insertWidget(1, self._body)  # under the header
+        return self._body
+
+    @property
+    def live(self) -> StreamingText:
+        if self._live is None:
+            self._live = StreamingText()
+            self._live.hide()
+            # Under the header and the label, above the footer.
+            self._layout.insertWidget(1 + (self._body is not None), self._live)
+        return self._live
+
+    @property
+    def footer(self) -> WrappedLabel:
+        if self._footer is None:
+            self._footer = WrappedLabel("")
+            set_small_text(self._footer, "#6b7280")
+            self._footer.hide()
+            self._layout.addWidget(self._footer)
+        return self._footer
 
     def set_colour(self, colour: str) -> None:
         """The author's colour: the bar on the left and the header."""
@@ -156,8 +187,10 @@ class MessageView(QWidget):
 
     def clear_text(self) -> None:
         self._text = ""
-        self.body.setText("")
-        self.live.set_text("")
+        if self._body is not None:
+            self._body.setText("")
+        if self._live is not None:
+            self._live.set_text("")
 
     @property
     def text(self) -> str:
@@ -167,21 +200,24 @@ class MessageView(QWidget):
     @property
     def streaming(self) -> bool:
         """Tokens may still come (the answer is not finished)."""
-        return not self.live.isHidden() and not self._finished
+        return not self.selectable and not self._finished
 
     @property
     def selectable(self) -> bool:
         """The text is in the selectable label (not the streaming widget)."""
-        return self.live.isHidden()
+        return self._live is None or self._live.isHidden()
 
     def start_streaming(self) -> None:
         self._finished = False
-        self.body.hide()
+        if self._body is not None:
+            self._body.hide()
         self.live.show()
 
     def shown_text(self) -> str:
         """What the user sees now."""
-        return self.body.text() if self.selectable else self.live.text()
+        if not self.selectable:
+            return self.live.text()
+        return self._body.text() if self._body is not None else ""
 
     def append(self, piece: str) -> None:
         """Take a token now; it is drawn at the next show_text()."""
@@ -190,7 +226,7 @@ class MessageView(QWidget):
     def show_text(self) -> None:
         if not self.selectable:
             self.live.set_text(self._text)
-        elif self.body.text() != self._text:
+        elif self.shown_text() != self._text:
             self.body.setText(self._text)
 
     def finish_streaming(self) -> None:

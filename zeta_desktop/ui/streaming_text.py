@@ -69,9 +69,6 @@ class StreamingText(QWidget):
             self.updateGeometry()
         self.update(0, unchanged_height, width, self.height() - unchanged_height)
 
-    def hasHeightForWidth(self) -> bool:  # noqa: N802 (Qt's name)
-        return True
-
     def heightForWidth(self, width: int) -> int:  # noqa: N802 (Qt's name)
         return sum(height for _, height in self._laid_out(width))
 
