@@ -198,3 +198,24 @@ def test_a_good_model_still_loads_after_bad_ones(tmp_path: Path) -> None:
     good = write_tiny_llama(tmp_path / "good.gguf", seed=3)
     engine = LlamaEngine.load(good, CHAT)
     engine.close()
+
+
+def test_an_answer_stops_where_the_context_ends(tiny_model: Path) -> None:
+    """A prompt that leaves a few tokens of room gets that many, not an error."""
+    engine = LlamaEngine.load(tiny_model, CHAT)
+    try:
+        words = 10
+        while True:
+            messages = [{"role": "user", "content": "alpha beta " * words}]
+            request = engine._chat_request(messages, max_tokens=50, temperature=0.5)
+            room = engine.n_ctx - len(request["prompt"])
+            if room <= 6:
+                break
+            words += 1
+        assert room > 0
+        pieces = list(
+            engine.stream_chat(messages, max_tokens=50, temperature=0.5, cancel=threading.Event())
+        )
+    finally:
+        engine.close()
+    assert len(pieces) == room  # the tiny model never ends on its own: it fills the context
