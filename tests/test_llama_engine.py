@@ -219,3 +219,55 @@ def test_an_answer_stops_where_the_context_ends(tiny_model: Path) -> None:
     finally:
         engine.close()
     assert len(pieces) == room  # the tiny model never ends on its own: it fills the context
+
+
+def recording_eval(engine: LlamaEngine, after_first: threading.Event | None = None) -> list[int]:
+    """Record how many tokens each llama eval call reads; optionally press Stop after the first."""
+    sizes: list[int] = []
+    read = engine._llm.eval
+
+    def eval_and_record(tokens: list[int]) -> None:
+        sizes.append(len(tokens))
+        read(tokens)
+        if after_first is not None:
+            after_first.set()
+
+    engine._llm.eval = eval_and_record
+    return sizes
+
+
+def test_stop_is_heard_while_a_long_prompt_is_read(tiny_model: Path) -> None:
+    engine = LlamaEngine.load(tiny_model, LoadSettings(n_ctx=512, n_gpu_layers=0, n_threads=1,
+                                                       embedding=False))
+    engine._llm.n_batch = 32  # small batches: a 280-token prompt takes several
+    cancel = threading.Event()
+    sizes = recording_eval(engine, after_first=cancel)
+    try:
+        pieces = list(
+            engine.stream_chat([{"role": "user", "content": "alpha beta gamma " * 16}],
+                               max_tokens=20, temperature=0.5, cancel=cancel)
+        )
+    finally:
+        engine.close()
+    assert sizes == [32]  # Stop pressed during the first batch: no second one
+    assert pieces == []
+
+
+def test_a_follow_up_reads_only_what_the_conversation_added(tiny_model: Path) -> None:
+    engine = LlamaEngine.load(tiny_model, LoadSettings(n_ctx=512, n_gpu_layers=0, n_threads=1,
+                                                       embedding=False))
+    first = [{"role": "user", "content": "alpha beta gamma delta " * 10}]
+    try:
+        answer = greedy_answer(engine, first, 8)
+        follow_up = [*first, {"role": "assistant", "content": answer},
+                     {"role": "user", "content": "code model"}]
+        prompt = engine._chat_request(follow_up, max_tokens=8, temperature=0.0)["prompt"]
+        sizes = recording_eval(engine)
+        ours = greedy_answer(engine, follow_up, 8)
+        engine._llm.reset()
+        engine._llm.eval = type(engine._llm).eval.__get__(engine._llm)
+        theirs = library_chat_text(engine, follow_up, 8)
+    finally:
+        engine.close()
+    assert 0 < sizes[0] < len(prompt) // 4  # the first turn stayed in the cache
+    assert ours == theirs  # and the answer is the one a fresh read gives

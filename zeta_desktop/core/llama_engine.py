@@ -13,6 +13,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from zeta_desktop.core.engine import (
     ChatMessage,
     EngineError,
@@ -166,6 +168,13 @@ class LlamaEngine:
         self.settings = settings
         self._llama_cpp = import_llama_cpp()
         self._piece_buffer = ctypes.create_string_buffer(64)
+        model = llm._model.model
+        # Recurrent and hybrid models cannot drop the end of their cache and
+        # keep its start, so a prompt is always read from its beginning.
+        self._partial_cache_reuse = not (
+            self._llama_cpp.llama_model_is_recurrent(model)
+            or self._llama_cpp.llama_model_is_hybrid(model)
+        )
 
     @classmethod
     def load(cls, path: Path, settings: LoadSettings) -> LlamaEngine:
@@ -233,6 +242,8 @@ class LlamaEngine:
         if len(prompt) >= n_ctx:
             raise PromptTooLongError(_too_long(len(prompt), n_ctx))
         budget = min(max_tokens, n_ctx - len(prompt))
+        if not self._prefill(prompt, cancel):
+            return
         text = StopText(request.get("stop") or [])
         tokens = self._llm.generate(
             prompt,
@@ -266,6 +277,33 @@ class LlamaEngine:
             # Closing the generator ends the decode loop and leaves the Llama
             # usable for the next job.
             tokens.close()
+
+    def _prefill(self, prompt: list[int], cancel: threading.Event) -> bool:
+        """Read the prompt a batch at a time, hearing Stop between batches;
+        False if stopped.
+
+        Left to Llama.generate, the whole prompt is one call that Stop cannot
+        interrupt (a long prompt on a big model: many seconds). This reads it
+        as generate would, in the same batches from the same cached start (the
+        conversation so far), so generate finds it all in its cache and
+        samples at once, from the same numbers.
+        """
+        llm = self._llm
+        if not self._partial_cache_reuse:
+            return True  # generate re-reads a recurrent model's prompt whole anyway
+        cached = llm.input_ids[: min(llm.n_tokens, len(prompt))]
+        same = cached == np.asarray(prompt[: len(cached)])
+        kept = len(cached) if same.all() else int(np.argmin(same))
+        if kept == len(prompt):
+            if llm.n_tokens == kept:
+                return True  # asked again: generate samples from what is there
+            kept -= 1  # the last token is read again for its logits, as generate does
+        llm.n_tokens = kept  # eval drops what the cache holds past this
+        for start in range(kept, len(prompt), llm.n_batch):
+            if cancel.is_set():
+                return False
+            llm.eval(prompt[start : start + llm.n_batch])
+        return True
 
     def _chat_request(
         self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float
