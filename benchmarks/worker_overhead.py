@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 from zeta_desktop.core.engine import LoadSettings
-from zeta_desktop.core.llama_engine import LlamaEngine, import_llama_cpp
+from zeta_desktop.core.llama_engine import LlamaEngine
+from zeta_desktop.core.llama_log import import_llama_cpp
 from zeta_desktop.core.models import find_demo_model
 from zeta_desktop.core.worker import ChatJob, ChatWaiter, ModelWorker
 

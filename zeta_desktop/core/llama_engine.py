@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import ctypes
-import io
-import logging
 import os
 import re
-import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -22,105 +19,9 @@ from zeta_desktop.core.engine import (
     ModelLoadError,
     PromptTooLongError,
 )
+from zeta_desktop.core.llama_log import import_llama_cpp, load_failure_reason, load_output_captured
 from zeta_desktop.core.models import ModelFileError, check_model_file
 from zeta_desktop.core.stop_text import StopText
-
-log = logging.getLogger(__name__)
-
-# Loads are serialised: the log capture below belongs to one load at a time.
-# (Llama(verbose=False) would swap the process's stdout/stderr file
-# descriptors while it loads, silencing every other thread; we load with
-# verbose=True and route the output instead.)
-_LOAD_LOCK = threading.Lock()
-_log_lines: list[tuple[int, str]] = []  # (ggml level, text) of the load under way
-_log_capture_active = False
-_log_callback_ref: Any = None  # ctypes keeps only a weak hold: keep the callback alive
-
-# ggml.h: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5 (continues the previous line)
-_GGML_LOG_ERROR = 4
-_GGML_LOG_CONT = 5
-_ERROR_PREFIX = re.compile(r"^[\w:]*\s*(error loading model:\s*)?")
-
-
-def _install_log_callback(llama_cpp: Any) -> None:
-    """Route llama.cpp's log through Python logging and keep lines for load errors."""
-    global _log_callback_ref
-    if _log_callback_ref is not None:
-        return
-
-    @llama_cpp.llama_log_callback
-    def _on_log(level: int, text: bytes, _user_data: Any) -> None:
-        line = text.decode("utf-8", errors="replace").rstrip("\n")
-        if not line.strip():
-            return
-        if _log_capture_active:
-            if level == _GGML_LOG_CONT and _log_lines:
-                level = _log_lines[-1][0]
-            _log_lines.append((level, line))
-        log.debug("llama.cpp: %s", line)
-
-    _log_callback_ref = _on_log
-    llama_cpp.llama_log_set(_on_log, ctypes.c_void_p(0))
-
-
-class _LoadOutputRouter(io.TextIOBase):
-    """Stands in for sys.stderr during a load: the loading thread's prints go to
-    the debug log, every other thread's output reaches the real stream."""
-
-    def __init__(self, original: Any, loading_thread: int) -> None:
-        self._original = original
-        self._loading_thread = loading_thread
-
-    def write(self, text: str) -> int:
-        if threading.get_ident() == self._loading_thread:
-            if text.strip():
-                log.debug("llama-cpp-python: %s", text.rstrip())
-            return len(text)
-        return self._original.write(text)
-
-    def flush(self) -> None:
-        self._original.flush()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._original, name)
-
-
-_import_failure: str | None = None
-
-
-def import_llama_cpp() -> Any:
-    global _import_failure
-    os.environ.setdefault("GGML_NO_BACKTRACE", "1")
-    # A failed import leaves a half-initialised package behind: report the
-    # first failure every time instead of a confusing AttributeError later.
-    if _import_failure is not None:
-        raise ModelLoadError(_import_failure)
-    try:
-        import llama_cpp
-    except ImportError as exc:  # a broken or missing build, not a user error
-        _import_failure = (
-            f"llama-cpp-python is not installed or failed to import ({exc}); "
-            "run `make run` to set it up"
-        )
-        raise ModelLoadError(_import_failure) from exc
-    _install_log_callback(llama_cpp)
-    return llama_cpp
-
-
-def _load_failure_reason(lines: list[tuple[int, str]]) -> str:
-    """The root cause of a failed load, from llama.cpp's error-level log lines."""
-    # llama.cpp reports one cause at several levels; "error loading model: X" is the root.
-    for _level, text in lines:
-        if "error loading model:" in text:
-            return text.split("error loading model:", 1)[1].strip()
-    errors = [text.strip() for level, text in lines if level == _GGML_LOG_ERROR]
-    for text in errors:
-        if "failed to load model" not in text:
-            return _ERROR_PREFIX.sub("", text, count=1)
-    if errors:
-        return errors[0]
-    return "llama.cpp could not load the model (no reason given in its log)"
-
 
 # create_completion's sampling settings that Llama.generate takes under the same name.
 _SAMPLING = (
@@ -178,7 +79,6 @@ class LlamaEngine:
 
     @classmethod
     def load(cls, path: Path, settings: LoadSettings) -> LlamaEngine:
-        global _log_capture_active
         try:
             check_model_file(path)
         except ModelFileError as exc:
@@ -193,25 +93,17 @@ class LlamaEngine:
             # three models at once that oversubscribes the CPU and they stall
             # each other. Same count as decoding.
             "n_threads_batch": settings.n_threads or default_thread_count(),
-            "verbose": True,  # output is routed, see _LoadOutputRouter
+            "verbose": True,  # output is routed, see llama_log
         }
         if settings.embedding:
             kwargs["embedding"] = True
             # Without a pooling type, embed() returns one vector per token.
             kwargs["pooling_type"] = llama_cpp.LLAMA_POOLING_TYPE_MEAN
-        with _LOAD_LOCK:
-            _log_lines.clear()
-            _log_capture_active = True
-            original_stderr = sys.stderr
-            sys.stderr = _LoadOutputRouter(original_stderr, threading.get_ident())
+        with load_output_captured() as log_lines:
             try:
                 llm = llama_cpp.Llama(**kwargs)
             except (ValueError, RuntimeError, OSError) as exc:
-                reason = _load_failure_reason(_log_lines)
-                raise ModelLoadError(f"{path.name}: {reason}") from exc
-            finally:
-                sys.stderr = original_stderr
-                _log_capture_active = False
+                raise ModelLoadError(f"{path.name}: {load_failure_reason(log_lines)}") from exc
         llm.verbose = False  # no per-request prints from here on
         return cls(llm, path, settings)
 
