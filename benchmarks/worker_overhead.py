@@ -17,10 +17,11 @@ import sys
 import time
 from pathlib import Path
 
+from bench_results import demo_model
+
 from zeta_desktop.core.engine import LoadSettings
 from zeta_desktop.core.llama_engine import LlamaEngine
 from zeta_desktop.core.llama_log import import_llama_cpp
-from zeta_desktop.core.models import find_demo_model
 from zeta_desktop.core.worker import ChatJob, ChatWaiter, ModelWorker
 
 PROMPT = "Write a short story about a lighthouse keeper who learns to program."
@@ -68,10 +69,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/worker.json"))
     args = parser.parse_args()
-    model = args.model or find_demo_model()
-    if model is None:
-        print("no model: pass --model or install the demo model (make run)", file=sys.stderr)
-        return 2
+    model = args.model or demo_model()
     llama_cpp = import_llama_cpp()
     n_ctx = 2048
     settings = LoadSettings(n_ctx=n_ctx, n_gpu_layers=0, n_threads=args.threads, embedding=False)

@@ -174,12 +174,9 @@ class ChatPane(QWidget):
 
     @Slot()
     def _show_new_text(self) -> None:
-        if self._paint_turns is not None:
-            wait_ms = self._paint_turns.wait_ms("chat")
-            if wait_ms:  # a plot was just redrawn: paint after it, not with it
-                self._text_timer.start(wait_ms)
-                return
-            self._paint_turns.take("chat")
+        # A plot just redrawn: paint after it, not with it.
+        if self._paint_turns and not self._paint_turns.take_or_defer("chat", self._text_timer):
+            return
         for turn_id in self._unshown:
             view = self._answers.get(turn_id)
             if view is not None:

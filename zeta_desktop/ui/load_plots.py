@@ -223,13 +223,10 @@ class LoadPlots(QWidget):
     @Slot()
     def _refresh_one(self) -> None:
         """The timer's tick: one plot per tick, the buffers copied once per round."""
-        if self._paint_turns is not None:
-            wait_ms = self._paint_turns.wait_ms("plots")
-            if wait_ms:  # the chat just changed: draw after its repaint, not with it
-                self.timer.start(wait_ms)
-                return
-            self._paint_turns.take("plots")
-        if self.timer.interval() != self.tick_ms:
+        # The chat just changed: draw after its repaint, not with it.
+        if self._paint_turns and not self._paint_turns.take_or_defer("plots", self.timer):
+            return
+        if self.timer.interval() != self.tick_ms:  # back to its pace after waiting
             self.timer.setInterval(self.tick_ms)
         names = list(self.plots)
         if self._turn == 0:

@@ -15,6 +15,8 @@ import math
 import time
 from collections.abc import Callable
 
+from PySide6.QtCore import QTimer
+
 GAP_S = 0.008  # the other side's pass is usually painted within a few ms of its change
 
 
@@ -34,3 +36,13 @@ class PaintTurns:
     def take(self, side: str) -> None:
         """`side` changes what it shows now."""
         self._last[side] = self._clock()
+
+    def take_or_defer(self, side: str, timer: QTimer) -> bool:
+        """True: `side` may change what it shows now (its turn is taken).
+        False: `timer` is restarted for when it may."""
+        wait_ms = self.wait_ms(side)
+        if wait_ms:
+            timer.start(wait_ms)
+            return False
+        self.take(side)
+        return True

@@ -100,9 +100,7 @@ class RoleCard(QFrame):
             speed = live_tokens_per_s
         parts.append(f"{speed:.0f} tok/s" if speed is not None else "– tok/s")
         parts.append(f"{signals.success_rate:.0%} ok")
-        text = " · ".join(parts)
-        if self.stats_label.text() != text:
-            self.stats_label.setText(text)
+        self.stats_label.setText(" · ".join(parts))  # LiveText: an unchanged text is a no-op
         cooling = signals.cooling_down and self._state in ("ready", "busy")
         shown = "cooling down" if cooling else self._state
         if self.state_label.text() != shown:
