@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from zeta_desktop.core.models import find_demo_model
+from zeta_desktop.core.models.files import find_demo_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -18,9 +18,9 @@ import time
 
 from bench_results import demo_model
 
-from zeta_desktop.core.engine import LoadSettings
-from zeta_desktop.core.llama_engine import LlamaEngine
-from zeta_desktop.core.worker import ChatJob, ChatWaiter, ModelWorker
+from zeta_desktop.core.engines.base import LoadSettings
+from zeta_desktop.core.engines.llama import LlamaEngine
+from zeta_desktop.core.fleet.worker import ChatJob, ChatWaiter, ModelWorker
 
 SECONDS = 12.0
 PROMPT = [{"role": "user", "content": "Tell me a long story about a lighthouse."}]

@@ -35,15 +35,15 @@ from pathlib import Path
 
 from bench_results import demo_model, print_checks, write_results
 
-from zeta_desktop.core.classifier import TaskKind
+from zeta_desktop.core.chat.session import ChatSession
 from zeta_desktop.core.config import AppConfig, RoleConfig
-from zeta_desktop.core.engine import ChatMessage, LoadSettings
-from zeta_desktop.core.llama_engine import LlamaEngine
-from zeta_desktop.core.machine import MachineReading, RecordedSource
-from zeta_desktop.core.router import ACCEPTABLE_PREFERENCE, DEFAULT_PREFERENCES, POLICIES
-from zeta_desktop.core.session import ChatSession
-from zeta_desktop.core.telemetry import Telemetry
-from zeta_desktop.core.worker import ChatStats, WorkerState
+from zeta_desktop.core.engines.base import ChatMessage, LoadSettings
+from zeta_desktop.core.engines.llama import LlamaEngine
+from zeta_desktop.core.fleet.worker import ChatStats, WorkerState
+from zeta_desktop.core.routing.classifier import TaskKind
+from zeta_desktop.core.routing.machine import MachineReading, RecordedSource
+from zeta_desktop.core.routing.router import ACCEPTABLE_PREFERENCE, DEFAULT_PREFERENCES, POLICIES
+from zeta_desktop.core.routing.telemetry import Telemetry
 
 PROMPTS = {
     TaskKind.CODE: [
@@ -289,7 +289,7 @@ def micro_benchmark(calls: int = 20000) -> dict[str, float]:
     import gc
 
     gc.collect()  # the scenarios above leave garbage that would be collected mid-loop
-    from zeta_desktop.core.router import RoleProfile, ZetaDynamicRouter
+    from zeta_desktop.core.routing.router import RoleProfile, ZetaDynamicRouter
 
     telemetry = Telemetry()
     for i, role in enumerate(MAX_TOKENS):

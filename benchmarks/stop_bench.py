@@ -16,8 +16,8 @@ import time
 
 from bench_results import demo_model, write_results
 
-from zeta_desktop.core.engine import LoadSettings
-from zeta_desktop.core.llama_engine import LlamaEngine
+from zeta_desktop.core.engines.base import LoadSettings
+from zeta_desktop.core.engines.llama import LlamaEngine
 
 PRESS_AFTER_S = 0.2
 TEXT = "The lighthouse keeper wrote a long letter about the sea, the ships and the weather. "

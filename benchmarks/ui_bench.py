@@ -29,7 +29,7 @@ from bench_results import demo_model, print_checks, write_results
 from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
 
 from zeta_desktop.core.config import AppConfig, LoadedConfig, RoleConfig
-from zeta_desktop.core.llama_engine import LlamaEngine
+from zeta_desktop.core.engines.llama import LlamaEngine
 from zeta_desktop.ui.app import settle_garbage_collector
 from zeta_desktop.ui.main_window import MainWindow
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 from bench_results import demo_model
 
-from zeta_desktop.core.engine import LoadSettings
-from zeta_desktop.core.llama_engine import LlamaEngine
-from zeta_desktop.core.llama_log import import_llama_cpp
-from zeta_desktop.core.worker import ChatJob, ChatWaiter, ModelWorker
+from zeta_desktop.core.engines.base import LoadSettings
+from zeta_desktop.core.engines.llama import LlamaEngine
+from zeta_desktop.core.engines.llama_log import import_llama_cpp
+from zeta_desktop.core.fleet.worker import ChatJob, ChatWaiter, ModelWorker
 
 PROMPT = "Write a short story about a lighthouse keeper who learns to program."
 

@@ -68,7 +68,7 @@ def tiny_config(tiny_model: Path) -> AppConfig:
 def build_window(qtbot, config: AppConfig, tmp_path: Path):  # type: ignore[no-untyped-def]
     """The real main window over `config`, saved and read back as the app does; not started."""
     from zeta_desktop.core.config import load_config, save_config
-    from zeta_desktop.core.llama_engine import LlamaEngine
+    from zeta_desktop.core.engines.llama import LlamaEngine
     from zeta_desktop.ui.main_window import MainWindow
 
     path = tmp_path / "config.toml"

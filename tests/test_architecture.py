@@ -11,9 +11,11 @@ import zeta_desktop.core
 
 def test_core_imports_no_qt_and_no_llama_cpp_eagerly() -> None:
     modules = [
-        f"zeta_desktop.core.{m.name}" for m in pkgutil.iter_modules(zeta_desktop.core.__path__)
+        m.name
+        for m in pkgutil.walk_packages(zeta_desktop.core.__path__, "zeta_desktop.core.")
     ]
-    assert "zeta_desktop.core.worker" in modules
+    assert "zeta_desktop.core.fleet.worker" in modules
+    assert "zeta_desktop.core.store.history" in modules
     code = (
         "import importlib, sys\n"
         f"for name in {modules!r}: importlib.import_module(name)\n"

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from zeta_desktop.core.classifier import (
+from zeta_desktop.core.engines.base import LoadSettings
+from zeta_desktop.core.engines.llama import LlamaEngine
+from zeta_desktop.core.models.files import find_demo_model
+from zeta_desktop.core.routing.classifier import (
     SemanticScorer,
     TaskClassifier,
     TaskKind,
     classify_by_rules,
 )
-from zeta_desktop.core.engine import LoadSettings
-from zeta_desktop.core.llama_engine import LlamaEngine
-from zeta_desktop.core.models import find_demo_model
-from zeta_desktop.core.semantic import build_scorer, load_examples
+from zeta_desktop.core.routing.semantic import build_scorer, load_examples
 
 DATA = Path(__file__).parent / "data"
 TUNING = DATA / "router_eval.jsonl"  # the rules were written while looking at this set

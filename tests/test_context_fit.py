@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from zeta_desktop.core.context_fit import TEMPLATE_TOKENS_PER_MESSAGE, fit_messages
-from zeta_desktop.core.engine import PromptTooLongError
+from zeta_desktop.core.engines.base import PromptTooLongError
+from zeta_desktop.core.engines.context_fit import TEMPLATE_TOKENS_PER_MESSAGE, fit_messages
 
 
 def words(text: str) -> int:

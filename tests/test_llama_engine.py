@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from tiny_gguf import CHATML_TEMPLATE, write_tiny_llama
 
-from zeta_desktop.core.engine import LoadSettings, ModelLoadError, PromptTooLongError
-from zeta_desktop.core.llama_engine import LlamaEngine
-from zeta_desktop.core.models import find_demo_model
+from zeta_desktop.core.engines.base import LoadSettings, ModelLoadError, PromptTooLongError
+from zeta_desktop.core.engines.llama import LlamaEngine
+from zeta_desktop.core.models.files import find_demo_model
 
 pytestmark = pytest.mark.model
 

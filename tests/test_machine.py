@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from zeta_desktop.core.machine import GpuReading, MachineReading, NvmlSource, RecordedSource
-from zeta_desktop.core.telemetry import Telemetry
+from zeta_desktop.core.routing.machine import GpuReading, MachineReading, NvmlSource, RecordedSource
+from zeta_desktop.core.routing.telemetry import Telemetry
 
 
 def test_without_an_nvidia_driver_readings_fall_back_to_cpu_and_ram() -> None:
@@ -55,7 +55,7 @@ def test_zero_gpu_use_is_a_value_not_missing() -> None:
 
 
 def test_series_keep_the_newest_samples_in_order() -> None:
-    from zeta_desktop.core.telemetry import Series
+    from zeta_desktop.core.routing.telemetry import Series
 
     series = Series(("v",), length=5)
     for i in range(8):
@@ -71,7 +71,7 @@ def test_series_keep_the_newest_samples_in_order() -> None:
 @pytest.mark.parametrize("since", [None, -1.0, 2.0, 4.5, 9.0, 100.0])
 def test_a_series_copies_exactly_the_samples_since(appended: int, since: float | None) -> None:
     """Wrapped or not, whichever part of the ring the window starts in."""
-    from zeta_desktop.core.telemetry import Series
+    from zeta_desktop.core.routing.telemetry import Series
 
     series = Series(("v",), length=5)
     for i in range(appended):

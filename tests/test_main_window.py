@@ -10,7 +10,7 @@ from conftest import build_window
 from PySide6.QtCore import Qt
 
 from zeta_desktop.core.config import AppConfig, load_config
-from zeta_desktop.core.llama_engine import LlamaEngine
+from zeta_desktop.core.engines.llama import LlamaEngine
 from zeta_desktop.ui.main_window import MainWindow
 
 pytestmark = pytest.mark.model

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from zeta_desktop.core.models import (
+from zeta_desktop.core.models.files import (
     DEMO_FILENAME,
     ModelFileError,
     check_model_file,

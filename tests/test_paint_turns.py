@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from zeta_desktop.core.telemetry import Telemetry
+from zeta_desktop.core.routing.telemetry import Telemetry
 from zeta_desktop.ui.paint_turns import GAP_S, PaintTurns
 
 

@@ -6,17 +6,17 @@ import threading
 
 import pytest
 
-from zeta_desktop.core.classifier import TaskKind
-from zeta_desktop.core.engine import NoRoleAvailableError
-from zeta_desktop.core.machine import GpuReading, MachineReading, RecordedSource
-from zeta_desktop.core.router import (
+from zeta_desktop.core.engines.base import NoRoleAvailableError
+from zeta_desktop.core.routing.classifier import TaskKind
+from zeta_desktop.core.routing.machine import GpuReading, MachineReading, RecordedSource
+from zeta_desktop.core.routing.router import (
     DEFAULT_PREFERENCES,
     POLICIES,
     RoleProfile,
     Thresholds,
     ZetaDynamicRouter,
 )
-from zeta_desktop.core.telemetry import BREAKER_BASE_S, SUCCESS_WINDOW_S, Telemetry
+from zeta_desktop.core.routing.telemetry import BREAKER_BASE_S, SUCCESS_WINDOW_S, Telemetry
 
 CODE, SIMPLE, REASONING, EMBEDDING = (
     TaskKind.CODE, TaskKind.SIMPLE, TaskKind.REASONING, TaskKind.EMBEDDING

@@ -8,7 +8,7 @@ import tomllib
 import pytest
 from PySide6.QtCore import Qt
 
-from zeta_desktop.core.router import Thresholds
+from zeta_desktop.core.routing.router import Thresholds
 from zeta_desktop.ui.main_window import MainWindow
 
 pytestmark = pytest.mark.model

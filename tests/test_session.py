@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from zeta_desktop.core.chat.session import ChatSession
 from zeta_desktop.core.config import AppConfig
-from zeta_desktop.core.engine import LoadSettings
-from zeta_desktop.core.llama_engine import LlamaEngine
-from zeta_desktop.core.router import Decision
-from zeta_desktop.core.session import ChatSession
-from zeta_desktop.core.worker import ChatStats, WorkerState
+from zeta_desktop.core.engines.base import LoadSettings
+from zeta_desktop.core.engines.llama import LlamaEngine
+from zeta_desktop.core.fleet.worker import ChatStats, WorkerState
+from zeta_desktop.core.routing.router import Decision
 
 pytestmark = pytest.mark.model
 TIMEOUT = 60

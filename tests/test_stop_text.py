@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from zeta_desktop.core.stop_text import StopText
+from zeta_desktop.core.engines.stop_text import StopText
 
 
 def stream(pieces: list[bytes], stops: list[str]) -> tuple[list[str], StopText]:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QEvent, QObject, QRect
 
-from zeta_desktop.core.telemetry import Telemetry
+from zeta_desktop.core.routing.telemetry import Telemetry
 from zeta_desktop.ui.load_plots import LoadPlots, nice_ceiling
 from zeta_desktop.ui.message_view import WrappedLabel
 
@@ -86,7 +86,7 @@ def test_plots_scale_y_in_steps_and_bound_curves_by_the_view(qtbot) -> None:  # 
 
 
 def test_plots_show_the_gpu_legend_and_its_live_readings(qtbot) -> None:  # type: ignore[no-untyped-def]
-    from zeta_desktop.core.machine import GpuReading, MachineReading
+    from zeta_desktop.core.routing.machine import GpuReading, MachineReading
 
     telemetry = Telemetry()
     plots = LoadPlots(telemetry, [])

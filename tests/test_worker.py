@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from zeta_desktop.core.engine import ChatMessage, EngineError, LoadSettings
-from zeta_desktop.core.llama_engine import LlamaEngine
-from zeta_desktop.core.worker import (
+from zeta_desktop.core.engines.base import ChatMessage, EngineError, LoadSettings
+from zeta_desktop.core.engines.llama import LlamaEngine
+from zeta_desktop.core.fleet.worker import (
     ChatJob,
     ChatListener,
     ChatStats,
@@ -295,6 +295,6 @@ def test_a_low_priority_worker_decodes_below_the_gui_thread(tiny_model: Path) ->
         assert seen and set(seen.values()) == {10}, seen
         assert _thread_nice(threading.get_native_id()) == 0  # this (the GUI's) thread is not
     else:
-        from zeta_desktop.core.thread_priority import lower_current_thread_priority
+        from zeta_desktop.core.fleet.thread_priority import lower_current_thread_priority
 
         assert lower_current_thread_priority() is not None  # says why it cannot

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     loaded = _load(args)
     run_config = loaded.config.with_model_overrides({r: getattr(args, r) for r in ROLE_NAMES})
-    from zeta_desktop.core.llama_engine import LlamaEngine
+    from zeta_desktop.core.engines.llama import LlamaEngine
 
     if args.self_test:
         from zeta_desktop.ui.app import run_self_test_with_window

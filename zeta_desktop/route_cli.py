@@ -12,11 +12,16 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from zeta_desktop.core.classifier import TaskClassifier
 from zeta_desktop.core.config import ROLE_NAMES, load_config
-from zeta_desktop.core.engine import LoadSettings, NoRoleAvailableError
-from zeta_desktop.core.router import DEFAULT_PREFERENCES, POLICIES, RoleProfile, ZetaDynamicRouter
-from zeta_desktop.core.telemetry import Telemetry
+from zeta_desktop.core.engines.base import LoadSettings, NoRoleAvailableError
+from zeta_desktop.core.routing.classifier import TaskClassifier
+from zeta_desktop.core.routing.router import (
+    DEFAULT_PREFERENCES,
+    POLICIES,
+    RoleProfile,
+    ZetaDynamicRouter,
+)
+from zeta_desktop.core.routing.telemetry import Telemetry
 
 
 def parser() -> argparse.ArgumentParser:
@@ -55,7 +60,7 @@ def main(argv: list[str]) -> int:
     config = loaded.config
     telemetry = Telemetry()
     profiles = {}
-    from zeta_desktop.core.classifier import TaskKind
+    from zeta_desktop.core.routing.classifier import TaskKind
 
     for name in ROLE_NAMES:
         telemetry.register(name, lambda: (0, 0, "ready"))
@@ -115,10 +120,10 @@ def main(argv: list[str]) -> int:
 
 def _semantic_classifier(config):  # type: ignore[no-untyped-def]
     from zeta_desktop.core.config import user_data_dir
-    from zeta_desktop.core.engine import ModelLoadError
-    from zeta_desktop.core.llama_engine import LlamaEngine
-    from zeta_desktop.core.models import ModelFileError, resolve_model
-    from zeta_desktop.core.semantic import build_scorer
+    from zeta_desktop.core.engines.base import ModelLoadError
+    from zeta_desktop.core.engines.llama import LlamaEngine
+    from zeta_desktop.core.models.files import ModelFileError, resolve_model
+    from zeta_desktop.core.routing.semantic import build_scorer
 
     name = next((n for n in ROLE_NAMES if config.roles[n].can_embed), None)
     if name is None:

@@ -20,7 +20,7 @@ from typing import Any
 import platformdirs
 import tomli_w
 
-from zeta_desktop.core.router import POLICIES, THRESHOLD_LIMITS, Thresholds
+from zeta_desktop.core.routing.router import POLICIES, THRESHOLD_LIMITS, Thresholds
 
 SCHEMA_VERSION = 1
 ROLE_NAMES: tuple[str, ...] = ("coder", "embedder", "reasoner")

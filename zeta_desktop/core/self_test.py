@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from zeta_desktop.core.engine import EngineError
-from zeta_desktop.core.session import ChatSession
-from zeta_desktop.core.worker import ChatJob, ChatWaiter, EmbedJob, WorkerState
+from zeta_desktop.core.chat.session import ChatSession
+from zeta_desktop.core.engines.base import EngineError
+from zeta_desktop.core.fleet.worker import ChatJob, ChatWaiter, EmbedJob, WorkerState
 
 SELF_TEST_PROMPT = "Say hello in five words."
 SELF_TEST_TOKENS = 16

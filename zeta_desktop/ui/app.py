@@ -6,8 +6,8 @@ import os
 import sys
 
 from zeta_desktop import APP_ID, APP_NAME, __version__
+from zeta_desktop.core.chat.session import EngineLoader
 from zeta_desktop.core.config import AppConfig, LoadedConfig
-from zeta_desktop.core.session import EngineLoader
 
 
 def make_application() -> object:

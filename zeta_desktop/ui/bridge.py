@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
 
-from zeta_desktop.core.router import Decision
-from zeta_desktop.core.worker import ChatStats, WorkerState
+from zeta_desktop.core.fleet.worker import ChatStats, WorkerState
+from zeta_desktop.core.routing.router import Decision
 
 
 class SessionBridge(QObject):

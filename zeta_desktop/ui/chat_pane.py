@@ -14,8 +14,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from zeta_desktop.core.router import Decision
-from zeta_desktop.core.worker import ChatStats
+from zeta_desktop.core.fleet.worker import ChatStats
+from zeta_desktop.core.routing.router import Decision
 from zeta_desktop.ui.message_view import MessageView
 from zeta_desktop.ui.paint_turns import PaintTurns
 from zeta_desktop.ui.style import ROLE_COLOURS

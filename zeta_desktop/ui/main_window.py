@@ -23,10 +23,10 @@ from PySide6.QtWidgets import (
 )
 
 from zeta_desktop import APP_NAME
+from zeta_desktop.core.chat.session import ChatSession, EngineLoader
 from zeta_desktop.core.config import ROLE_NAMES, AppConfig, LoadedConfig, save_config
-from zeta_desktop.core.router import Decision, explain
-from zeta_desktop.core.session import ChatSession, EngineLoader
-from zeta_desktop.core.worker import ChatStats
+from zeta_desktop.core.fleet.worker import ChatStats
+from zeta_desktop.core.routing.router import Decision, explain
 from zeta_desktop.ui.bridge import SessionBridge
 from zeta_desktop.ui.chat_pane import ChatPane
 from zeta_desktop.ui.load_plots import LoadPlots

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from zeta_desktop.core.telemetry import ModelSignals
+from zeta_desktop.core.routing.telemetry import ModelSignals
 from zeta_desktop.ui.live_text import LiveText
 from zeta_desktop.ui.style import ROLE_COLOURS, STATE_COLOURS, set_small_text, set_text_colour
 

@@ -21,9 +21,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from zeta_desktop.core.engine import NoRoleAvailableError
-from zeta_desktop.core.router import POLICIES, Thresholds, ZetaDynamicRouter
-from zeta_desktop.core.session import ChatSession
+from zeta_desktop.core.chat.session import ChatSession
+from zeta_desktop.core.engines.base import NoRoleAvailableError
+from zeta_desktop.core.routing.router import POLICIES, Thresholds, ZetaDynamicRouter
 from zeta_desktop.ui.style import ROLE_COLOURS
 
 PREVIEW_ROWS = 20

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from zeta_desktop.core.engine import ModelLoadError
+from zeta_desktop.core.engines.base import ModelLoadError
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from zeta_desktop.core.classifier import explicit_command
+from zeta_desktop.core.routing.classifier import explicit_command
 
 
 @dataclass(frozen=True)

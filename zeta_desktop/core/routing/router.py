@@ -23,9 +23,9 @@ from collections import deque
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from zeta_desktop.core.classifier import Classification, TaskKind
-from zeta_desktop.core.engine import NoRoleAvailableError
-from zeta_desktop.core.telemetry import ModelSignals, Snapshot, Telemetry
+from zeta_desktop.core.engines.base import NoRoleAvailableError
+from zeta_desktop.core.routing.classifier import Classification, TaskKind
+from zeta_desktop.core.routing.telemetry import ModelSignals, Snapshot, Telemetry
 
 log = logging.getLogger(__name__)
 

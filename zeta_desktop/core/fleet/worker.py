@@ -16,9 +16,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zeta_desktop.core.context_fit import fit_messages
-from zeta_desktop.core.engine import ChatMessage, Engine, EngineError, LoadSettings
-from zeta_desktop.core.thread_priority import lower_current_thread_priority
+from zeta_desktop.core.engines.base import ChatMessage, Engine, EngineError, LoadSettings
+from zeta_desktop.core.engines.context_fit import fit_messages_counted
+from zeta_desktop.core.fleet.thread_priority import lower_current_thread_priority
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ class ChatStats:
     decode_s: float  # from the first token to the last
     total_s: float  # from submit to the end, queueing included
     queued_s: float
+    prompt_tokens: int = 0  # the prompt as sent, after older turns were dropped to fit
 
     @property
     def tokens_per_s(self) -> float:
@@ -288,10 +289,10 @@ class ModelWorker:
         self._current = job
         first_token_at: float | None = None
         last_token_at = started
-        n_tokens = 0
+        n_tokens = prompt_tokens = 0
         job.listener.on_started(job, self.role)
         try:
-            messages, max_tokens = fit_messages(
+            messages, max_tokens, prompt_tokens = fit_messages_counted(
                 job.messages, engine.n_ctx, job.max_tokens, engine.count_tokens
             )
             for piece in engine.stream_chat(
@@ -324,5 +325,6 @@ class ModelWorker:
             decode_s=(last_token_at - first_token_at) if first_token_at else 0.0,
             total_s=ended - job.submitted_at,
             queued_s=started - job.submitted_at,
+            prompt_tokens=prompt_tokens,
         )
         job.listener.on_finished(job, self.role, job.cancel.is_set(), stats)

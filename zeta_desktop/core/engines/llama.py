@@ -12,16 +12,20 @@ from typing import Any
 
 import numpy as np
 
-from zeta_desktop.core.engine import (
+from zeta_desktop.core.engines.base import (
     ChatMessage,
     EngineError,
     LoadSettings,
     ModelLoadError,
     PromptTooLongError,
 )
-from zeta_desktop.core.llama_log import import_llama_cpp, load_failure_reason, load_output_captured
-from zeta_desktop.core.models import ModelFileError, check_model_file
-from zeta_desktop.core.stop_text import StopText
+from zeta_desktop.core.engines.llama_log import (
+    import_llama_cpp,
+    load_failure_reason,
+    load_output_captured,
+)
+from zeta_desktop.core.engines.stop_text import StopText
+from zeta_desktop.core.models.files import ModelFileError, check_model_file
 
 # create_completion's sampling settings that Llama.generate takes under the same name.
 _SAMPLING = (

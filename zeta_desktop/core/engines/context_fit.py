@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from zeta_desktop.core.engine import ChatMessage, PromptTooLongError
+from zeta_desktop.core.engines.base import ChatMessage, PromptTooLongError
 
 # Chat templates add role markers around every message; this covers the
 # common ones (ChatML, Llama 3, Gemma) without asking the template.
@@ -18,9 +18,23 @@ def fit_messages(
     max_tokens: int,
     count_tokens: Callable[[str], int],
 ) -> tuple[list[ChatMessage], int]:
+    """The messages to send and the answer budget (see fit_messages_counted)."""
+    chosen, budget, _prompt_tokens = fit_messages_counted(
+        messages, n_ctx, max_tokens, count_tokens
+    )
+    return chosen, budget
+
+
+def fit_messages_counted(
+    messages: Sequence[ChatMessage],
+    n_ctx: int,
+    max_tokens: int,
+    count_tokens: Callable[[str], int],
+) -> tuple[list[ChatMessage], int, int]:
     """Drop the oldest exchanges until the prompt leaves room for an answer.
 
-    Returns the messages to send and the answer budget. The system message and
+    Returns the messages to send, the answer budget and the prompt's size in
+    tokens (template markers estimated). The system message and
     the newest user message are always kept; if those alone do not fit, the
     prompt is too long and the user is told by how much.
     """
@@ -48,4 +62,4 @@ def fit_messages(
         used -= costs[kept.pop(0)]
     chosen = system + kept + [last]
     answer_budget = max(1, min(max_tokens, n_ctx - used))
-    return [messages[i] for i in chosen], answer_budget
+    return [messages[i] for i in chosen], answer_budget, used

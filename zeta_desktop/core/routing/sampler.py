@@ -6,9 +6,9 @@ import logging
 import threading
 import time
 
-from zeta_desktop.core.machine import MachineSource
-from zeta_desktop.core.router import ZetaDynamicRouter
-from zeta_desktop.core.telemetry import SAMPLE_HZ, Telemetry
+from zeta_desktop.core.routing.machine import MachineSource
+from zeta_desktop.core.routing.router import ZetaDynamicRouter
+from zeta_desktop.core.routing.telemetry import SAMPLE_HZ, Telemetry
 
 log = logging.getLogger(__name__)
 

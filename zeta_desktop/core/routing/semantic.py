@@ -8,8 +8,8 @@ import logging
 import tomllib
 from pathlib import Path
 
-from zeta_desktop.core.classifier import CHAT_KINDS, Embedder, SemanticScorer, TaskKind
 from zeta_desktop.core.resources import resource_path
+from zeta_desktop.core.routing.classifier import CHAT_KINDS, Embedder, SemanticScorer, TaskKind
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from zeta_desktop.core.machine import MachineReading
+from zeta_desktop.core.routing.machine import MachineReading
 
 EWMA_ALPHA = 0.3
 SUCCESS_WINDOW = 20  # outcomes

@@ -1,0 +1,1 @@
+"""A chat over the fleet: the turn runner and the session facade the window talks to."""

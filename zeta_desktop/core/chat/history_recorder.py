@@ -1,0 +1,126 @@
+"""Turn events into the conversation model and onto disk, so no word is lost.
+
+The answer message follows its turn: pending once routed, streaming from the
+first token, then done, stopped or failed with what came. The streaming text
+goes to the store with a token batch at most every `FLUSH_S`, and once more
+when the answer ends, so a crash or kill loses at most the last batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from zeta_desktop.core.chat.turn_runner import Turn, TurnRunner, TurnStatus
+from zeta_desktop.core.conversation.model import Conversation, Message, MessageStatus
+from zeta_desktop.core.fleet.worker import ChatStats
+from zeta_desktop.core.routing.router import Decision, explain
+from zeta_desktop.core.store.history import HistoryStore
+
+FLUSH_S = 0.25
+
+
+class HistoryRecorder:
+    """A turn listener; runs on worker and dispatcher threads."""
+
+    def __init__(
+        self,
+        runner: TurnRunner,
+        conversation_of: Callable[[str], Conversation | None],
+        store: HistoryStore | None,
+        model_file: Callable[[str], str],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._runner = runner
+        self._conversation_of = conversation_of
+        self._store = store
+        self._model_file = model_file
+        self._clock = clock
+        self._flushed_at: dict[int, float] = {}
+
+    def _message(self, turn_id: int) -> tuple[Turn, Message | None]:
+        turn = self._runner.turn(turn_id)
+        conversation = self._conversation_of(turn.conversation_id)
+        message = conversation.get(turn.answer_id) if conversation is not None else None
+        return turn, message
+
+    def _save(self, message: Message) -> None:
+        if self._store is not None:
+            conversation = self._conversation_of(message.conversation_id)
+            self._store.save_message(message, conversation.info if conversation else None)
+
+    def _describe(self, turn: Turn, message: Message) -> None:
+        meta = message.meta
+        decision = turn.decision
+        if decision is not None:
+            meta.role = decision.role
+            meta.kind = decision.kind.value
+            meta.reason = decision.reason
+            meta.runner_up = decision.runner_up or ""
+            meta.policy = decision.policy
+            meta.decision_text = explain(decision, turn.attempts)
+        meta.model_file = self._model_file(turn.role) if turn.role else ""
+        meta.retries = [f"{role}: {why}" for role, why in turn.attempts]
+
+    def on_turn_routed(self, turn_id: int, decision: Decision) -> None:
+        turn, message = self._message(turn_id)
+        if message is None:
+            return
+        message.status = MessageStatus.PENDING
+        self._describe(turn, message)
+        self._save(message)
+
+    def on_turn_started(self, turn_id: int, role: str, reason: str) -> None:
+        _turn, message = self._message(turn_id)
+        if message is not None:
+            message.status = MessageStatus.STREAMING
+            self._flushed_at[turn_id] = self._clock()
+
+    def on_turn_token(self, turn_id: int, text: str) -> None:
+        turn, message = self._message(turn_id)
+        if message is None:
+            return
+        message.content = turn.answer
+        now = self._clock()
+        if self._store is not None and now - self._flushed_at.get(turn_id, 0.0) >= FLUSH_S:
+            self._flushed_at[turn_id] = now
+            self._store.update_answer(message.id, message.content, MessageStatus.STREAMING)
+
+    def on_turn_retried(self, turn_id: int, failed_role: str, message_text: str) -> None:
+        turn, message = self._message(turn_id)
+        if message is None:
+            return
+        message.content = ""
+        message.status = MessageStatus.PENDING
+        self._describe(turn, message)
+        self._save(message)
+
+    def on_turn_finished(self, turn_id: int, stopped: bool, stats: ChatStats) -> None:
+        turn, message = self._message(turn_id)
+        self._flushed_at.pop(turn_id, None)
+        if message is None:
+            return
+        message.content = turn.answer
+        message.status = MessageStatus.STOPPED if stopped else MessageStatus.DONE
+        self._describe(turn, message)
+        meta = message.meta
+        meta.answer_tokens = stats.n_tokens
+        meta.prompt_tokens = stats.prompt_tokens or None
+        if stats.n_tokens:
+            meta.ttft_s = round(stats.ttft_s, 4)
+            meta.tokens_per_s = round(stats.tokens_per_s, 2)
+        self._save(message)
+
+    def on_turn_failed(self, turn_id: int, message_text: str) -> None:
+        turn, message = self._message(turn_id)
+        self._flushed_at.pop(turn_id, None)
+        if message is None:
+            return
+        message.content = turn.answer  # a partial answer is kept
+        message.status = (
+            MessageStatus.STOPPED if turn.status is TurnStatus.STOPPED else MessageStatus.FAILED
+        )
+        self._describe(turn, message)
+        message.meta.error = message_text
+        self._save(message)
+

@@ -1,0 +1,381 @@
+"""The chat session: the one object the window (or the CLI, or a benchmark) talks to.
+
+A thin facade over its parts:
+- the fleet (`fleet.Fleet`): one worker thread per role, each owning its model;
+- the turn runner (`turn_runner.TurnRunner`): route, submit, retry, stop;
+- the conversation model (`conversation.Conversation`): messages with parents;
+- the store (`store.HistoryStore`, optional): history on disk.
+The store and the telemetry listen to the turn runner; the session wires them
+and keeps the conversations that are open (the one shown, and any still
+streaming after the user switched away).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Collection
+from pathlib import Path
+
+from zeta_desktop.core.chat.history_recorder import HistoryRecorder
+from zeta_desktop.core.chat.outcomes import TelemetryOutcomes
+from zeta_desktop.core.chat.turn_runner import Turn, TurnListener, TurnRunner
+from zeta_desktop.core.config import ROLE_NAMES, AppConfig, RoleConfig, user_data_dir
+from zeta_desktop.core.conversation.model import (
+    DEFAULT_SYSTEM_PROMPT,
+    Conversation,
+    Message,
+    MessageStatus,
+)
+from zeta_desktop.core.engines.base import ChatMessage, EngineError, NoRoleAvailableError
+from zeta_desktop.core.fleet.fleet import EngineLoader, Fleet, RoleRuntime
+from zeta_desktop.core.fleet.worker import ModelWorker, WorkerState
+from zeta_desktop.core.routing.classifier import (
+    Classification,
+    TaskClassifier,
+    TaskKind,
+    explicit_command,
+)
+from zeta_desktop.core.routing.machine import MachineSource, NvmlSource
+from zeta_desktop.core.routing.router import (
+    DEFAULT_PREFERENCES,
+    Decision,
+    RoleProfile,
+    ZetaDynamicRouter,
+)
+from zeta_desktop.core.routing.sampler import TelemetrySampler
+from zeta_desktop.core.routing.telemetry import Telemetry
+from zeta_desktop.core.store.history import HistoryStore
+
+__all__ = ["ChatSession", "EngineLoader", "RoleRuntime", "SessionListener", "Turn"]
+
+log = logging.getLogger(__name__)
+
+SEMANTIC_TIMEOUT_S = 2.0
+
+
+class SessionListener(TurnListener):
+    """Everything the session reports. Called from worker and dispatcher threads."""
+
+    def on_role_state(self, role: str, state: WorkerState, detail: str) -> None: ...
+
+
+class ChatSession:
+    def __init__(
+        self,
+        config: AppConfig,
+        engine_loader: EngineLoader,
+        listener: SessionListener | None = None,
+        machine: MachineSource | None = None,
+        system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+        max_retries: int = 1,
+        store: HistoryStore | None = None,
+    ) -> None:
+        self.config = config
+        self._listener = listener
+        self.system_prompt = system_prompt  # for new conversations
+        self.store = store
+        self.telemetry = Telemetry()
+        self.fleet = Fleet(
+            {name: config.roles[name] for name in ROLE_NAMES},
+            engine_loader,
+            on_state=self._on_worker_state,
+            on_worker_added=self._register_worker,
+        )
+        self.router = ZetaDynamicRouter(
+            {name: self._profile(name) for name in self.fleet.roles},
+            self.telemetry,
+            thresholds=config.router.thresholds(),
+            policy=config.router.policy,
+        )
+        self.classifier = TaskClassifier()
+        self.runner = TurnRunner(
+            self.fleet, self.router, self.classify,
+            TelemetryOutcomes(self.telemetry, self.fleet), max_retries=max_retries,
+        )
+        self._open: dict[str, Conversation] = {}
+        self._open_lock = threading.Lock()
+        self.conversation = self._adopt(Conversation.new(system_prompt))
+        self.runner.add_listener(HistoryRecorder(
+            self.runner, self.conversation_by_id, store, self.fleet.model_file
+        ))
+        if listener is not None:
+            self.runner.add_listener(listener)
+        self._sampler = TelemetrySampler(
+            self.telemetry, self.router, machine if machine is not None else NvmlSource()
+        )
+        self._started = False
+        self._semantic_thread: threading.Thread | None = None
+        self.semantic_ready = threading.Event()  # set once prompts are also classified by meaning
+
+    # -- roles --------------------------------------------------------------
+
+    @property
+    def roles(self) -> dict[str, RoleRuntime]:
+        return self.fleet.roles
+
+    def _register_worker(self, name: str, worker: ModelWorker) -> None:
+        def depth(w: ModelWorker = worker) -> tuple[int, int, str]:
+            return w.queue_depth, w.in_flight, w.state.value
+
+        self.telemetry.register(name, depth, lambda w=worker: w.running_for_s)
+
+    def _profile(self, name: str) -> RoleProfile:
+        role_config = self.config.roles[name]
+        preference = dict(DEFAULT_PREFERENCES.get(name, {}))
+        for kind, weight in role_config.preference.items():
+            preference[TaskKind(kind)] = weight
+        return RoleProfile(
+            role=name,
+            can_chat=role_config.can_chat,
+            can_embed=role_config.can_embed,
+            preference=preference,
+            on_gpu=role_config.n_gpu_layers != 0,
+        )
+
+    def start(self) -> None:
+        self._started = True
+        self.runner.start()
+        self._sampler.start()
+        self.fleet.start()
+
+    def worker(self, role: str) -> ModelWorker:
+        return self.fleet.worker(role)
+
+    def can_chat(self, role: str) -> bool:
+        return self.fleet.can_chat(role)
+
+    def can_embed(self, role: str) -> bool:
+        return self.fleet.can_embed(role)
+
+    def replace_role(self, name: str, role_config: RoleConfig) -> None:
+        """Point a role at another model: the old worker ends, a new one loads.
+
+        Waits for the old worker to end (it may be mid-load): call it off the
+        GUI thread (the window does, through its background tasks).
+        """
+        self.config.roles[name] = role_config
+        if role_config.can_embed:
+            self.classifier.semantic = None  # rebuilt for the new model once it loads
+            self.semantic_ready.clear()
+        self.fleet.roles[name].worker.shutdown()
+        if role_config.can_embed and self._semantic_thread is not None:
+            self._semantic_thread.join()
+            self._semantic_thread = None
+        self.fleet.replace(name, role_config)
+        self.router.set_profile(self._profile(name))
+
+    def wait_loaded(self, timeout: float | None = None) -> bool:
+        return self.fleet.wait_loaded(timeout)
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        self.runner.shutdown(timeout)
+        if self._started:
+            self._sampler.stop(timeout)
+        self.fleet.shutdown(timeout)
+        if self._semantic_thread is not None:
+            # Its pending embeddings were rejected by the shutdown above.
+            self._semantic_thread.join(timeout)
+
+    def _on_worker_state(self, role: str, state: WorkerState, detail: str) -> None:
+        if (
+            state is WorkerState.READY
+            and self.config.router.semantic
+            and self.can_embed(role)
+            and self.classifier.semantic is None
+            and self._semantic_thread is None
+        ):
+            self._semantic_thread = threading.Thread(
+                target=self._build_semantic, args=(role,), name="zeta-semantic", daemon=True
+            )
+            self._semantic_thread.start()
+        if self._listener is not None:
+            try:
+                self._listener.on_role_state(role, state, detail)
+            except Exception:  # the listener's bug never stops the worker
+                log.exception("a listener failed on on_role_state")
+
+    def _build_semantic(self, role: str) -> None:
+        from zeta_desktop.core.routing.semantic import build_scorer
+
+        source = self.fleet.roles[role].source
+        if source is None:
+            return
+        try:
+            scorer = build_scorer(
+                source.path,
+                lambda texts: self.fleet.embed_on(role, list(texts), timeout=120),
+                user_data_dir() / "cache",
+                # A prompt never waits long on a busy embedder: rules answer instead.
+                prompt_embed=lambda texts: self.fleet.embed_on(
+                    role, list(texts), timeout=SEMANTIC_TIMEOUT_S
+                ),
+            )
+        except (EngineError, OSError, ValueError, TimeoutError) as exc:
+            log.warning("semantic classification unavailable: %s", exc)
+            return
+        self.classifier.semantic = scorer
+        self.semantic_ready.set()
+        log.info("semantic classification ready (embeddings from %s)", role)
+
+    # -- conversations --------------------------------------------------------
+
+    def _adopt(self, conversation: Conversation) -> Conversation:
+        with self._open_lock:
+            return self._open.setdefault(conversation.id, conversation)
+
+    def conversation_by_id(self, conversation_id: str) -> Conversation | None:
+        with self._open_lock:
+            return self._open.get(conversation_id)
+
+    def show(self, conversation: Conversation) -> Conversation:
+        """Make `conversation` the one new prompts go to.
+
+        One still open here (streaming, say) is kept as it is, since its
+        messages are newer than any copy read from disk.
+        """
+        self.conversation = self._adopt(conversation)
+        self._forget_idle()
+        return self.conversation
+
+    def new_conversation(self) -> Conversation:
+        return self.show(Conversation.new(self.system_prompt))
+
+    def _forget_idle(self) -> None:
+        busy = self.busy_conversations()
+        with self._open_lock:
+            for cid in [c for c in self._open if c != self.conversation.id and c not in busy]:
+                del self._open[cid]
+
+    def busy_conversations(self) -> set[str]:
+        """Conversations with an answer still routing or streaming."""
+        return {t.conversation_id for t in self.runner.turns if t.status.active}
+
+    def turn_for_message(self, message_id: str) -> Turn | None:
+        """The newest turn writing this answer, if any."""
+        turns = [t for t in self.runner.turns if t.answer_id == message_id]
+        return turns[-1] if turns else None
+
+    def set_system_prompt(self, text: str, conversation: Conversation | None = None) -> None:
+        conversation = conversation or self.conversation
+        conversation.info.system_prompt = text
+        self._save_info(conversation)
+
+    def select_branch(self, message_id: str, conversation: Conversation | None = None) -> None:
+        conversation = conversation or self.conversation
+        conversation.select(message_id)
+        if self.store is not None and len(conversation):
+            self.store.set_leaf(conversation.id, conversation.info.leaf_id)
+
+    def _save_info(self, conversation: Conversation) -> None:
+        if self.store is not None and len(conversation):
+            self.store.save_conversation(conversation.info)
+
+    # -- sending ------------------------------------------------------------
+
+    def send(
+        self,
+        prompt: str,
+        role: str | None = None,
+        with_history: bool = True,
+        parent_id: str | None = None,
+        conversation: Conversation | None = None,
+    ) -> int:
+        """Queue a prompt and return its turn id at once.
+
+        The prompt goes under `parent_id` (default: the end of the branch
+        shown; another parent makes a new branch, as an edit does). `role`
+        skips the router; `with_history=False` sends the prompt on its own,
+        as an independent request (benchmarks, scripts).
+        """
+        conversation = conversation or self.conversation
+        if parent_id is None:
+            parent_id = conversation.info.leaf_id
+        question = conversation.add(parent_id, "user", prompt)
+        return self._answer(conversation, question, role, with_history)
+
+    def edit_and_resend(self, message_id: str, text: str, role: str | None = None) -> int:
+        """A new version of a prompt, answered again; the old one stays as a branch."""
+        conversation = self.conversation
+        original = conversation.get(message_id)
+        if original is None or original.author != "user":
+            raise KeyError(f"{message_id} is not a prompt in this conversation")
+        question = conversation.add(original.parent_id, "user", text)
+        return self._answer(conversation, question, role, True)
+
+    def regenerate(self, answer_id: str, role: str | None = None) -> int:
+        """Another answer to the same prompt (a sibling branch), through the router or `role`."""
+        conversation = self.conversation
+        answer = conversation.get(answer_id)
+        if answer is None or not answer.is_answer or answer.parent_id is None:
+            raise KeyError(f"{answer_id} is not an answer in this conversation")
+        question = conversation.get(answer.parent_id)
+        assert question is not None
+        return self._answer(conversation, question, role, True)
+
+    def _answer(self, conversation: Conversation, question: Message, role: str | None,
+                with_history: bool) -> int:
+        answer = conversation.add(question.id, "assistant", "", MessageStatus.PENDING)
+        saved = None
+        if self.store is not None:
+            # The prompt is on disk before the dispatcher routes it.
+            self.store.save_message(question, conversation.info)
+            saved = self.store.save_message(answer, conversation.info)
+        system = conversation.info.system_prompt
+
+        def history() -> list[ChatMessage]:
+            if with_history:
+                return conversation.history_for(answer.id)
+            return [{"role": "system", "content": system},
+                    {"role": "user", "content": question.content}]
+
+        turn = self.runner.new_turn(
+            question.content, history, forced_role=role,
+            conversation_id=conversation.id, answer_id=answer.id, saved=saved,
+        )
+        self.runner.submit(turn)
+        return turn.turn_id
+
+    def stop(self, turn_id: int | None = None) -> None:
+        """Stop one turn, or every unfinished one."""
+        self.runner.stop(turn_id)
+
+    @property
+    def turns(self) -> list[Turn]:
+        return self.runner.turns
+
+    def turn(self, turn_id: int) -> Turn:
+        return self.runner.turn(turn_id)
+
+    def classify(self, prompt: str) -> Classification:
+        """Rules, plus similarity to examples when the embedder is idle (never waits on it)."""
+        semantic = self.classifier.semantic
+        if semantic is None or explicit_command(prompt):
+            return self.classifier.classify(prompt)
+        embed_role = self.fleet.embed_role()
+        worker = self.worker(embed_role) if embed_role else None
+        if worker is None or worker.queue_depth or worker.in_flight:
+            rules_only = TaskClassifier().classify(prompt)
+            return Classification(
+                rules_only.kind,
+                rules_only.confidence,
+                (*rules_only.evidence, "semantic skipped: the embedder is busy"),
+                rules_only.scores,
+            )
+        return self.classifier.classify(prompt)
+
+    def route(self, prompt: str, exclude: Collection[str] = ()) -> Decision:
+        return self.runner.route(prompt, exclude)
+
+    def embed(self, texts: list[str], timeout: float | None = None) -> list[list[float]]:
+        role = self.fleet.embed_role()
+        if role is None:
+            raise NoRoleAvailableError("no role is set to embed")
+        return self.fleet.embed_on(role, texts, timeout)
+
+
+
+def default_history_path() -> Path:
+    from zeta_desktop.core.store.history import DB_FILENAME
+
+    return user_data_dir() / DB_FILENAME

@@ -1,0 +1,389 @@
+"""Running a turn: route it, submit it to a worker, retry it elsewhere, stop it.
+
+A `Turn` is job state only (where the prompt went, how it is going); the
+words live in the conversation model. `submit()` never blocks: a dispatcher
+thread waits for the prompt to be on disk, classifies it, asks the router and
+submits the job. When a job fails it is retried once on the next best model,
+so no prompt is lost.
+
+Listeners hear every event after the runner has done its own bookkeeping,
+and each call is guarded: a bug in a listener (the window, the store) is
+logged and never reaches the worker's error handling, so it cannot trip a
+model's breaker or fail the answer.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import logging
+import queue
+import threading
+from collections.abc import Callable, Collection
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from zeta_desktop.core.engines.base import (
+    ChatMessage,
+    EngineError,
+    NoRoleAvailableError,
+    PromptTooLongError,
+)
+from zeta_desktop.core.fleet.fleet import Fleet
+from zeta_desktop.core.fleet.worker import ChatJob, ChatListener, ChatStats, EmbedJob
+from zeta_desktop.core.routing import embed_commands
+from zeta_desktop.core.routing.classifier import Classification, TaskKind
+from zeta_desktop.core.routing.router import Decision, ZetaDynamicRouter
+
+log = logging.getLogger(__name__)
+
+PROMPT_SAVE_WAIT_S = 5.0  # the dispatcher waits this long for the prompt to be on disk
+
+
+class TurnStatus(enum.StrEnum):
+    ROUTING = "routing"
+    QUEUED = "queued"
+    STREAMING = "streaming"
+    DONE = "done"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+    @property
+    def active(self) -> bool:
+        return self in (TurnStatus.ROUTING, TurnStatus.QUEUED, TurnStatus.STREAMING)
+
+
+@dataclass(eq=False)
+class Turn:
+    turn_id: int
+    prompt: str
+    history: Callable[[], list[ChatMessage]]  # what the model sees, built when submitted
+    forced_role: str | None = None
+    conversation_id: str = ""
+    answer_id: str = ""  # the answer message in the conversation model
+    saved: Future[Any] | None = None  # the prompt's write to disk
+    role: str = ""
+    reason: str = ""
+    answer: str = ""  # this attempt's text (a retry starts it over)
+    status: TurnStatus = TurnStatus.ROUTING
+    error: str = ""
+    stats: ChatStats | None = None
+    classification: Classification | None = None
+    decision: Decision | None = None
+    attempts: list[tuple[str, str]] = field(default_factory=list)  # (role, failure)
+    job: ChatJob | None = field(default=None, repr=False)
+    cancelled: bool = False
+
+    @property
+    def retried(self) -> bool:
+        return bool(self.attempts)
+
+
+class TurnListener(Protocol):
+    """What the runner reports. Called from worker and dispatcher threads."""
+
+    def on_turn_routed(self, turn_id: int, decision: Decision) -> None: ...
+    def on_turn_started(self, turn_id: int, role: str, reason: str) -> None: ...
+    def on_turn_token(self, turn_id: int, text: str) -> None: ...
+    def on_turn_retried(self, turn_id: int, failed_role: str, message: str) -> None: ...
+    def on_turn_finished(self, turn_id: int, stopped: bool, stats: ChatStats) -> None: ...
+    def on_turn_failed(self, turn_id: int, message: str) -> None: ...
+
+
+class ModelOutcomes(Protocol):
+    """How each attempt went, for the model's telemetry and breaker."""
+
+    def on_first_token(self, role: str) -> None: ...
+    def on_token(self, role: str) -> None: ...
+    def on_success(self, role: str, stats: ChatStats) -> None: ...
+    def on_model_failure(self, role: str) -> float:
+        """Returns the cooldown the model is now in, seconds."""
+        ...
+
+
+Classify = Callable[[str], Classification]
+
+
+class TurnRunner(ChatListener):
+    def __init__(
+        self,
+        fleet: Fleet,
+        router: ZetaDynamicRouter,
+        classify: Classify,
+        outcomes: ModelOutcomes,
+        max_retries: int = 1,
+    ) -> None:
+        self._fleet = fleet
+        self._router = router
+        self._classify = classify
+        self._outcomes = outcomes
+        self.max_retries = max_retries
+        self._listeners: list[TurnListener] = []
+        self._turns: dict[int, Turn] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.RLock()
+        self._dispatch: queue.Queue[tuple[Turn, frozenset[str]] | None] = queue.Queue()
+        self._dispatcher = threading.Thread(
+            target=self._dispatch_loop, name="zeta-dispatch", daemon=True
+        )
+        self._started = False
+
+    def add_listener(self, listener: TurnListener) -> None:
+        self._listeners.append(listener)
+
+    def _emit(self, event: str, *args: object) -> None:
+        for listener in self._listeners:
+            try:
+                getattr(listener, event)(*args)
+            except Exception:  # a listener's bug is its own, never the model's
+                log.exception("a listener failed on %s", event)
+
+    def start(self) -> None:
+        self._started = True
+        self._dispatcher.start()
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        self.stop()
+        if self._started:
+            self._dispatch.put(None)
+            self._dispatcher.join(timeout)
+
+    # -- any thread --------------------------------------------------------------
+
+    def new_turn(
+        self, prompt: str, history: Callable[[], list[ChatMessage]], **fields: Any
+    ) -> Turn:
+        with self._lock:
+            turn = Turn(next(self._ids), prompt, history, **fields)
+            self._turns[turn.turn_id] = turn
+        return turn
+
+    def submit(self, turn: Turn) -> None:
+        self._dispatch.put((turn, frozenset()))
+
+    def turn(self, turn_id: int) -> Turn:
+        with self._lock:
+            return self._turns[turn_id]
+
+    @property
+    def turns(self) -> list[Turn]:
+        with self._lock:
+            return list(self._turns.values())
+
+    def stop(self, turn_id: int | None = None) -> None:
+        """Stop one turn, or every unfinished one."""
+        with self._lock:
+            turns = [self._turns[turn_id]] if turn_id is not None else list(self._turns.values())
+            for turn in turns:
+                if turn.status.active:
+                    turn.cancelled = True
+                    if turn.job is not None:
+                        turn.job.cancel.set()
+
+    def route(self, prompt: str, exclude: Collection[str] = ()) -> Decision:
+        classification = self._classify(prompt)
+        return self._router.route(classification.kind, exclude=exclude,
+                                  classification=classification)
+
+    # -- dispatcher thread ---------------------------------------------------------
+
+    def _dispatch_loop(self) -> None:
+        while True:
+            item = self._dispatch.get()
+            if item is None:
+                return
+            turn, exclude = item
+            try:
+                self._route_and_submit(turn, exclude)
+            except Exception as exc:  # never lose a prompt silently
+                log.exception("dispatching turn %d failed", turn.turn_id)
+                self._fail(turn, f"could not dispatch: {type(exc).__name__}: {exc}")
+
+    def _wait_saved(self, turn: Turn) -> None:
+        if turn.saved is None or turn.attempts:  # a retry's prompt was saved before
+            return
+        try:
+            turn.saved.result(PROMPT_SAVE_WAIT_S)
+        except Exception as exc:  # the store says why; the answer still comes
+            log.warning("turn %d: prompt not saved (%s); answering anyway", turn.turn_id, exc)
+
+    def _route_and_submit(self, turn: Turn, exclude: frozenset[str]) -> None:
+        self._wait_saved(turn)
+        if turn.cancelled:
+            self._finish_cancelled(turn)
+            return
+        try:
+            if turn.forced_role is not None and turn.forced_role not in exclude:
+                classification = self._classify(turn.prompt)
+                role = turn.forced_role
+                decision = Decision(
+                    role=role,
+                    kind=classification.kind,
+                    policy="override",
+                    reason=f"{classification.kind.value} -> {role}: chosen by you",
+                    runner_up=None,
+                    spilled=False,
+                    preferred=role,
+                    classification=classification,
+                )
+            else:
+                decision = self.route(turn.prompt, exclude=exclude)
+        except NoRoleAvailableError as exc:
+            self._fail(turn, str(exc))
+            return
+        with self._lock:
+            turn.role, turn.reason, turn.decision = decision.role, decision.reason, decision
+            turn.classification = decision.classification
+            turn.status = TurnStatus.QUEUED
+        self._emit("on_turn_routed", turn.turn_id, decision)
+        if decision.kind is TaskKind.EMBEDDING:
+            self._submit_embedding(turn, decision.role)
+            return
+        role_config = self._fleet.roles[decision.role].config
+        job = ChatJob(
+            messages=turn.history(),
+            listener=self,
+            max_tokens=role_config.max_tokens,  # type: ignore[attr-defined]
+            temperature=role_config.temperature,  # type: ignore[attr-defined]
+            tag=turn.turn_id,
+        )
+        with self._lock:
+            turn.job = job
+            if turn.cancelled:
+                job.cancel.set()
+        self._fleet.worker(decision.role).submit(job)
+
+    def _submit_embedding(self, turn: Turn, role: str) -> None:
+        try:
+            command = embed_commands.parse(turn.prompt)
+        except embed_commands.CommandUsageError as exc:
+            self._fail(turn, str(exc))
+            return
+        job = EmbedJob(list(command.texts))
+        job.result.add_done_callback(lambda f: self._on_embedding_done(turn, role, command, f))
+        self._fleet.worker(role).submit(job)
+
+    def _on_embedding_done(
+        self,
+        turn: Turn,
+        role: str,
+        command: embed_commands.EmbedCommand,
+        result: Future[list[list[float]]],
+    ) -> None:
+        try:
+            answer = embed_commands.answer(command, result.result())
+        except EngineError as exc:
+            self._fail(turn, f"{role}: {exc}")
+            return
+        with self._lock:
+            turn.status, turn.answer = TurnStatus.STREAMING, answer
+            turn.stats = ChatStats(0, 0.0, 0.0, 0.0, 0.0)
+        self._emit("on_turn_started", turn.turn_id, role, turn.reason)
+        self._emit("on_turn_token", turn.turn_id, answer)
+        turn.status = TurnStatus.DONE
+        self._emit("on_turn_finished", turn.turn_id, False, turn.stats)
+
+    def _fail(self, turn: Turn, message: str) -> None:
+        with self._lock:
+            turn.status, turn.error = TurnStatus.FAILED, message
+        self._emit("on_turn_failed", turn.turn_id, message)
+
+    def _finish_cancelled(self, turn: Turn) -> None:
+        with self._lock:
+            turn.status, turn.error = TurnStatus.STOPPED, "stopped before it started"
+        self._emit("on_turn_failed", turn.turn_id, "stopped before it started")
+
+    def _redispatch(self, turn: Turn, role: str, message: str, exclude: frozenset[str],
+                    forced_role: str | None = None) -> None:
+        with self._lock:
+            turn.attempts.append((role, message))
+            turn.answer, turn.job, turn.status = "", None, TurnStatus.ROUTING
+            if forced_role is not None:
+                turn.forced_role = forced_role
+        self._emit("on_turn_retried", turn.turn_id, role, message)
+        self._dispatch.put((turn, exclude))
+
+    # -- ChatListener (worker threads) -------------------------------------------
+
+    def _turn_for(self, job: ChatJob) -> Turn | None:
+        with self._lock:
+            turn = self._turns.get(job.tag)  # type: ignore[arg-type]
+            # A retried turn has a new job; events of the old one are stale.
+            return turn if turn is not None and turn.job is job else None
+
+    def on_started(self, job: ChatJob, role: str) -> None:
+        turn = self._turn_for(job)
+        if turn is None:
+            return
+        turn.status = TurnStatus.STREAMING
+        self._emit("on_turn_started", turn.turn_id, role, turn.reason)
+
+    def on_token(self, job: ChatJob, text: str) -> None:
+        turn = self._turn_for(job)
+        if turn is None:
+            return
+        if not turn.answer:  # this job's first token (a retry starts the answer over)
+            self._outcomes.on_first_token(turn.role)
+        self._outcomes.on_token(turn.role)
+        turn.answer += text
+        self._emit("on_turn_token", turn.turn_id, text)
+
+    def on_finished(self, job: ChatJob, role: str, stopped: bool, stats: ChatStats) -> None:
+        if not stopped:  # a stopped answer says nothing about the model's speed
+            self._outcomes.on_success(role, stats)
+        turn = self._turn_for(job)
+        if turn is None:
+            return
+        turn.stats = stats
+        turn.status = TurnStatus.STOPPED if stopped else TurnStatus.DONE
+        self._emit("on_turn_finished", turn.turn_id, stopped, stats)
+
+    def on_failed(
+        self,
+        job: ChatJob,
+        role: str,
+        message: str,
+        partial: bool,
+        error: Exception | None = None,
+    ) -> None:
+        turn = self._turn_for(job)
+        if job.cancel.is_set() and not partial:
+            if turn is not None:
+                self._finish_cancelled(turn)
+            return
+        if isinstance(error, PromptTooLongError):
+            # The prompt's fault, not the model's: no breaker; only a model
+            # with a larger context could take it.
+            if turn is not None:
+                self._retry_for_context(turn, role, message)
+            return
+        cooldown = self._outcomes.on_model_failure(role)
+        if turn is None:
+            return
+        if job.cancel.is_set():  # stopped by the user while failing: keep what came
+            turn.status = TurnStatus.STOPPED
+            self._emit("on_turn_failed", turn.turn_id, f"{role}: {message}")
+            return
+        if len(turn.attempts) < self.max_retries:
+            failed_roles = frozenset(r for r, _ in turn.attempts) | {role}
+            log.info("turn %d failed on %s (%s); retrying, %s cools down %.0f s",
+                     turn.turn_id, role, message, role, cooldown)
+            self._redispatch(turn, role, message, failed_roles)
+            return
+        self._fail(turn, f"{role}: {message}")
+
+    def _retry_for_context(self, turn: Turn, role: str, message: str) -> None:
+        n_ctx = self._fleet.roles[role].config.n_ctx
+        tried = {r for r, _ in turn.attempts} | {role}
+        larger = [
+            r for r, rt in self._fleet.roles.items()
+            if r not in tried and rt.config.can_chat and rt.config.n_ctx > n_ctx
+            and self._fleet.usable(r)
+        ]
+        if not larger:
+            self._fail(turn, f"{role}: {message}")
+            return
+        target = max(larger, key=lambda r: self._fleet.roles[r].config.n_ctx)
+        self._redispatch(turn, role, message, frozenset(tried), forced_role=target)
+

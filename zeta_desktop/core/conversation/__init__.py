@@ -1,0 +1,1 @@
+"""The conversation as data: messages with parents, so edits and regenerations are branches."""

@@ -1,0 +1,1 @@
+"""Inference engines: the protocol a worker needs, and llama.cpp behind it."""

@@ -1,0 +1,1 @@
+"""Choosing a model per prompt: classifier, router, telemetry, machine readings."""
