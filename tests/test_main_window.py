@@ -22,7 +22,7 @@ def test_typing_a_prompt_streams_an_answer(qtbot, window: MainWindow) -> None:  
     with qtbot.waitSignal(window.bridge.sig_turn_finished, timeout=TIMEOUT_MS):
         qtbot.keyClick(window.chat.input, Qt.Key.Key_Return)
     assert window.chat.input.toPlainText() == ""
-    view = window.chat.answer_view(1)
+    view = window.answer_view(1)
     assert view is not None
     assert view.text == window.session.turn(1).answer and view.text
     assert view.shown_text() == view.text and not view.streaming  # all of it shows once done,
@@ -42,14 +42,14 @@ def test_stop_halts_the_answer_and_marks_it(qtbot, window: MainWindow) -> None: 
     qtbot.mouseClick(window.chat.send_button, Qt.MouseButton.LeftButton)
     # The label catches up while the answer still streams (tokens shown in batches).
     qtbot.waitUntil(
-        lambda: len(window.chat.answer_view(1).shown_text()) > 10,  # type: ignore[union-attr]
+        lambda: len(window.answer_view(1).shown_text()) > 10,  # type: ignore[union-attr]
         timeout=TIMEOUT_MS,
     )
     assert window.chat.stop_button.isEnabled()
     with qtbot.waitSignal(window.bridge.sig_turn_finished, timeout=TIMEOUT_MS) as blocker:
         qtbot.mouseClick(window.chat.stop_button, Qt.MouseButton.LeftButton)
     assert blocker.args[1] is True  # stopped
-    view = window.chat.answer_view(1)
+    view = window.answer_view(1)
     assert view is not None and "stopped" in view.footer.text()
     assert view.text == window.session.turn(1).answer  # the partial answer stays
 
@@ -72,7 +72,7 @@ def test_a_too_long_prompt_comes_back_to_the_input(qtbot, window: MainWindow) ->
         window.chat.send_button.click()
     assert "context holds 512" in blocker.args[1]
     qtbot.waitUntil(lambda: window.chat.input.toPlainText() == prompt.strip(), timeout=TIMEOUT_MS)
-    assert "context holds 512" in window.chat.answer_view(1).footer.text()  # type: ignore[union-attr]
+    assert "context holds 512" in window.answer_view(1).footer.text()  # type: ignore[union-attr]
 
 
 def test_banner_and_status_bar_name_the_model_files(window: MainWindow, tiny_model: Path) -> None:

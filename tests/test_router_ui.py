@@ -90,13 +90,13 @@ def test_override_sends_the_next_prompt_to_the_chosen_role(qtbot, window: MainWi
     turn = window.session.turn(turn_id)
     assert turn.role == "reasoner" and turn.decision is not None
     assert turn.decision.policy == "override"
-    view = window.chat.answer_view(turn_id)
+    view = window.answer_view(turn_id)
     assert view is not None and view.badge.text() == "reasoner · code · override"
 
 
 def test_badge_shows_the_reason_and_opens_the_full_decision(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
     turn_id = send(qtbot, window, "Prove that 2 + 2 = 4.")
-    view = window.chat.answer_view(turn_id)
+    view = window.answer_view(turn_id)
     assert view is not None and not view.badge.isHidden()
     assert view.badge.text() == "reasoner · reasoning"
     assert view.footer.text().startswith("reasoning -> reasoner: preferred")

@@ -7,6 +7,7 @@ from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
+    QLabel,
     QPlainTextEdit,
     QPushButton,
     QScrollArea,
@@ -47,8 +48,14 @@ class ChatPane(QWidget):
     """The user sent a prompt."""
     sig_stop = Signal()
     """The user asked to stop every answer in progress."""
-    sig_show_decision = Signal(int)
-    """The user clicked an answer's badge: turn id."""
+    sig_show_decision = Signal(object)
+    """The user clicked an answer's badge: the answer's key (message id)."""
+    sig_send_edit = Signal(str, str)
+    """The user sent an edited prompt: the original prompt's id, the new text."""
+    sig_show_earlier = Signal()
+    """The user asked for the messages above the ones shown."""
+    sig_system_prompt = Signal()
+    """The user asked to see or change the conversation's system prompt."""
 
     def __init__(
         self, paint_turns: PaintTurns | None = None, parent: QWidget | None = None
@@ -66,7 +73,12 @@ class ChatPane(QWidget):
         self._list = QWidget()
         self._list_layout = QVBoxLayout(self._list)
         self._list_layout.setSpacing(8)
+        self.earlier_button = QPushButton("Show earlier messages")
+        self.earlier_button.clicked.connect(self.sig_show_earlier)
+        self.earlier_button.hide()
+        self._list_layout.addWidget(self.earlier_button)
         self._list_layout.addStretch(1)
+        self._editing: str | None = None  # the prompt being edited, by id
         self.scroll = QScrollArea()
         self.scroll.setWidgetResizable(True)
         self.scroll.setWidget(self._list)
@@ -88,6 +100,18 @@ class ChatPane(QWidget):
         self.target_box.setToolTip(
             "Auto lets the router choose; a role sends the next prompt there"
         )
+        self.system_button = QPushButton("System prompt…")
+        self.system_button.setToolTip("This conversation's system prompt and saved presets")
+        self.system_button.clicked.connect(self.sig_system_prompt)
+        self.edit_bar = QWidget()
+        edit_row = QHBoxLayout(self.edit_bar)
+        edit_row.setContentsMargins(0, 0, 0, 0)
+        self.edit_label = QLabel("Editing a prompt: Send keeps the old one as a branch")
+        cancel_edit = QPushButton("Cancel edit")
+        cancel_edit.clicked.connect(self.cancel_edit)
+        edit_row.addWidget(self.edit_label, 1)
+        edit_row.addWidget(cancel_edit)
+        self.edit_bar.hide()
         self.stop_button = QPushButton("Stop")
         self.stop_button.setEnabled(False)
         self.stop_button.clicked.connect(self.sig_stop)
@@ -96,6 +120,7 @@ class ChatPane(QWidget):
         buttons.addWidget(self.target_box)
         buttons.addWidget(self.send_button)
         buttons.addWidget(self.stop_button)
+        buttons.addWidget(self.system_button)
         buttons.addStretch(1)
         input_row = QHBoxLayout()
         input_row.addWidget(self.input, 1)
@@ -104,6 +129,7 @@ class ChatPane(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.scroll, 1)
+        layout.addWidget(self.edit_bar)
         layout.addLayout(input_row)
 
     # -- what the window calls ----------------------------------------------
@@ -114,18 +140,73 @@ class ChatPane(QWidget):
     def message_views(self) -> list[MessageView]:
         return self._list.findChildren(MessageView)
 
-    def add_user_message(self, text: str) -> None:
-        self._add(MessageView("You", text, "#6b7280"))
+    def add_user_message(self, text: str, key: object = None) -> MessageView:
+        view = MessageView("You", text, "#6b7280")
+        view.key = key
+        self._add(view)
+        return view
 
-    def add_pending_answer(self, turn_id: int) -> None:
-        view = MessageView("…", "", "#9ca3af")
-        view.sig_badge_clicked.connect(lambda: self.sig_show_decision.emit(turn_id))
+    def add_pending_answer(self, key: object) -> MessageView:
+        view = self.add_answer(key)
         view.set_footer("routing…")
         view.start_streaming()
-        self._answers[turn_id] = view
-        self._active.add(turn_id)
+        self._active.add(key)
         self.stop_button.setEnabled(True)
+        return view
+
+    def add_answer(self, key: object, text: str = "") -> MessageView:
+        """An answer's view (finished, or about to stream), known by `key`."""
+        view = MessageView("…", text, "#9ca3af")
+        view.key = key
+        view.sig_badge_clicked.connect(lambda: self.sig_show_decision.emit(key))
+        self._answers[key] = view
         self._add(view)
+        return view
+
+    def clear(self) -> None:
+        """Remove every message (another conversation is about to show)."""
+        for view in self.message_views():
+            self._list_layout.removeWidget(view)
+            view.setParent(None)  # gone from message_views() now, freed later
+            view.deleteLater()
+        self._answers.clear()
+        self._active.clear()
+        self._unshown.clear()
+        self.stop_button.setEnabled(False)
+        self.cancel_edit()
+
+    def on_answer_text(self, key: object, text: str) -> None:
+        """All of an answer so far (from the conversation model), drawn with the next batch."""
+        view = self._answers.get(key)
+        if view is not None:
+            view.set_text_so_far(text)
+            self._unshown.add(key)
+            if not self._text_timer.isActive():
+                self._text_timer.start(TEXT_REFRESH_MS)
+
+    def mark_streaming(self, key: object) -> None:
+        view = self._answers.get(key)
+        if view is not None:
+            view.start_streaming()
+            self._active.add(key)
+            self.stop_button.setEnabled(True)
+
+    def begin_edit(self, message_id: str, text: str) -> None:
+        """Put a prompt back in the box; Send then makes a new branch from it."""
+        self._editing = message_id
+        self.input.setPlainText(text)
+        self.edit_bar.show()
+        self.input.setFocus()
+
+    @Slot()
+    def cancel_edit(self) -> None:
+        if self._editing is not None:
+            self._editing = None
+            self.edit_bar.hide()
+
+    @property
+    def editing(self) -> str | None:
+        return self._editing
 
     def add_notice(self, text: str, colour: str = "#dc2626") -> None:
         self._add(MessageView("Zeta", text, colour))
@@ -220,6 +301,11 @@ class ChatPane(QWidget):
         self._list_layout.insertWidget(self._list_layout.count() - 1, view)
         self._stick_to_bottom = True
 
+    def scroll_to(self, view: MessageView) -> None:
+        """Bring a message into view (a search hit), once the layout has placed it."""
+        self._stick_to_bottom = False
+        QTimer.singleShot(0, lambda: self.scroll.ensureWidgetVisible(view, 0, 40))
+
     def target_role(self) -> str | None:
         """The role chosen for the next prompt, or None for the router."""
         return self.target_box.currentData()
@@ -230,6 +316,11 @@ class ChatPane(QWidget):
         if not text:
             return
         self.input.clear()
+        if self._editing is not None:
+            original, self._editing = self._editing, None
+            self.edit_bar.hide()
+            self.sig_send_edit.emit(original, text)
+            return
         self.sig_send.emit(text)
 
     @Slot(int)

@@ -23,16 +23,21 @@ from PySide6.QtWidgets import (
 )
 
 from zeta_desktop import APP_NAME
-from zeta_desktop.core.chat.session import ChatSession, EngineLoader
+from zeta_desktop.core.chat.session import ChatSession, EngineLoader, default_history_path
 from zeta_desktop.core.config import ROLE_NAMES, AppConfig, LoadedConfig, save_config
 from zeta_desktop.core.fleet.worker import ChatStats
 from zeta_desktop.core.routing.router import Decision, explain
+from zeta_desktop.core.store.history import HistoryStore
 from zeta_desktop.ui.bridge import SessionBridge
 from zeta_desktop.ui.chat_pane import ChatPane
+from zeta_desktop.ui.history_controller import HistoryController
 from zeta_desktop.ui.load_plots import LoadPlots
+from zeta_desktop.ui.message_view import MessageView
 from zeta_desktop.ui.paint_turns import PaintTurns
 from zeta_desktop.ui.role_panel import RolePanel
 from zeta_desktop.ui.router_panel import RouterPanel
+from zeta_desktop.ui.sidebar import Sidebar
+from zeta_desktop.ui.tasks import TaskManager
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +52,22 @@ class MainWindow(QMainWindow):
         run_config: AppConfig,
         engine_loader: EngineLoader,
         parent: QWidget | None = None,
+        store: HistoryStore | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle(APP_NAME)
         self.resize(1280, 800)
         self._loaded = loaded  # what is saved; run_config may carry one-run overrides
         self.bridge = SessionBridge(self)
-        self.session = ChatSession(run_config, engine_loader, listener=self.bridge)
+        self.tasks = TaskManager()
+        # Opened here, read and written on its own thread from now on.
+        self.store = store if store is not None else HistoryStore(
+            default_history_path(),
+            on_problem=lambda text: self.tasks.run_on_main(lambda: self.chat.add_notice(text)),
+        )
+        self.session = ChatSession(
+            run_config, engine_loader, listener=self.bridge, store=self.store
+        )
         self._shut_down = False
         self._adjustments_shown = 0
         self.decision_dialog: QDialog | None = None
@@ -85,12 +99,14 @@ class MainWindow(QMainWindow):
         side.addWidget(self.plots)
         side.addWidget(self.tabs)
         side.setSizes([150, 250, 390])
+        self.sidebar = Sidebar()
         splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self.sidebar)
         splitter.addWidget(self.chat)
         splitter.addWidget(side)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 2)
-        splitter.setSizes([700, 560])
+        splitter.setStretchFactor(1, 3)
+        splitter.setStretchFactor(2, 2)
+        splitter.setSizes([220, 600, 460])
 
         central = QWidget()
         layout = QVBoxLayout(central)
@@ -98,17 +114,18 @@ class MainWindow(QMainWindow):
         layout.addWidget(splitter, 1)
         self.setCentralWidget(central)
 
+        self.history = HistoryController(
+            self.session, self.sidebar, self.chat, self.tasks, self.chat.add_notice, self
+        )
         self.bridge.sig_role_state.connect(self.roles_panel.on_role_state)
-        self.bridge.sig_turn_routed.connect(self.chat.on_turn_routed)
-        self.bridge.sig_turn_retried.connect(self.chat.on_turn_retried)
+        self.bridge.sig_turn_routed.connect(self._on_turn_routed)
         self.bridge.sig_turn_retried.connect(self._on_turn_retried)
-        self.bridge.sig_turn_started.connect(self.chat.on_turn_started)
-        self.bridge.sig_turn_token.connect(self.chat.on_turn_token)
-        self.bridge.sig_turn_finished.connect(self.chat.on_turn_finished)
-        self.bridge.sig_turn_failed.connect(self.chat.on_turn_failed)
-        self.bridge.sig_turn_failed.connect(self._on_turn_failed)
+        self.bridge.sig_turn_started.connect(self._on_turn_started)
+        self.bridge.sig_turn_token.connect(self._on_turn_token)
         self.bridge.sig_turn_finished.connect(self._on_turn_finished)
+        self.bridge.sig_turn_failed.connect(self._on_turn_failed)
         self.chat.sig_send.connect(self._on_send)
+        self.chat.sig_send_edit.connect(self._on_send_edit)
         self.chat.sig_stop.connect(self._on_stop)
         self.chat.sig_show_decision.connect(self.show_decision)
         self.roles_panel.sig_choose_model.connect(self._on_choose_model)
@@ -123,15 +140,27 @@ class MainWindow(QMainWindow):
         self._stats_timer.timeout.connect(self._refresh_stats)
 
         file_menu = self.menuBar().addMenu("&File")
+        new_action = QAction("&New chat", self)
+        new_action.setShortcut(QKeySequence.StandardKey.New)
+        new_action.triggered.connect(self.history.new_chat)
+        file_menu.addAction(new_action)
+        file_menu.addSeparator()
+        file_menu.addAction("Export as &Markdown…", lambda: self.history.ask_export(False))
+        file_menu.addAction("Export as &JSON…", lambda: self.history.ask_export(True))
+        file_menu.addAction("&Import JSON…", self.history.ask_import)
+        file_menu.addSeparator()
         quit_action = QAction("&Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
         file_menu.addAction(quit_action)
+        self.new_chat_action = new_action
 
         self._refresh_model_labels()
         self.chat.input.setFocus()
-        for problem in loaded.problems:
-            self.chat.add_notice(f"Settings: {problem}", "#b45309")
+        self._problems = [f"Settings: {problem}" for problem in loaded.problems]
+        for problem in self._problems:
+            self.chat.add_notice(problem, "#b45309")
+        self.history.restore()
 
     # -- start and stop -------------------------------------------------------
 
@@ -153,6 +182,9 @@ class MainWindow(QMainWindow):
             self._save_timer.stop()
             self.save_router_settings()
         self.session.shutdown()
+        self.tasks.shutdown()
+        # After the models: their last words (a stopped answer) are written first.
+        self.store.close()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
         self.hide()
@@ -206,20 +238,73 @@ class MainWindow(QMainWindow):
 
     # -- slots ----------------------------------------------------------------
 
+    # -- turns: the session speaks of turns, the chat of the messages shown ---------
+
+    def answer_view(self, turn_id: int) -> MessageView | None:
+        """The view of a turn's answer, if its conversation is shown."""
+        return self.chat.answer_view(self.session.turn(turn_id).answer_id)
+
+    def _shown_answer(self, turn_id: int) -> str | None:
+        """The answer's message id if its conversation is the one shown, else None."""
+        try:
+            turn = self.session.turn(turn_id)
+        except KeyError:  # not one of this session's turns
+            return None
+        if turn.conversation_id != self.session.conversation.id:
+            return None
+        return turn.answer_id
+
     @Slot(str)
     def _on_send(self, prompt: str) -> None:
-        self.chat.add_user_message(prompt)
+        conversation = self.session.conversation
         turn_id = self.session.send(prompt, role=self.chat.target_role())
-        self.chat.add_pending_answer(turn_id)
+        *_earlier, question, answer = conversation.path(self.session.turn(turn_id).answer_id)
+        self.history.add_message_view(conversation, question)
+        view = self.chat.add_pending_answer(answer.id)
+        self.history.set_actions(conversation, answer, view)
+        self.history.conversation_changed()
+        self.sidebar.set_busy(self.session.busy_conversations())
+
+    @Slot(str, str)
+    def _on_send_edit(self, message_id: str, text: str) -> None:
+        self.history.send_edit(message_id, text, self.chat.target_role())
+        self.sidebar.set_busy(self.session.busy_conversations())
 
     @Slot()
     def _on_stop(self) -> None:
         self.session.stop()
 
+    @Slot(int, object)
+    def _on_turn_routed(self, turn_id: int, decision: Decision) -> None:
+        key = self._shown_answer(turn_id)
+        if key is not None:
+            self.chat.on_turn_routed(key, decision)
+
+    @Slot(int, str, str)
+    def _on_turn_started(self, turn_id: int, role: str, reason: str) -> None:
+        key = self._shown_answer(turn_id)
+        if key is not None:
+            self.chat.on_turn_started(key, role, reason)
+
+    @Slot(int, str)
+    def _on_turn_token(self, turn_id: int, _text: str) -> None:
+        key = self._shown_answer(turn_id)
+        if key is not None:
+            message = self.session.conversation.get(key)
+            if message is not None:
+                # The model's text so far: right also for tokens queued before
+                # this conversation was shown again.
+                self.chat.on_answer_text(key, message.content)
+
     @Slot(int, str)
     def _on_turn_failed(self, turn_id: int, message: str) -> None:
-        if self.chat.answer_view(turn_id) is None:
-            self.chat.add_notice(message)
+        key = self._shown_answer(turn_id)
+        self.sidebar.set_busy(self.session.busy_conversations())
+        if key is None:
+            return
+        self._sync_text(key)
+        self.chat.on_turn_failed(key, message)
+        self._refresh_actions(key)
         # Nothing typed is lost: a prompt that got no answer goes back in the box.
         turn = self.session.turn(turn_id)
         if not turn.answer and not self.chat.input.toPlainText().strip():
@@ -227,20 +312,49 @@ class MainWindow(QMainWindow):
 
     @Slot(int, str, str)
     def _on_turn_retried(self, turn_id: int, failed_role: str, message: str) -> None:
+        key = self._shown_answer(turn_id)
+        if key is not None:
+            self.chat.on_turn_retried(key, failed_role, message)
         self._log(f"failover: turn {turn_id} failed on {failed_role} ({message}); retrying")
 
     @Slot(int, bool, object)
     def _on_turn_finished(self, turn_id: int, stopped: bool, stats: ChatStats) -> None:
         log.info("turn %d finished (stopped=%s): %s", turn_id, stopped, stats)
+        key = self._shown_answer(turn_id)
+        if key is not None:
+            self._sync_text(key)
+            self.chat.on_turn_finished(key, stopped, stats)
+            self._refresh_actions(key)
+        self.sidebar.set_busy(self.session.busy_conversations())
 
-    @Slot(int)
-    def show_decision(self, turn_id: int) -> None:
-        """A small window with the full routing decision of one answer."""
-        turn = self.session.turn(turn_id)
-        decision: Decision | None = turn.decision
-        text = explain(decision, turn.attempts) if decision else "not routed yet"
+    def _sync_text(self, key: str) -> None:
+        message = self.session.conversation.get(key)
+        view = self.chat.answer_view(key)
+        if message is not None and view is not None:
+            view.set_text_so_far(message.content)
+
+    def _refresh_actions(self, key: str) -> None:
+        conversation = self.session.conversation
+        message = conversation.get(key)
+        view = self.chat.answer_view(key)
+        if message is not None and view is not None:
+            self.history.set_actions(conversation, message, view)
+
+    @Slot(object)
+    def show_decision(self, key: object) -> None:
+        """A small window with the full routing decision of one answer (old ones too)."""
+        if isinstance(key, int):  # a turn id
+            key = self.session.turn(key).answer_id
+        turn = self.session.turn_for_message(str(key))
+        message = self.session.conversation.get(str(key))
+        if turn is not None and turn.decision is not None:
+            text = explain(turn.decision, turn.attempts)
+        elif message is not None and message.meta.decision_text:
+            text = message.meta.decision_text
+        else:
+            text = "not routed yet"
         dialog = QDialog(self)
-        dialog.setWindowTitle(f"Routing decision · turn {turn_id}")
+        dialog.setWindowTitle("Routing decision")
         view = QPlainTextEdit(text)
         view.setReadOnly(True)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
@@ -276,7 +390,11 @@ class MainWindow(QMainWindow):
             self.set_role_model(role, path)
 
     def set_role_model(self, role: str, path: str) -> None:
-        """Load another file for a role now and remember it in the config file."""
+        """Load another file for a role and remember it in the config file.
+
+        The old worker may still be loading (a join of minutes): the swap runs
+        in the background and the window keeps answering.
+        """
         saved = self._loaded.config
         saved.roles[role].model_path = path
         try:
@@ -285,5 +403,9 @@ class MainWindow(QMainWindow):
             self.chat.add_notice(f"Could not save settings to {self._loaded.path}: {exc}")
         role_config = self.session.config.roles[role]
         role_config.model_path = path
-        self.session.replace_role(role, role_config)
-        self._refresh_model_labels()
+        self.roles_panel.cards[role].set_model(Path(path).name, path)
+        self.tasks.run_in_background(
+            lambda: self.session.replace_role(role, role_config),
+            lambda _r: self._refresh_model_labels(),
+            lambda exc: self.chat.add_notice(f"Could not switch {role} to {path}: {exc}"),
+        )

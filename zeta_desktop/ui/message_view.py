@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from PySide6.QtCore import QEvent, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QEnterEvent, QFont, QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
+    QMenu,
     QPushButton,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -127,6 +131,10 @@ class MessageView(QWidget):
         self._body: WrappedLabel | None = None
         self._live: StreamingText | None = None
         self._footer: WrappedLabel | None = None
+        self._actions: QHBoxLayout | None = None
+        self.action_buttons: dict[str, QToolButton] = {}
+        self.pager_label: QLabel | None = None
+        self.key: object = None  # what the chat knows this message by (its id)
         self._text = text
         self._finished = False
         self.retry_note = ""
@@ -168,6 +176,58 @@ class MessageView(QWidget):
             self._footer.hide()
             self._layout.addWidget(self._footer)
         return self._footer
+
+    def _action_row(self) -> QHBoxLayout:
+        if self._actions is None:
+            row = QWidget()
+            self._actions = QHBoxLayout(row)
+            self._actions.setContentsMargins(0, 0, 0, 0)
+            self._actions.setSpacing(2)
+            self._actions.addStretch(1)
+            self._layout.addWidget(row)
+        return self._actions
+
+    def set_actions(self, actions: list[tuple[str, str, object]]) -> None:
+        """Small buttons under the message: (name, tooltip, callback); replaces any."""
+        row = self._action_row()
+        for button in self.action_buttons.values():
+            row.removeWidget(button)
+            button.deleteLater()
+        self.action_buttons = {}
+        for name, tip, callback in actions:
+            button = QToolButton()
+            button.setText(name)
+            button.setToolTip(tip)
+            button.setAutoRaise(True)
+            if isinstance(callback, QMenu):
+                button.setMenu(callback)
+                button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+            else:
+                button.clicked.connect(callback)
+            row.insertWidget(row.count() - 1, button)
+            self.action_buttons[name] = button
+
+    def set_pager(self, index: int, count: int, on_prev: object, on_next: object) -> None:
+        """◀ index/count ▶ for a message with alternatives (edits, regenerations)."""
+        row = self._action_row()
+        if self.pager_label is None:
+            self.prev_button, self.next_button = QToolButton(), QToolButton()
+            self.prev_button.setText("◀")
+            self.next_button.setText("▶")
+            self.prev_button.setToolTip("The previous version")
+            self.next_button.setToolTip("The next version")
+            self.pager_label = QLabel()
+            for index_in_row, widget in enumerate(
+                (self.prev_button, self.pager_label, self.next_button)
+            ):
+                row.insertWidget(index_in_row, widget)
+        for button, slot in ((self.prev_button, on_prev), (self.next_button, on_next)):
+            with contextlib.suppress(RuntimeError, TypeError):  # nothing connected yet
+                button.clicked.disconnect()
+            button.clicked.connect(slot)
+        self.pager_label.setText(f"{index}/{count}")
+        self.prev_button.setEnabled(index > 1)
+        self.next_button.setEnabled(index < count)
 
     def set_colour(self, colour: str) -> None:
         """The author's colour: the bar on the left and the header."""
@@ -218,6 +278,10 @@ class MessageView(QWidget):
         if not self.selectable:
             return self.live.text()
         return self._body.text() if self._body is not None else ""
+
+    def set_text_so_far(self, text: str) -> None:
+        """Everything received so far (from the conversation model); drawn at show_text()."""
+        self._text = text
 
     def append(self, piece: str) -> None:
         """Take a token now; it is drawn at the next show_text()."""

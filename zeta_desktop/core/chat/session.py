@@ -340,6 +340,12 @@ class ChatSession:
         """Stop one turn, or every unfinished one."""
         self.runner.stop(turn_id)
 
+    def stop_conversation(self, conversation_id: str) -> None:
+        """Stop every answer still coming in one conversation (it is being deleted)."""
+        for turn in self.runner.turns:
+            if turn.conversation_id == conversation_id and turn.status.active:
+                self.runner.stop(turn.turn_id)
+
     @property
     def turns(self) -> list[Turn]:
         return self.runner.turns

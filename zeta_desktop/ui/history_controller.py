@@ -1,0 +1,461 @@
+"""Conversations in the window: the sidebar, the store and the chat pane kept in step.
+
+It opens the conversation last shown when the app starts, switches, renames,
+deletes (with Undo), searches, exports and imports, and puts the visible
+branch of the conversation model into the chat pane with each message's
+actions (copy, edit, regenerate, retry, ◀ n/m ▶). Every read from disk goes
+through the store's writer thread and comes back through `TaskManager`, so
+the GUI thread never waits on it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QTimer, Slot
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QMenu,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from zeta_desktop.core.chat.session import ChatSession
+from zeta_desktop.core.conversation import exchange
+from zeta_desktop.core.conversation.model import (
+    AnswerMeta,
+    Conversation,
+    ConversationInfo,
+    Message,
+    MessageStatus,
+)
+from zeta_desktop.core.store.history import SearchHit
+from zeta_desktop.ui.chat_pane import ChatPane
+from zeta_desktop.ui.message_view import MessageView
+from zeta_desktop.ui.sidebar import Sidebar
+from zeta_desktop.ui.style import ROLE_COLOURS
+from zeta_desktop.ui.tasks import TaskManager
+
+log = logging.getLogger(__name__)
+
+LAST_OPEN_KEY = "last_conversation"
+SHOWN_AT_ONCE = 60  # messages built when a conversation opens; "Show earlier" adds more
+PURGE_EVERY_MS = 5000
+BUILTIN_PRESETS = {
+    "Helpful assistant": "You are a helpful assistant.",
+    "Concise": "You are a helpful assistant. Answer in as few words as the question allows.",
+    "Code reviewer": "You are a senior engineer. Review code for bugs, clarity and tests; "
+                     "quote the lines you mean.",
+}
+STATUS_NOTES = {
+    MessageStatus.STOPPED: ("■ stopped", "#b45309"),
+    MessageStatus.FAILED: ("✕ failed", "#dc2626"),
+    MessageStatus.INTERRUPTED: ("⚠ interrupted: the app ended before this answer did",
+                                "#b45309"),
+}
+
+
+def answer_footer(message: Message) -> tuple[str, str | None]:
+    """The small print under a stored answer: why it went where, and how fast."""
+    meta: AnswerMeta = message.meta
+    parts = []
+    if meta.answer_tokens:
+        parts.append(f"{meta.answer_tokens} tokens")
+    if meta.tokens_per_s:
+        parts.append(f"{meta.tokens_per_s:.1f} tok/s")
+    if meta.ttft_s is not None and meta.answer_tokens:
+        parts.append(f"first token {meta.ttft_s * 1000:.0f} ms")
+    if meta.model_file:
+        parts.append(meta.model_file)
+    summary = " · ".join(parts)
+    note, colour = STATUS_NOTES.get(message.status, ("", None))
+    if meta.error:
+        note = f"{note}: {meta.error}" if note else meta.error
+    lines = [x for x in (note, meta.reason, summary) if x]
+    return "\n".join(lines), colour
+
+
+class HistoryController(QObject):
+    def __init__(
+        self,
+        session: ChatSession,
+        sidebar: Sidebar,
+        chat: ChatPane,
+        tasks: TaskManager,
+        notice: Callable[[str], None],
+        parent: QWidget,
+    ) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.store = session.store
+        self.sidebar = sidebar
+        self.chat = chat
+        self.tasks = tasks
+        self._notice = notice
+        self._window = parent
+        self._shown_from = 0  # index in the visible branch of the first message built
+        self.system_dialog: QDialog | None = None
+        self.restored = False  # set once the start-up conversation is shown
+
+        sidebar.sig_new.connect(self.new_chat)
+        sidebar.sig_open.connect(self.open)
+        sidebar.sig_rename.connect(self.rename)
+        sidebar.sig_delete.connect(self.delete)
+        sidebar.sig_undo_delete.connect(self.undo_delete)
+        sidebar.sig_search.connect(self.search)
+        chat.sig_show_earlier.connect(self._on_show_earlier)
+        chat.sig_system_prompt.connect(self.edit_system_prompt)
+        self._purge_timer = QTimer(self)
+        self._purge_timer.setInterval(PURGE_EVERY_MS)
+        self._purge_timer.timeout.connect(self._purge)
+
+    @property
+    def conversation(self) -> Conversation:
+        return self.session.conversation
+
+    # -- start ---------------------------------------------------------------------
+
+    def restore(self) -> None:
+        """Reopen where the user left off: answers cut short by a crash are marked first."""
+        if self.store is None:
+            self._show(self.conversation)
+            self.restored = True
+            return
+        for problem in self.store.problems:
+            self._notice(problem)
+        if not self.store.persistent:
+            self.sidebar.show_status("History is not being saved (see the chat).")
+        self.store.mark_interrupted()
+        self.store.purge_deleted()
+        self._purge_timer.start()
+        self.tasks.when_done(self.store.get_state(LAST_OPEN_KEY), self._on_last_open)
+
+    def _on_last_open(self, conversation_id: str | None) -> None:
+        def shown(infos: list[ConversationInfo]) -> None:
+            self.sidebar.set_conversations(infos)
+            ids = {i.id for i in infos}
+            target = conversation_id if conversation_id in ids else (
+                infos[0].id if infos else None)
+            if target is None:
+                self._show(self.conversation)
+                self.restored = True
+            else:
+                self.open(target, "", then=lambda: setattr(self, "restored", True))
+
+        self.tasks.when_done(self.store.list_conversations(), shown)  # type: ignore[union-attr]
+
+    # -- switching -------------------------------------------------------------------
+
+    @Slot()
+    def new_chat(self) -> None:
+        self.sidebar.clear_search()
+        self._show(self.session.new_conversation())
+        self.chat.input.setFocus()
+
+    @Slot(str, str)
+    def open(self, conversation_id: str, message_id: str = "",
+             then: Callable[[], None] | None = None) -> None:
+        """Show a conversation (read in the background), jumping to `message_id` if given."""
+        live = self.session.conversation_by_id(conversation_id)
+        if live is not None or self.store is None:
+            if live is not None:
+                self._show(self.session.show(live), message_id)
+            if then:
+                then()
+            return
+
+        def loaded(conversation: Conversation) -> None:
+            self._show(self.session.show(conversation), message_id)
+            if then:
+                then()
+
+        def failed(exc: BaseException) -> None:
+            self._notice(f"Could not open that conversation: {exc}")
+            if then:
+                then()
+
+        self.tasks.when_done(self.store.load_conversation(conversation_id), loaded, failed)
+
+    def _show(self, conversation: Conversation, jump_to: str = "") -> None:
+        self.chat.clear()
+        path = conversation.visible()
+        index = next((i for i, m in enumerate(path) if m.id == jump_to), None)
+        start = max(0, len(path) - SHOWN_AT_ONCE)
+        if index is not None:
+            start = min(start, index)
+        self._build(conversation, path, start)
+        self.sidebar.set_current(conversation.id)
+        self.sidebar.set_busy(self.session.busy_conversations())
+        if self.store is not None and len(conversation):
+            self.store.set_state(LAST_OPEN_KEY, conversation.id)
+        if index is not None:
+            view = self.chat.answer_view(jump_to) or self._user_view(jump_to)
+            if view is not None:
+                self.chat.scroll_to(view)
+
+    def _user_view(self, message_id: str) -> MessageView | None:
+        return next((v for v in self.chat.message_views() if v.key == message_id), None)
+
+    def _build(self, conversation: Conversation, path: list[Message], start: int) -> None:
+        self._shown_from = start
+        self.chat.earlier_button.setVisible(start > 0)
+        if start:
+            self.chat.earlier_button.setText(f"Show {min(start, SHOWN_AT_ONCE)} earlier messages")
+        for message in path[start:]:
+            self.add_message_view(conversation, message)
+
+    @Slot()
+    def _on_show_earlier(self) -> None:
+        conversation = self.conversation
+        path = conversation.visible()
+        start = max(0, self._shown_from - SHOWN_AT_ONCE)
+        self.chat.clear()
+        self._build(conversation, path, start)
+
+    def refresh(self) -> None:
+        """Rebuild the branch shown (after a branch change or a new version)."""
+        self._show(self.conversation)
+
+    def add_message_view(self, conversation: Conversation, message: Message) -> MessageView:
+        if not message.is_answer:
+            view = self.chat.add_user_message(message.content, key=message.id)
+        else:
+            view = self.chat.add_answer(message.id, message.content)
+            meta = message.meta
+            if meta.role:
+                colour = ROLE_COLOURS.get(meta.role, "#6b7280")
+                view.header.setText(meta.role)
+                view.header.setToolTip(meta.reason)
+                view.set_colour(colour)
+                view.set_badge(f"{meta.role} · {meta.kind}" if meta.kind else meta.role, colour)
+            if message.status.unfinished and self.session.turn_for_message(message.id):
+                self.chat.mark_streaming(message.id)
+                view.set_footer(meta.reason or "routing…")
+            else:
+                text, colour = answer_footer(message)
+                if text:
+                    view.set_footer(text, colour)
+        self.set_actions(conversation, message, view)
+        return view
+
+    def set_actions(self, conversation: Conversation, message: Message,
+                    view: MessageView) -> None:
+        actions: list[tuple[str, str, object]] = [
+            ("Copy", "Copy this message's text", lambda: self.copy(message.id)),
+        ]
+        if message.is_answer:
+            if message.status in (MessageStatus.INTERRUPTED, MessageStatus.FAILED):
+                actions.append(("Retry", "Answer this prompt again",
+                                lambda: self.regenerate(message.id)))
+            menu = QMenu(view)
+            menu.addAction("Through the router", lambda: self.regenerate(message.id))
+            for role in self.session.roles:
+                if self.session.can_chat(role):
+                    menu.addAction(f"On {role}", lambda r=role: self.regenerate(message.id, r))
+            actions.append(("Regenerate", "Another answer to the same prompt", menu))
+        else:
+            actions.append(("Edit", "Edit this prompt and send it again (the old one stays)",
+                            lambda: self.chat.begin_edit(message.id, message.content)))
+        view.set_actions(actions)
+        siblings = conversation.siblings(message.id)
+        if len(siblings) > 1:
+            index = siblings.index(message.id)
+            view.set_pager(
+                index + 1, len(siblings),
+                lambda: self.select(siblings[index - 1]),
+                lambda: self.select(siblings[min(index + 1, len(siblings) - 1)]),
+            )
+
+    # -- message actions --------------------------------------------------------------
+
+    def copy(self, message_id: str) -> None:
+        message = self.conversation.get(message_id)
+        if message is not None:
+            QGuiApplication.clipboard().setText(message.content)
+
+    def select(self, message_id: str) -> None:
+        """Show another version (◀ ▶) of a message and the branch below it."""
+        self.session.select_branch(message_id)
+        self.refresh()
+
+    def regenerate(self, answer_id: str, role: str | None = None) -> None:
+        self.session.regenerate(answer_id, role)
+        self.refresh()
+        self.sidebar.upsert(self.conversation.info)
+
+    def send_edit(self, message_id: str, text: str, role: str | None) -> int:
+        turn_id = self.session.edit_and_resend(message_id, text, role)
+        self.refresh()
+        self.sidebar.upsert(self.conversation.info)
+        return turn_id
+
+    # -- sidebar actions ----------------------------------------------------------------
+
+    @Slot(str, str)
+    def rename(self, conversation_id: str, title: str) -> None:
+        live = self.session.conversation_by_id(conversation_id)
+        if live is not None:
+            live.info.title = title
+        if self.store is not None:
+            self.store.rename(conversation_id, title)
+
+    @Slot(str)
+    def delete(self, conversation_id: str) -> None:
+        if self.store is not None:
+            self.store.delete_conversation(conversation_id)
+        if conversation_id == self.conversation.id:
+            self.session.stop_conversation(conversation_id)
+            self._show(self.session.new_conversation())
+
+    @Slot(str)
+    def undo_delete(self, conversation_id: str) -> None:
+        if self.store is None:
+            return
+        self.store.undelete_conversation(conversation_id)
+        self.tasks.when_done(self.store.list_conversations(), self.sidebar.set_conversations)
+
+    @Slot()
+    def _purge(self) -> None:
+        if self.store is not None:
+            self.store.purge_deleted()
+
+    @Slot(str)
+    def search(self, text: str) -> None:
+        if self.store is None:
+            return
+        if not text:  # the search was cleared: the whole list again
+            self.tasks.when_done(self.store.list_conversations(), self.sidebar.set_conversations)
+            return
+
+        def show(hits: list[SearchHit]) -> None:
+            self.sidebar.show_hits(text, hits)
+
+        self.tasks.when_done(self.store.search(text), show)
+
+    def conversation_changed(self) -> None:
+        """A prompt was sent: the conversation moves to the top of the list."""
+        self.sidebar.upsert(self.conversation.info)
+
+    # -- system prompt -------------------------------------------------------------------
+
+    @Slot()
+    def edit_system_prompt(self) -> None:
+        conversation = self.conversation
+        dialog = QDialog(self._window)
+        dialog.setWindowTitle("System prompt")
+        text = QPlainTextEdit(conversation.info.system_prompt)
+        presets = QComboBox()
+        presets.addItem("Presets…", "")
+        for name, value in BUILTIN_PRESETS.items():
+            presets.addItem(name, value)
+        presets.currentIndexChanged.connect(
+            lambda _i: presets.currentData() and text.setPlainText(presets.currentData())
+        )
+        save_preset = QPushButton("Save as preset…")
+
+        def ask_name() -> None:
+            name, ok = QInputDialog.getText(dialog, "Save preset", "Name:")
+            if ok and name.strip():
+                self.save_preset(name.strip(), text.toPlainText(), presets)
+
+        save_preset.clicked.connect(ask_name)
+        if self.store is not None:
+            def add_saved(saved: dict[str, str]) -> None:
+                for name, value in saved.items():
+                    presets.addItem(name, value)
+
+            self.tasks.when_done(self.store.presets(), add_saved)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
+
+        def accept() -> None:
+            self.session.set_system_prompt(text.toPlainText().strip(), conversation)
+            dialog.accept()
+
+        buttons.accepted.connect(accept)
+        buttons.rejected.connect(dialog.reject)
+        row = QHBoxLayout()
+        row.addWidget(presets, 1)
+        row.addWidget(save_preset)
+        layout = QVBoxLayout(dialog)
+        layout.addWidget(QLabel("Used for every answer in this conversation, and kept when "
+                                "older turns are dropped to fit the model's context."))
+        layout.addWidget(text)
+        layout.addLayout(row)
+        layout.addWidget(buttons)
+        dialog.resize(560, 320)
+        dialog.text = text  # type: ignore[attr-defined]  (tests drive it)
+        dialog.presets = presets  # type: ignore[attr-defined]
+        dialog.accept_changes = accept  # type: ignore[attr-defined]
+        dialog.show()
+        self.system_dialog = dialog
+
+    def save_preset(self, name: str, text: str, presets: QComboBox | None = None) -> None:
+        if self.store is not None:
+            self.store.save_preset(name, text)
+        if presets is not None:
+            presets.addItem(name, text)
+
+    # -- export and import ---------------------------------------------------------------
+
+    def export_to(self, path: Path, as_json: bool) -> None:
+        conversation = self.conversation
+        body = exchange.dumps(conversation) if as_json else exchange.to_markdown(conversation)
+
+        def write() -> None:
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(body, encoding="utf-8")
+            tmp.replace(path)
+
+        self.tasks.run_in_background(
+            write,
+            lambda _r: self._notice_ok(f"Exported “{conversation.info.title}” to {path}"),
+            lambda exc: self._notice(f"Could not export to {path}: {exc}"),
+        )
+
+    def _notice_ok(self, text: str) -> None:
+        self.chat.add_notice(text, "#15803d")
+
+    def import_from(self, path: Path) -> None:
+        """Read and check the file in the background; nothing changes if it is malformed."""
+
+        def read() -> Conversation:
+            return exchange.from_json_text(path.read_text(encoding="utf-8"))
+
+        def imported(conversation: Conversation) -> None:
+            if self.store is not None:
+                self.store.import_conversation(conversation)
+            self.sidebar.upsert(conversation.info)
+            self._show(self.session.show(conversation))
+
+        def failed(exc: BaseException) -> None:
+            self._notice(f"Could not import {path}: {exc}. Nothing was changed.")
+
+        self.tasks.run_in_background(read, imported, failed)
+
+    def ask_export(self, as_json: bool) -> None:
+        suffix, kind = (".json", "JSON (*.json)") if as_json else (".md", "Markdown (*.md)")
+        name = "".join(c if c.isalnum() or c in " -_" else "_" for c in
+                       self.conversation.info.title).strip() or "chat"
+        path, _ = QFileDialog.getSaveFileName(
+            self._window, "Export conversation", str(Path.home() / f"{name}{suffix}"), kind)
+        if path:
+            self.export_to(Path(path), as_json)
+
+    def ask_import(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self._window, "Import a conversation", str(Path.home()), "JSON (*.json)")
+        if path:
+            self.import_from(Path(path))
