@@ -65,7 +65,7 @@ def tiny_config(tiny_model: Path) -> AppConfig:
     return config
 
 
-def build_window(qtbot, config: AppConfig, tmp_path: Path):  # type: ignore[no-untyped-def]
+def build_window(qtbot, config: AppConfig, tmp_path: Path, loader=None):  # type: ignore[no-untyped-def]
     """The real main window over `config`, saved and read back as the app does; not started."""
     from zeta_desktop.core.config import load_config, save_config
     from zeta_desktop.core.engines.llama import LlamaEngine
@@ -74,19 +74,42 @@ def build_window(qtbot, config: AppConfig, tmp_path: Path):  # type: ignore[no-u
     path = tmp_path / "config.toml"
     save_config(config, path)
     loaded = load_config(path)
-    win = MainWindow(loaded, loaded.config, LlamaEngine.load)
+    win = MainWindow(loaded, loaded.config, loader or LlamaEngine.load)
     qtbot.addWidget(win)
+    return win
+
+
+def start_and_wait(qtbot, win):  # type: ignore[no-untyped-def]
+    win.show()
+    win.start_models()
+    qtbot.waitUntil(
+        lambda: all(c.state == "ready" for c in win.roles_panel.cards.values())
+        and win.history.restored,
+        timeout=60_000,
+    )
     return win
 
 
 @pytest.fixture
 def window(qtbot, tiny_config: AppConfig, tmp_path: Path):  # type: ignore[no-untyped-def]
     """The real main window over the tiny model, every role loaded."""
-    win = build_window(qtbot, tiny_config, tmp_path)
-    win.show()
-    win.start_models()
-    qtbot.waitUntil(
-        lambda: all(c.state == "ready" for c in win.roles_panel.cards.values()), timeout=60_000
-    )
+    win = start_and_wait(qtbot, build_window(qtbot, tiny_config, tmp_path))
     yield win
+    win.close()
+
+
+@pytest.fixture
+def gated_window(qtbot, tiny_config: AppConfig, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The real window whose answers hold after 12 tokens until Stop (or `gate.release`).
+
+    For tests that need an answer still streaming when they look: the tiny
+    model would otherwise finish before the check.
+    """
+    from gated_engine import gated_loader
+
+    gate = threading.Event(), threading.Event()
+    win = start_and_wait(qtbot, build_window(qtbot, tiny_config, tmp_path, gated_loader(12, *gate)))
+    win.gate_reached, win.gate_release = gate  # type: ignore[attr-defined]
+    yield win
+    gate[1].set()
     win.close()

@@ -6,7 +6,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import build_window
+from conftest import build_window, start_and_wait
+from gated_engine import gated_loader
 from PySide6.QtCore import Qt
 
 from zeta_desktop.core.config import AppConfig, load_config
@@ -36,22 +37,31 @@ def test_typing_a_prompt_streams_an_answer(qtbot, window: MainWindow) -> None:  
     assert not window.chat.stop_button.isEnabled()
 
 
-def test_stop_halts_the_answer_and_marks_it(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
-    window.session.roles["coder"].config.max_tokens = 100000
-    window.chat.input.setPlainText("keep going")
-    qtbot.mouseClick(window.chat.send_button, Qt.MouseButton.LeftButton)
+def test_stop_halts_the_answer_and_marks_it(  # type: ignore[no-untyped-def]
+    qtbot, tiny_config: AppConfig, tmp_path: Path
+) -> None:
+    # The tiny model fills its context in well under a second: the answer is
+    # held after 12 tokens (gated_engine), so it is surely still streaming
+    # when Stop is pressed.
+    reached, release = threading.Event(), threading.Event()
+    win = start_and_wait(qtbot, build_window(
+        qtbot, tiny_config, tmp_path, gated_loader(12, reached, release)))
+    win.chat.input.setPlainText("keep going")
+    qtbot.mouseClick(win.chat.send_button, Qt.MouseButton.LeftButton)
     # The label catches up while the answer still streams (tokens shown in batches).
     qtbot.waitUntil(
-        lambda: len(window.answer_view(1).shown_text()) > 10,  # type: ignore[union-attr]
+        lambda: len(win.answer_view(1).shown_text()) > 10,  # type: ignore[union-attr]
         timeout=TIMEOUT_MS,
     )
-    assert window.chat.stop_button.isEnabled()
-    with qtbot.waitSignal(window.bridge.sig_turn_finished, timeout=TIMEOUT_MS) as blocker:
-        qtbot.mouseClick(window.chat.stop_button, Qt.MouseButton.LeftButton)
+    assert reached.is_set() and win.session.turn(1).status == "streaming"
+    assert win.chat.stop_button.isEnabled()
+    with qtbot.waitSignal(win.bridge.sig_turn_finished, timeout=TIMEOUT_MS) as blocker:
+        qtbot.mouseClick(win.chat.stop_button, Qt.MouseButton.LeftButton)
     assert blocker.args[1] is True  # stopped
-    view = window.answer_view(1)
+    view = win.answer_view(1)
     assert view is not None and "stopped" in view.footer.text()
-    assert view.text == window.session.turn(1).answer  # the partial answer stays
+    assert view.text == win.session.turn(1).answer  # the partial answer stays
+    win.close()
 
 
 def test_window_stays_responsive_while_streaming(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
@@ -128,8 +138,8 @@ def test_choosing_a_model_reloads_the_role_and_saves_it(  # type: ignore[no-unty
     assert saved.config.roles["reasoner"].model_path == str(other)
 
 
-def test_closing_the_window_ends_every_model_thread(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
-    window.session.roles["coder"].config.max_tokens = 100000
+def test_closing_the_window_ends_every_model_thread(qtbot, gated_window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window = gated_window
     window.chat.input.setPlainText("long answer")
     window.chat.send_button.click()
     qtbot.waitUntil(lambda: window.session.turn(1).status == "streaming", timeout=TIMEOUT_MS)

@@ -46,8 +46,10 @@ def test_policy_selector_switches_the_policy_and_reset_restores(qtbot, window: M
     assert window.router_panel.sliders["max_queue"].value() == Thresholds().max_queue
 
 
-def test_route_preview_follows_a_threshold_across_the_live_load(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
-    window.session.roles["coder"].config.max_tokens = 100000
+def test_route_preview_follows_a_threshold_across_the_live_load(  # type: ignore[no-untyped-def]
+    qtbot, gated_window: MainWindow
+) -> None:
+    window = gated_window
     panel = window.router_panel
     panel.sliders["max_queue"].setValue(5)
     turn_id = send(qtbot, window, "```\nfix this code\n```")

@@ -2,8 +2,9 @@
 
 The answer message follows its turn: pending once routed, streaming from the
 first token, then done, stopped or failed with what came. The streaming text
-goes to the store with a token batch at most every `FLUSH_S`, and once more
-when the answer ends, so a crash or kill loses at most the last batch.
+goes to the store with its first token, then at most every `FLUSH_S`, and
+once more when the answer ends, so a crash or kill loses at most the tokens
+of the last `FLUSH_S`.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ class HistoryRecorder:
         _turn, message = self._message(turn_id)
         if message is not None:
             message.status = MessageStatus.STREAMING
-            self._flushed_at[turn_id] = self._clock()
+            self._flushed_at.pop(turn_id, None)  # the first token is written at once
 
     def on_turn_token(self, turn_id: int, text: str) -> None:
         turn, message = self._message(turn_id)

@@ -1,0 +1,59 @@
+"""A real engine whose answer pauses after a set number of tokens, so tests never race it.
+
+The tiny model streams hundreds of tokens a second: a check that an answer
+is still streaming (Stop, a switch, a kill) could come after it ended.
+`GatedEngine` wraps the real llama.cpp engine and, once `hold_after` tokens
+are out, holds the stream until the job is cancelled (Stop) or `release` is
+set. It changes no token.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from zeta_desktop.core.engines.base import ChatMessage, Engine, LoadSettings
+from zeta_desktop.core.engines.llama import LlamaEngine
+
+
+class GatedEngine:
+    def __init__(self, inner: Engine, hold_after: int, reached: threading.Event,
+                 release: threading.Event) -> None:
+        self._inner = inner
+        self._hold_after = hold_after
+        self.reached = reached
+        self.release = release
+
+    @property
+    def n_ctx(self) -> int:
+        return self._inner.n_ctx
+
+    def count_tokens(self, text: str) -> int:
+        return self._inner.count_tokens(text)
+
+    def stream_chat(self, messages: Sequence[ChatMessage], *, max_tokens: int,
+                    temperature: float, cancel: threading.Event) -> Iterator[str]:
+        for count, piece in enumerate(self._inner.stream_chat(
+                messages, max_tokens=max_tokens, temperature=temperature, cancel=cancel), 1):
+            yield piece
+            if count == self._hold_after:
+                self.reached.set()
+                while not (cancel.is_set() or self.release.is_set()):
+                    cancel.wait(0.05)  # wakes on Stop; release is checked as well
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return self._inner.embed(texts)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def gated_loader(hold_after: int, reached: threading.Event,
+                 release: threading.Event):  # type: ignore[no-untyped-def]
+    """An engine loader whose every chat answer holds after `hold_after` tokens."""
+
+    def load(path: Path, settings: LoadSettings) -> Engine:
+        return GatedEngine(LlamaEngine.load(path, settings), hold_after, reached, release)
+
+    return load
