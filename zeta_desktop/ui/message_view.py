@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 from PySide6.QtCore import QEvent, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QEnterEvent, QFont, QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import (
@@ -221,10 +219,10 @@ class MessageView(QWidget):
                 (self.prev_button, self.pager_label, self.next_button)
             ):
                 row.insertWidget(index_in_row, widget)
-        for button, slot in ((self.prev_button, on_prev), (self.next_button, on_next)):
-            with contextlib.suppress(RuntimeError, TypeError):  # nothing connected yet
-                button.clicked.disconnect()
-            button.clicked.connect(slot)
+            # Connected once; the targets change as the conversation does.
+            self.prev_button.clicked.connect(lambda: self._on_prev())  # type: ignore[operator]
+            self.next_button.clicked.connect(lambda: self._on_next())  # type: ignore[operator]
+        self._on_prev, self._on_next = on_prev, on_next
         self.pager_label.setText(f"{index}/{count}")
         self.prev_button.setEnabled(index > 1)
         self.next_button.setEnabled(index < count)

@@ -1,0 +1,159 @@
+"""Conversations in the real window: restart, switch while streaming, branches, delete, search."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import build_window, start_and_wait
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
+
+from zeta_desktop.core.config import AppConfig
+from zeta_desktop.ui.main_window import MainWindow
+
+pytestmark = pytest.mark.model
+TIMEOUT_MS = 60_000
+
+
+def send_and_finish(qtbot, win: MainWindow, prompt: str) -> int:  # type: ignore[no-untyped-def]
+    win.chat.input.setPlainText(prompt)
+    with qtbot.waitSignal(win.bridge.sig_turn_finished, timeout=TIMEOUT_MS) as done:
+        qtbot.mouseClick(win.chat.send_button, Qt.MouseButton.LeftButton)
+    return int(done.args[0])
+
+
+def shown_texts(win: MainWindow) -> list[str]:
+    return [v.text for v in win.chat.message_views() if v.key is not None]
+
+
+def test_a_restart_reopens_the_conversation_where_it_was(  # type: ignore[no-untyped-def]
+    qtbot, tiny_config: AppConfig, tmp_path: Path
+) -> None:
+    win = start_and_wait(qtbot, build_window(qtbot, tiny_config, tmp_path))
+    turn = send_and_finish(qtbot, win, "remember the word marmalade")
+    answer = win.session.turn(turn).answer
+    win.close()
+    again = start_and_wait(qtbot, build_window(qtbot, tiny_config, tmp_path))
+    assert shown_texts(again) == ["remember the word marmalade", answer]
+    assert again.sidebar.titles() == ["remember the word marmalade"]
+    footer = again.chat.answer_view(again.session.conversation.visible()[-1].id).footer.text()
+    assert "tokens" in footer and "tiny-chat.gguf" in footer  # the stored stats and model
+    again.show_decision(again.session.conversation.visible()[-1].id)  # old answers too
+    assert "policy: adaptive" in again.decision_dialog.findChild(  # type: ignore[union-attr]
+        type(again.router_log)).toPlainText()
+    again.close()
+
+
+def test_switching_away_while_an_answer_streams(qtbot, gated_window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    win = gated_window
+    win.chat.input.setPlainText("a long answer please")
+    win.chat.send_button.click()
+    qtbot.waitUntil(win.gate_reached.is_set, timeout=TIMEOUT_MS)  # type: ignore[attr-defined]
+    streaming = win.session.conversation.id
+    win.history.new_chat()
+    assert win.session.conversation.id != streaming and shown_texts(win) == []
+    qtbot.waitUntil(lambda: win.sidebar.item_for(streaming) is not None
+                    and win.sidebar.item_for(streaming).text().startswith("●"),  # type: ignore[union-attr]
+                    timeout=5000)
+    win.gate_release.set()  # type: ignore[attr-defined]
+    qtbot.waitUntil(lambda: win.session.turn(1).status == "done", timeout=TIMEOUT_MS)
+    assert shown_texts(win) == []  # nothing leaked into the chat shown
+    win.sidebar.sig_open.emit(streaming, "")
+    qtbot.waitUntil(lambda: len(shown_texts(win)) == 2, timeout=5000)
+    assert shown_texts(win)[1] == win.session.turn(1).answer
+    assert not win.sidebar.item_for(streaming).text().startswith("●")  # type: ignore[union-attr]
+
+
+def test_regenerate_and_edit_make_branches_to_page_through(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    send_and_finish(qtbot, window, "first version")
+    conversation = window.session.conversation
+    question, first_answer = conversation.visible()
+    view = window.chat.answer_view(first_answer.id)
+    with qtbot.waitSignal(window.bridge.sig_turn_finished, timeout=TIMEOUT_MS):
+        window.history.regenerate(first_answer.id, "reasoner")  # the menu's "On reasoner"
+    second = conversation.visible()[-1]
+    assert second.id != first_answer.id and second.meta.role == "reasoner"
+    view = window.chat.answer_view(second.id)
+    assert view is not None and view.pager_label.text() == "2/2"  # type: ignore[union-attr]
+    view.prev_button.click()
+    assert window.chat.answer_view(first_answer.id).pager_label.text() == "1/2"  # type: ignore[union-attr]
+    # Edit the prompt: the old one stays as a branch.
+    prompt_view = next(v for v in window.chat.message_views() if v.key == question.id)
+    prompt_view.action_buttons["Edit"].click()
+    assert window.chat.input.toPlainText() == "first version"
+    window.chat.input.setPlainText("second version")
+    with qtbot.waitSignal(window.bridge.sig_turn_finished, timeout=TIMEOUT_MS):
+        window.chat.send_button.click()
+    edited = conversation.visible()[0]
+    assert edited.content == "second version" and edited.id != question.id
+    assert shown_texts(window)[0] == "second version"
+    edited_view = next(v for v in window.chat.message_views() if v.key == edited.id)
+    assert edited_view.pager_label.text() == "2/2"  # type: ignore[union-attr]
+    edited_view.prev_button.click()
+    assert shown_texts(window)[0] == "first version"
+    window.store.flush()
+    stored = window.store.load_conversation(conversation.id).result(10)
+    assert len(stored) == 5  # two prompts, three answers: nothing overwritten
+
+
+def test_copy_puts_the_message_on_the_clipboard(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    turn = send_and_finish(qtbot, window, "copy me")
+    window.answer_view(turn).action_buttons["Copy"].click()  # type: ignore[union-attr]
+    assert QGuiApplication.clipboard().text() == window.session.turn(turn).answer
+
+
+def test_delete_has_undo_and_search_finds_messages(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    send_and_finish(qtbot, window, "a question about zebras")
+    zebra = window.session.conversation.id
+    window.history.new_chat()
+    send_and_finish(qtbot, window, "something else")
+    qtbot.waitUntil(lambda: len(window.sidebar.titles()) == 2, timeout=5000)
+    window.sidebar.delete(zebra)
+    assert window.sidebar.titles() == ["something else"] and window.sidebar.undo_bar.isVisibleTo(
+        window)
+    window.store.flush()
+    assert window.store.load_conversation(zebra).result(10)  # still on disk
+    window.sidebar.undo_button.click()
+    qtbot.waitUntil(lambda: len(window.sidebar.titles()) == 2, timeout=5000)
+    window.sidebar.search_box.setText("zebras")
+    qtbot.waitUntil(lambda: any("[zebras]" in t for t in window.sidebar.titles()), timeout=5000)
+    hit = next(i for i in range(window.sidebar.list.count())
+               if "[zebras]" in window.sidebar.list.item(i).text())
+    window.sidebar.list.itemClicked.emit(window.sidebar.list.item(hit))
+    qtbot.waitUntil(lambda: window.session.conversation.id == zebra, timeout=5000)
+    assert shown_texts(window)[0] == "a question about zebras"
+
+
+def test_export_and_import_round_trip_and_a_bad_file_changes_nothing(  # type: ignore[no-untyped-def]
+    qtbot, window: MainWindow, tmp_path: Path
+) -> None:
+    send_and_finish(qtbot, window, "export this chat")
+    json_path, md_path = tmp_path / "chat.json", tmp_path / "chat.md"
+    window.history.export_to(json_path, as_json=True)
+    window.history.export_to(md_path, as_json=False)
+    qtbot.waitUntil(lambda: json_path.exists() and md_path.exists(), timeout=5000)
+    assert "## You\n\nexport this chat" in md_path.read_text()
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "zeta-desktop.conversation", "version": 1}')
+    window.history.import_from(bad)
+    qtbot.waitUntil(lambda: any("Nothing was changed" in v.text
+                                for v in window.chat.message_views()), timeout=5000)
+    assert len(window.sidebar.titles()) == 1
+    window.history.import_from(json_path)
+    qtbot.waitUntil(lambda: len(window.sidebar.titles()) == 2, timeout=5000)
+    assert shown_texts(window)[0] == "export this chat"
+    assert json.loads(json_path.read_text())["messages"][0]["content"] == "export this chat"
+
+
+def test_the_system_prompt_is_used_and_kept(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.chat.system_button.click()
+    dialog = window.history.system_dialog
+    dialog.presets.setCurrentIndex(dialog.presets.findText("Concise"))  # type: ignore[union-attr]
+    assert "as few words" in dialog.text.toPlainText()  # type: ignore[union-attr]
+    dialog.accept_changes()  # type: ignore[union-attr]
+    turn = send_and_finish(qtbot, window, "hi")
+    job = window.session.turn(turn).job
+    assert job is not None and "as few words" in job.messages[0]["content"]
+    assert job.messages[0]["role"] == "system"
