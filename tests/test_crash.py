@@ -45,7 +45,7 @@ def test_sigkill_mid_answer_keeps_the_prompt_and_the_partial_answer(
     assert child.returncode == -signal.SIGKILL
     store = HistoryStore(db)
     try:
-        assert store.problems == []
+        assert store.wait_open() == []
         assert store.mark_interrupted().result(10) == 1
         (info,) = store.list_conversations().result(10)
         conversation = store.load_conversation(info.id).result(10)

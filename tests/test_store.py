@@ -65,7 +65,7 @@ def test_migrations_run_from_the_first_version_forward(tmp_path: Path) -> None:
     old.close()
     store = HistoryStore(path)
     try:
-        assert store.persistent and store.problems == []
+        assert store.wait_open() == [] and store.persistent
         infos = store.list_conversations().result(TIMEOUT)
         assert [i.title for i in infos] == ["old chat"]
         hits = store.search("penguin").result(TIMEOUT)  # the FTS index built by migration 2
@@ -108,6 +108,7 @@ def test_a_corrupt_file_is_kept_aside_and_a_new_history_starts(tmp_path: Path) -
     path.write_bytes(b"SQLite format 3\x00" + os.urandom(4096))
     store = HistoryStore(path)
     try:
+        store.wait_open()
         assert store.persistent
         assert len(store.problems) == 1 and "damaged" in store.problems[0]
         kept = list(tmp_path.glob("history.sqlite3.corrupt-*"))
@@ -127,7 +128,7 @@ def test_a_file_from_a_newer_version_is_never_touched(tmp_path: Path) -> None:
     newer.close()
     store = HistoryStore(path)
     try:
-        assert "newer Zeta Desktop" in store.problems[0]
+        assert "newer Zeta Desktop" in store.wait_open()[0]
         kept = next(tmp_path.glob(f"history.sqlite3.newer-v{SCHEMA_VERSION + 1}-*"))
         check = sqlite3.connect(kept)
         assert check.execute("SELECT name FROM sqlite_master").fetchall() == [("future",)]
@@ -143,6 +144,7 @@ def test_an_unwritable_data_path_keeps_history_in_memory(tmp_path: Path) -> None
     blocker.write_text("not a directory")
     store = HistoryStore(blocker / "history.sqlite3")
     try:
+        store.wait_open()
         assert not store.persistent
         assert "history is not being saved" in store.problems[0]
         _save(store, _conversation_with_answer())
@@ -194,3 +196,24 @@ def test_import_writes_a_new_conversation_with_fresh_ids(store: HistoryStore) ->
     assert len(store.list_conversations().result(TIMEOUT)) == 2
     loaded = store.load_conversation(copy.id).result(TIMEOUT)
     assert [m.content for m in loaded.visible()] == [m.content for m in original.visible()]
+
+
+def test_a_full_disk_is_reported_once_and_the_store_keeps_going(tmp_path: Path) -> None:
+    said: list[str] = []
+    store = HistoryStore(tmp_path / "history.sqlite3", on_problem=said.append)
+    try:
+        conversation = _conversation_with_answer()
+        _save(store, conversation)
+        # The file may not grow another page: SQLite answers "database or disk is full".
+        store._submit(lambda c: c.execute(
+            "PRAGMA max_page_count = " + str(c.execute("PRAGMA page_count").fetchone()[0])
+        )).result(TIMEOUT)
+        big = conversation.add(conversation.info.leaf_id, "user", "x" * 200_000)
+        failed = store.save_message(big, conversation.info)
+        with pytest.raises(sqlite3.Error, match="full"):
+            failed.result(TIMEOUT)
+        store.save_message(conversation.add(big.id, "user", "y" * 200_000)).exception(TIMEOUT)
+        assert len(said) == 1 and "could not be written" in said[0]
+        assert store.list_conversations().result(TIMEOUT)  # reads still answer
+    finally:
+        store.close()

@@ -77,9 +77,22 @@ def run_gui(loaded: LoadedConfig, run_config: AppConfig, engine_loader: EngineLo
     app = make_application()
     from PySide6.QtCore import QTimer
 
+    from zeta_desktop.core.config import user_data_dir
     from zeta_desktop.ui.main_window import MainWindow
+    from zeta_desktop.ui.single_instance import SingleInstance
 
+    instance = SingleInstance(user_data_dir())
+    if not instance.primary:
+        heard = instance.ask_primary_to_raise()
+        print(
+            "zeta-desktop: already running"
+            + (" (its window was brought forward)" if heard else "")
+            + f"; one app at a time uses the history in {user_data_dir()}",
+            file=sys.stderr,
+        )
+        return 0
     window = MainWindow(loaded, run_config, engine_loader)
+    instance.sig_raise.connect(lambda: bring_forward(window))
     window.show()
     _close_on_terminate(window)
     # Load after the first paint so the window appears at once.
@@ -92,7 +105,14 @@ def run_gui(loaded: LoadedConfig, run_config: AppConfig, engine_loader: EngineLo
         startup_probe.attach(window, probe_prompt)
     code = app.exec()  # type: ignore[attr-defined]
     window.shutdown()
+    instance.release()
     return int(code)
+
+
+def bring_forward(window: object) -> None:
+    window.showNormal()  # type: ignore[attr-defined]
+    window.raise_()  # type: ignore[attr-defined]
+    window.activateWindow()  # type: ignore[attr-defined]
 
 
 def run_self_test_with_window(

@@ -132,14 +132,17 @@ class HistoryController(QObject):
             self._show(self.conversation)
             self.restored = True
             return
-        for problem in self.store.problems:
-            self._notice(problem)
-        if not self.store.persistent:
-            self.sidebar.show_status("History is not being saved (see the chat).")
+        self.tasks.when_done(self.store.opened, self._on_store_open)
         self.store.mark_interrupted()
         self.store.purge_deleted()
         self._purge_timer.start()
         self.tasks.when_done(self.store.get_state(LAST_OPEN_KEY), self._on_last_open)
+
+    def _on_store_open(self, problems: list[str]) -> None:
+        for problem in problems:
+            self._notice(problem)
+        if self.store is not None and not self.store.persistent:
+            self.sidebar.show_status("History is not being saved (see the chat).")
 
     def _on_last_open(self, conversation_id: str | None) -> None:
         def shown(infos: list[ConversationInfo]) -> None:

@@ -59,6 +59,9 @@ class Sidebar(QWidget):
         self.search_box.textChanged.connect(lambda _t: self._search_timer.start())
 
         self.list = QListWidget()
+        # Long titles end in "…" (the tooltip has them whole), never a sideways scroll.
+        self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.itemActivated.connect(self._on_item_activated)
         self.list.itemClicked.connect(self._on_item_activated)
         self.list.itemChanged.connect(self._on_item_changed)
