@@ -64,6 +64,7 @@ bench-stop: setup
 
 bench-history: setup
 	QT_QPA_PLATFORM=offscreen $(BIN)/python benchmarks/history_bench.py
+	QT_QPA_PLATFORM=offscreen UI_BENCH_HISTORY=1 $(BIN)/python benchmarks/ui_bench.py
 
 PACKAGE_STAMP := $(VENV)/.zeta-package-tools
 $(PACKAGE_STAMP): $(STAMP)

@@ -36,6 +36,7 @@ def child() -> None:
     window = MainWindow(
         LoadedConfig(AppConfig(), Path(tempfile.mkdtemp()) / "config.toml", []),
         AppConfig(), lambda *_: None,  # type: ignore[arg-type,return-value]  # never started
+        keep_history=False,
     )
     window.resize(1280, 800)
     window.show()

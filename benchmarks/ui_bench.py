@@ -30,6 +30,7 @@ from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
 
 from zeta_desktop.core.config import AppConfig, LoadedConfig, RoleConfig
 from zeta_desktop.core.engines.llama import LlamaEngine
+from zeta_desktop.core.store.history import HistoryStore
 from zeta_desktop.ui.app import settle_garbage_collector
 from zeta_desktop.ui.main_window import MainWindow
 
@@ -76,7 +77,7 @@ class Probe:
         self._last = now
 
 
-def make_window(model: Path, tmp: Path) -> MainWindow:
+def make_window(model: Path, tmp: Path, keep_history: bool = True) -> MainWindow:
     config = AppConfig()
     for role in PROMPTS:
         config.roles[role] = RoleConfig(
@@ -85,7 +86,9 @@ def make_window(model: Path, tmp: Path) -> MainWindow:
             low_priority=LOW_PRIORITY,
         )
     config.router.semantic = False
-    return MainWindow(LoadedConfig(config, tmp / "config.toml", []), config, LlamaEngine.load)
+    store = HistoryStore(tmp / "history.sqlite3") if keep_history else None
+    return MainWindow(LoadedConfig(config, tmp / "config.toml", []), config, LlamaEngine.load,
+                      store=store, keep_history=keep_history)
 
 
 def keep_streaming(window: MainWindow) -> None:
@@ -135,7 +138,8 @@ def run_phase(window: MainWindow, probe: Probe, seconds: float) -> tuple[list[fl
 
 
 def measure(
-    model: Path, panel_shown: bool, paint_ms: list[float], on_screen: bool = True
+    model: Path, panel_shown: bool, paint_ms: list[float], on_screen: bool = True,
+    keep_history: bool = True,
 ) -> Measured:
     """A fresh window (so every run starts from an empty chat), warmed up, then measured.
 
@@ -144,7 +148,7 @@ def measure(
     """
     import tempfile
 
-    window = make_window(model, Path(tempfile.mkdtemp()))
+    window = make_window(model, Path(tempfile.mkdtemp()), keep_history)
     window.resize(1280, 800)
     if on_screen:
         window.show()
@@ -217,6 +221,25 @@ def summarize(runs: list[Measured]) -> dict:
     return result
 
 
+def history_cost(model: Path, paint_ms: list[float]) -> int:
+    """UI_BENCH_HISTORY=1: the same shown window with the store writing vs no store, ABBA."""
+    runs: dict[bool, list[Measured]] = {True: [], False: []}
+    for keep in (True, False, False, True):
+        runs[keep].append(measure(model, True, paint_ms, keep_history=keep))
+    on, off = summarize(runs[True]), summarize(runs[False])
+    for name, r in (("store writing", on), ("no store (base)", off)):
+        print(f"{name:18} p50 {r['p50_stall_ms']:.2f} ms  p99 {r['p99_stall_ms']:.2f} ms  "
+              f"max {r['max_stall_ms']:.1f} ms  {r['tokens_per_s']:.1f} tok/s  "
+              f"max per run {r['max_stall_ms_per_run']}")
+    ratio = on["p99_stall_ms"] / max(off["p99_stall_ms"], 1e-3)
+    print(f"p99 stall ratio, store writing / no store: {ratio:.2f}")
+    checks = {"p99 stall with the store writing <= 1.1 x without": ratio <= 1.1}
+    print_checks(checks)
+    write_results("ui_history", {"store_writing": on, "no_store": off, "p99_ratio": ratio,
+                                 "checks": checks})
+    return 0
+
+
 def main() -> int:
     model = demo_model()
     from zeta_desktop.ui.app import make_application
@@ -233,6 +256,8 @@ def main() -> int:
         paint_ms.append((time.perf_counter() - t0) * 1000)
 
     pg.GraphicsView.paintEvent = timed_paint
+    if os.environ.get("UI_BENCH_HISTORY") == "1":
+        return history_cost(model, paint_ms)
     # ABBA: the first window of a process runs a little differently (caches,
     # first loads), so each variant gets one early and one late run.
     runs: dict[bool, list[Measured]] = {True: [], False: []}

@@ -138,8 +138,7 @@ def test_export_and_import_round_trip_and_a_bad_file_changes_nothing(  # type: i
     bad = tmp_path / "bad.json"
     bad.write_text('{"format": "zeta-desktop.conversation", "version": 1}')
     window.history.import_from(bad)
-    qtbot.waitUntil(lambda: any("Nothing was changed" in v.text
-                                for v in window.chat.message_views()), timeout=5000)
+    qtbot.waitUntil(lambda: "Nothing was changed" in window.alert_label.text(), timeout=5000)
     assert len(window.sidebar.titles()) == 1
     window.history.import_from(json_path)
     qtbot.waitUntil(lambda: len(window.sidebar.titles()) == 2, timeout=5000)
@@ -157,3 +156,65 @@ def test_the_system_prompt_is_used_and_kept(qtbot, window: MainWindow) -> None: 
     job = window.session.turn(turn).job
     assert job is not None and "as few words" in job.messages[0]["content"]
     assert job.messages[0]["role"] == "system"
+
+
+def test_rename_in_the_sidebar_is_saved(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    send_and_finish(qtbot, window, "old title")
+    conversation = window.session.conversation
+    qtbot.waitUntil(lambda: window.sidebar.item_for(conversation.id) is not None, timeout=5000)
+    window.sidebar.item_for(conversation.id).setText("Groceries")  # type: ignore[union-attr]
+    window.store.flush()
+    (info,) = window.store.list_conversations().result(10)
+    assert info.title == "Groceries" == conversation.info.title
+
+
+def test_a_damaged_history_is_kept_aside_and_the_window_says_where(  # type: ignore[no-untyped-def]
+    qtbot, tiny_config: AppConfig, tmp_path: Path
+) -> None:
+    import os
+
+    data = Path(os.environ["ZETA_DATA_DIR"])
+    data.mkdir(parents=True)
+    (data / "history.sqlite3").write_bytes(b"this was never a database" * 100)
+    win = start_and_wait(qtbot, build_window(qtbot, tiny_config, tmp_path))
+    kept = next(data.glob("history.sqlite3.corrupt-*"))
+    qtbot.waitUntil(lambda: str(kept) in win.alert_label.text(), timeout=5000)
+    send_and_finish(qtbot, win, "still works")  # on a fresh history
+    win.store.flush()
+    assert len(win.store.list_conversations().result(10)) == 1
+    win.close()
+
+
+def test_choosing_a_model_while_the_role_still_loads_never_blocks_the_window(  # type: ignore[no-untyped-def]
+    qtbot, tiny_config: AppConfig, tmp_path: Path
+) -> None:
+    import threading
+
+    from tiny_gguf import write_tiny_llama
+
+    from zeta_desktop.core.engines.llama import LlamaEngine
+
+    other = write_tiny_llama(tmp_path / "other.gguf", seed=7)
+    held, release, load_went_on = threading.Event(), threading.Event(), threading.Event()
+
+    def slow_first_reasoner(path, settings):  # type: ignore[no-untyped-def]
+        if path.name == "tiny-chat.gguf" and settings.n_ctx == 1024 and not held.is_set():
+            held.set()
+            release.wait(60)  # a slow disk; the window must not wait for it
+            load_went_on.set()
+        return LlamaEngine.load(path, settings)
+
+    tiny_config.roles["reasoner"].n_ctx = 1024  # tells the reasoner's load apart
+    win = build_window(qtbot, tiny_config, tmp_path, slow_first_reasoner)
+    win.show()
+    win.start_models()
+    qtbot.waitUntil(held.is_set, timeout=TIMEOUT_MS)
+    win.set_role_model("reasoner", str(other))  # returns at once: the swap runs in the background
+    assert not load_went_on.is_set()  # the old load is still held: nothing waited for it
+    assert win.roles_panel.cards["reasoner"].model_label.text() == "other.gguf"
+    release.set()
+    card = win.roles_panel.cards["reasoner"]
+    qtbot.waitUntil(lambda: card.state == "ready"
+                    and win.session.roles["reasoner"].source.path == other,  # type: ignore[union-attr]
+                    timeout=TIMEOUT_MS)
+    win.close()

@@ -113,14 +113,15 @@ def test_demo_mode_says_so(qtbot, tmp_path: Path) -> None:  # type: ignore[no-un
     win.close()  # never started: closing must still be clean
 
 
-def test_config_problems_are_shown_in_the_chat(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_config_problems_stay_shown_above_the_chat(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "config.toml"
     path.write_text("this is [not toml")
     loaded = load_config(path)
     win = MainWindow(loaded, loaded.config, LlamaEngine.load)
     qtbot.addWidget(win)
-    texts = [v.text for v in win.chat.message_views()]
-    assert any("not valid TOML" in t and str(path) in t for t in texts)
+    qtbot.waitUntil(lambda: win.history.restored, timeout=5000)  # a chat shown must not hide it
+    text = win.alert_label.text()
+    assert "not valid TOML" in text and str(path) in text and win.alerts.isVisibleTo(win)
     win.close()
 
 

@@ -124,7 +124,9 @@ def run_self_test_with_window(
     from zeta_desktop.core.self_test import run_self_test
     from zeta_desktop.ui.main_window import MainWindow
 
-    window = MainWindow(loaded, run_config, engine_loader)
+    # The self-test talks to the workers directly and never opens the user's
+    # history (an app may be running on it).
+    window = MainWindow(loaded, run_config, engine_loader, keep_history=False)
     window.start_models()
     try:
         code = run_self_test(window.session, lambda line: print(line, flush=True))

@@ -13,9 +13,11 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFileDialog,
+    QHBoxLayout,
     QLabel,
     QMainWindow,
     QPlainTextEdit,
+    QPushButton,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -53,6 +55,7 @@ class MainWindow(QMainWindow):
         engine_loader: EngineLoader,
         parent: QWidget | None = None,
         store: HistoryStore | None = None,
+        keep_history: bool = True,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle(APP_NAME)
@@ -60,11 +63,14 @@ class MainWindow(QMainWindow):
         self._loaded = loaded  # what is saved; run_config may carry one-run overrides
         self.bridge = SessionBridge(self)
         self.tasks = TaskManager()
-        # Opened here, read and written on its own thread from now on.
-        self.store = store if store is not None else HistoryStore(
-            default_history_path(),
-            on_problem=lambda text: self.tasks.run_on_main(lambda: self.chat.add_notice(text)),
-        )
+        # Read and written on its own thread. keep_history=False: nothing is
+        # saved (a benchmark's baseline).
+        self.store = store
+        if store is None and keep_history:
+            self.store = HistoryStore(
+                default_history_path(),
+                on_problem=lambda text: self.tasks.run_on_main(lambda: self.add_alert(text)),
+            )
         self.session = ChatSession(
             run_config, engine_loader, listener=self.bridge, store=self.store
         )
@@ -87,6 +93,20 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.router_panel, "Router")
         self.tabs.addTab(self.router_log, "Router log")
 
+        # Problems that outlive any one conversation (settings, the history
+        # file): shown until dismissed, not in a chat that switching clears.
+        self.alerts = QWidget()
+        alert_row = QHBoxLayout(self.alerts)
+        alert_row.setContentsMargins(6, 4, 6, 4)
+        self.alert_label = QLabel()
+        self.alert_label.setWordWrap(True)
+        self.alert_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        dismiss = QPushButton("Dismiss")
+        dismiss.clicked.connect(self.dismiss_alerts)
+        alert_row.addWidget(self.alert_label, 1)
+        alert_row.addWidget(dismiss)
+        self.alerts.setStyleSheet("background: #fee2e2; color: #7f1d1d; border-radius: 4px;")
+        self.alerts.hide()
         self.banner = QLabel()
         self.banner.setWordWrap(True)
         self.banner.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -111,11 +131,12 @@ class MainWindow(QMainWindow):
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.addWidget(self.banner)
+        layout.addWidget(self.alerts)
         layout.addWidget(splitter, 1)
         self.setCentralWidget(central)
 
         self.history = HistoryController(
-            self.session, self.sidebar, self.chat, self.tasks, self.chat.add_notice, self
+            self.session, self.sidebar, self.chat, self.tasks, self.add_alert, self
         )
         self.bridge.sig_role_state.connect(self.roles_panel.on_role_state)
         self.bridge.sig_turn_routed.connect(self._on_turn_routed)
@@ -157,9 +178,8 @@ class MainWindow(QMainWindow):
 
         self._refresh_model_labels()
         self.chat.input.setFocus()
-        self._problems = [f"Settings: {problem}" for problem in loaded.problems]
-        for problem in self._problems:
-            self.chat.add_notice(problem, "#b45309")
+        for problem in loaded.problems:
+            self.add_alert(f"Settings: {problem}")
         self.history.restore()
 
     # -- start and stop -------------------------------------------------------
@@ -184,7 +204,8 @@ class MainWindow(QMainWindow):
         self.session.shutdown()
         self.tasks.shutdown()
         # After the models: their last words (a stopped answer) are written first.
-        self.store.close()
+        if self.store is not None:
+            self.store.close()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
         self.hide()
@@ -192,6 +213,16 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
     # -- labels ---------------------------------------------------------------
+
+    def add_alert(self, text: str) -> None:
+        lines = [line for line in self.alert_label.text().split("\n") if line]
+        self.alert_label.setText("\n".join([*lines, text]))
+        self.alerts.show()
+
+    @Slot()
+    def dismiss_alerts(self) -> None:
+        self.alert_label.clear()
+        self.alerts.hide()
 
     def _refresh_model_labels(self) -> None:
         parts = []
