@@ -218,3 +218,31 @@ def test_choosing_a_model_while_the_role_still_loads_never_blocks_the_window(  #
                     and win.session.roles["reasoner"].source.path == other,  # type: ignore[union-attr]
                     timeout=TIMEOUT_MS)
     win.close()
+
+
+def test_an_answer_cut_short_by_a_crash_shows_interrupted_with_retry(  # type: ignore[no-untyped-def]
+    qtbot, tiny_config: AppConfig, tmp_path: Path
+) -> None:
+    import os
+
+    from zeta_desktop.core.conversation.model import Conversation, MessageStatus
+    from zeta_desktop.core.store.history import HistoryStore
+
+    # What a killed app leaves: a prompt, and an answer still marked streaming.
+    store = HistoryStore(Path(os.environ["ZETA_DATA_DIR"]) / "history.sqlite3")
+    conversation = Conversation.new()
+    question = conversation.add(None, "user", "tell me about tides")
+    cut = conversation.add(question.id, "assistant", "Tides are", MessageStatus.STREAMING)
+    for message in (question, cut):
+        store.save_message(message, conversation.info)
+    store.close()
+    win = start_and_wait(qtbot, build_window(qtbot, tiny_config, tmp_path))
+    assert shown_texts(win) == ["tell me about tides", "Tides are"]
+    view = win.chat.answer_view(cut.id)
+    assert view is not None and "interrupted" in view.footer.text()
+    with qtbot.waitSignal(win.bridge.sig_turn_finished, timeout=TIMEOUT_MS):
+        view.action_buttons["Retry"].click()
+    retried = win.session.conversation.visible()[-1]
+    assert retried.id != cut.id and retried.status is MessageStatus.DONE and retried.content
+    assert win.chat.answer_view(retried.id).pager_label.text() == "2/2"  # type: ignore[union-attr]
+    win.close()

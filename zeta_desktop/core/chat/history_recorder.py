@@ -38,16 +38,24 @@ class HistoryRecorder:
         self._model_file = model_file
         self._clock = clock
         self._flushed_at: dict[int, float] = {}
+        self._conversations: dict[int, Conversation] = {}
 
     def _message(self, turn_id: int) -> tuple[Turn, Message | None]:
         turn = self._runner.turn(turn_id)
-        conversation = self._conversation_of(turn.conversation_id)
+        # Held from the turn's first event to its last: the session may stop
+        # keeping a conversation the user switched away from once its turn is
+        # done, which can be just before the final event arrives here.
+        conversation = self._conversations.get(turn_id) or self._conversation_of(
+            turn.conversation_id)
+        if conversation is not None:
+            self._conversations[turn_id] = conversation
         message = conversation.get(turn.answer_id) if conversation is not None else None
         return turn, message
 
-    def _save(self, message: Message) -> None:
+    def _save(self, message: Message, turn_id: int) -> None:
         if self._store is not None:
-            conversation = self._conversation_of(message.conversation_id)
+            conversation = self._conversations.get(turn_id) or self._conversation_of(
+                message.conversation_id)
             self._store.save_message(message, conversation.info if conversation else None)
 
     def _describe(self, turn: Turn, message: Message) -> None:
@@ -69,7 +77,7 @@ class HistoryRecorder:
             return
         message.status = MessageStatus.PENDING
         self._describe(turn, message)
-        self._save(message)
+        self._save(message, turn_id)
 
     def on_turn_started(self, turn_id: int, role: str, reason: str) -> None:
         _turn, message = self._message(turn_id)
@@ -94,7 +102,7 @@ class HistoryRecorder:
         message.content = ""
         message.status = MessageStatus.PENDING
         self._describe(turn, message)
-        self._save(message)
+        self._save(message, turn_id)
 
     def on_turn_finished(self, turn_id: int, stopped: bool, stats: ChatStats) -> None:
         turn, message = self._message(turn_id)
@@ -110,7 +118,8 @@ class HistoryRecorder:
         if stats.n_tokens:
             meta.ttft_s = round(stats.ttft_s, 4)
             meta.tokens_per_s = round(stats.tokens_per_s, 2)
-        self._save(message)
+        self._save(message, turn_id)
+        self._conversations.pop(turn_id, None)
 
     def on_turn_failed(self, turn_id: int, message_text: str) -> None:
         turn, message = self._message(turn_id)
@@ -123,5 +132,6 @@ class HistoryRecorder:
         )
         self._describe(turn, message)
         message.meta.error = message_text
-        self._save(message)
+        self._save(message, turn_id)
+        self._conversations.pop(turn_id, None)
 

@@ -132,6 +132,10 @@ class TurnRunner(ChatListener):
     def add_listener(self, listener: TurnListener) -> None:
         self._listeners.append(listener)
 
+    def _ended(self, turn: Turn) -> None:
+        """A turn is over: let go of its history (it holds the whole conversation)."""
+        turn.history = _no_history
+
     def _emit(self, event: str, *args: object) -> None:
         for listener in self._listeners:
             try:
@@ -282,16 +286,19 @@ class TurnRunner(ChatListener):
         self._emit("on_turn_started", turn.turn_id, role, turn.reason)
         self._emit("on_turn_token", turn.turn_id, answer)
         turn.status = TurnStatus.DONE
+        self._ended(turn)
         self._emit("on_turn_finished", turn.turn_id, False, turn.stats)
 
     def _fail(self, turn: Turn, message: str) -> None:
         with self._lock:
             turn.status, turn.error = TurnStatus.FAILED, message
+        self._ended(turn)
         self._emit("on_turn_failed", turn.turn_id, message)
 
     def _finish_cancelled(self, turn: Turn) -> None:
         with self._lock:
             turn.status, turn.error = TurnStatus.STOPPED, "stopped before it started"
+        self._ended(turn)
         self._emit("on_turn_failed", turn.turn_id, "stopped before it started")
 
     def _redispatch(self, turn: Turn, role: str, message: str, exclude: frozenset[str],
@@ -337,6 +344,7 @@ class TurnRunner(ChatListener):
             return
         turn.stats = stats
         turn.status = TurnStatus.STOPPED if stopped else TurnStatus.DONE
+        self._ended(turn)
         self._emit("on_turn_finished", turn.turn_id, stopped, stats)
 
     def on_failed(
@@ -363,6 +371,7 @@ class TurnRunner(ChatListener):
             return
         if job.cancel.is_set():  # stopped by the user while failing: keep what came
             turn.status = TurnStatus.STOPPED
+            self._ended(turn)
             self._emit("on_turn_failed", turn.turn_id, f"{role}: {message}")
             return
         if len(turn.attempts) < self.max_retries:
@@ -387,3 +396,7 @@ class TurnRunner(ChatListener):
         target = max(larger, key=lambda r: self._fleet.roles[r].config.n_ctx)
         self._redispatch(turn, role, message, frozenset(tried), forced_role=target)
 
+
+
+def _no_history() -> list[ChatMessage]:
+    return []
