@@ -11,7 +11,6 @@ import copy
 import dataclasses
 import os
 import shutil
-import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import platformdirs
 import tomli_w
 
+from zeta_desktop.core.paths import unused_sibling
 from zeta_desktop.core.routing.router import POLICIES, THRESHOLD_LIMITS, Thresholds
 
 SCHEMA_VERSION = 1
@@ -238,12 +238,7 @@ def parse_config(data: dict[str, Any], where: str) -> tuple[AppConfig, list[str]
 
 
 def _backup(path: Path) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    backup = path.with_name(f"{path.name}.bad-{stamp}")
-    counter = 1
-    while backup.exists():
-        backup = path.with_name(f"{path.name}.bad-{stamp}-{counter}")
-        counter += 1
+    backup = unused_sibling(path, "bad")
     shutil.copy2(path, backup)
     return backup
 

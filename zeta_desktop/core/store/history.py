@@ -35,6 +35,7 @@ from zeta_desktop.core.conversation.model import (
     Message,
     MessageStatus,
 )
+from zeta_desktop.core.paths import unused_sibling
 from zeta_desktop.core.store.schema import SCHEMA_VERSION, migrate, version_of
 
 log = logging.getLogger(__name__)
@@ -60,12 +61,7 @@ class StoreClosedError(Exception):
 
 
 def _moved_aside(path: Path, why: str) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    target = path.with_name(f"{path.name}.{why}-{stamp}")
-    counter = 1
-    while target.exists():
-        target = path.with_name(f"{path.name}.{why}-{stamp}-{counter}")
-        counter += 1
+    target = unused_sibling(path, why)
     path.rename(target)
     for suffix in ("-wal", "-shm"):  # they belong to the file moved aside
         side = path.with_name(path.name + suffix)
