@@ -149,19 +149,28 @@ def test_hysteresis_keeps_spilling_until_the_preferred_model_has_room() -> None:
     assert router.route(CODE).role == "coder"
 
 
-def test_hysteresis_does_not_flap_between_similar_alternatives() -> None:
+def test_hysteresis_switches_target_only_past_its_margin() -> None:
+    """Spilling, the router keeps its current target unless another is cheaper by more
+    than KEEP_SPILL_MARGIN allows; checked just inside and just outside that margin."""
     fleet = Fleet()
     for role in fleet.depth:
         fleet.served(role, 2.0)
     router = fleet.router(max_queue=1, max_wait_s=100, speed_vs_quality=1.0)
-    fleet.load("coder", 5)
+    fleet.load("coder", 5)  # the preferred model is over its queue limit: spill
+    for role in ("embedder", "reasoner"):
+        fleet.load(role, 0, 0)
     first = router.route(CODE).role
     other = "embedder" if first == "reasoner" else "reasoner"
-    fleet.load(first, 0, 1)  # the current target got a little busier ...
-    fleet.load(other, 0, 0)
-    # ... but the other is not 15 % cheaper after weighting: stay
-    fleet.served(first, 1.0, times=5)
+    service = router.service_s(first, fleet.telemetry.snapshot().models[first])
+    margin = router.KEEP_SPILL_MARGIN
+    # The current target now runs a job that has had `ran` of its service time:
+    # its cost is 2 S - ran; the idle other costs S. Keep while S > margin x cost.
+    boundary = 2 * service - service / margin
+    fleet.load(first, 0, 1)
+    fleet.running_for[first] = boundary + 0.05 * service  # other cheaper, but within margin
     assert router.route(CODE).role == first
+    fleet.running_for[first] = boundary - 0.05 * service  # other cheaper past the margin
+    assert router.route(CODE).role == other
 
 
 def test_breaker_cools_a_failing_model_and_the_cooldown_grows() -> None:

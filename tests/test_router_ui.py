@@ -112,9 +112,50 @@ def test_badge_shows_the_reason_and_opens_the_full_decision(qtbot, window: MainW
     dialog.close()
 
 
-def test_failovers_and_adjustments_reach_the_router_log(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
-    window.bridge.sig_turn_retried.emit(7, "coder", "decode failed")
-    assert "failover: turn 7 failed on coder (decode failed)" in window.router_log.toPlainText()
+def test_a_real_failover_reaches_the_answer_and_the_router_log(  # type: ignore[no-untyped-def]
+    qtbot, tiny_config, tmp_path
+) -> None:
+    from conftest import build_window, start_and_wait
+
+    from zeta_desktop.core.engines.llama import LlamaEngine
+
+    # The coder loads the tiny model through its own link and dies after two tokens.
+    broken = tmp_path / "coder-breaks.gguf"
+    broken.symlink_to(tiny_config.roles["coder"].model_path)
+    tiny_config.roles["coder"].model_path = str(broken)
+
+    class DiesMidAnswer:
+        def __init__(self, inner):  # type: ignore[no-untyped-def]
+            self._inner, self.n_ctx = inner, inner.n_ctx
+            self.count_tokens, self.embed, self.close = (
+                inner.count_tokens, inner.embed, inner.close)
+
+        def stream_chat(self, messages, **kwargs):  # type: ignore[no-untyped-def]
+            for index, piece in enumerate(self._inner.stream_chat(messages, **kwargs)):
+                if index == 2:
+                    raise RuntimeError("decode failed")
+                yield piece
+
+    def loader(path, settings):  # type: ignore[no-untyped-def]
+        engine = LlamaEngine.load(path, settings)
+        return DiesMidAnswer(engine) if path == broken else engine
+
+    window = start_and_wait(qtbot, build_window(qtbot, tiny_config, tmp_path, loader))
+    turn_id = send(qtbot, window, "```\nfix this code\n```")
+    qtbot.waitUntil(lambda: not window.session.turn(turn_id).status.active, timeout=TIMEOUT_MS)
+    turn = window.session.turn(turn_id)
+    assert turn.status == "done"
+    assert turn.attempts == [("coder", "RuntimeError: decode failed")] and turn.role != "coder"
+    log = window.router_log.toPlainText()
+    assert f"failover: turn {turn_id} failed on coder (RuntimeError: decode failed)" in log
+    view = window.answer_view(turn_id)
+    assert view is not None and "coder failed" in view.footer.text()
+    assert view.text == turn.answer  # the retry's answer, not the dead one's two tokens
+    assert window.session.telemetry.snapshot().models["coder"].failed == 1
+    window.close()
+
+
+def test_adjustments_reach_the_router_log(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
     window.session.router.update_thresholds(max_queue=4)
     model = window.session.telemetry.model("coder")
     for _ in range(4):
