@@ -1,8 +1,12 @@
-"""Tokens/s through a ModelWorker vs bare llama-cpp-python, same model and prompt.
+"""Tokens/s through a ModelWorker vs the same engine called on this thread.
 
-Both sides decode greedily (temperature 0) from the same GGUF with the same
-thread count, alternating runs so machine noise hits both alike. Prints the
-median decode tokens/s of each and the ratio worker / bare (target >= 0.97).
+The baseline is `LlamaEngine.stream_chat` itself, on the calling thread, so
+the ratio is the worker's own cost (its queue, thread, context fitting and
+listener calls), not a difference between two decode loops. Both sides
+decode greedily (temperature 0) from the same GGUF with the same thread
+count, alternating runs so machine noise hits both alike, and must produce
+the same number of tokens. Prints the median decode tokens/s of each and the
+ratio worker / engine (target >= 0.97).
 
     make bench-worker            # demo model
     python benchmarks/worker_overhead.py --model PATH --runs 5 --tokens 256
@@ -14,6 +18,7 @@ import argparse
 import json
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -21,26 +26,23 @@ from bench_results import demo_model
 
 from zeta_desktop.core.engines.base import LoadSettings
 from zeta_desktop.core.engines.llama import LlamaEngine
-from zeta_desktop.core.engines.llama_log import import_llama_cpp
 from zeta_desktop.core.fleet.worker import ChatJob, ChatWaiter, ModelWorker
 
 PROMPT = "Write a short story about a lighthouse keeper who learns to program."
 
 
-def bare_run(llm: object, tokens: int) -> tuple[int, float]:
-    stream = llm.create_chat_completion(  # type: ignore[attr-defined]
-        messages=[{"role": "user", "content": PROMPT}],
+def bare_run(engine: LlamaEngine, tokens: int) -> tuple[int, float]:
+    count, first, last = 0, None, None
+    for _piece in engine.stream_chat(
+        [{"role": "user", "content": PROMPT}],
         max_tokens=tokens,
         temperature=0.0,
-        stream=True,
-    )
-    count, first, last = 0, None, None
-    for chunk in stream:
-        if chunk["choices"][0].get("delta", {}).get("content"):
-            now = time.perf_counter()
-            first = first or now
-            last = now
-            count += 1
+        cancel=threading.Event(),
+    ):
+        now = time.perf_counter()
+        first = first or now
+        last = now
+        count += 1
     assert first is not None and last is not None
     return count, (count - 1) / (last - first)
 
@@ -70,14 +72,11 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/worker.json"))
     args = parser.parse_args()
     model = args.model or demo_model()
-    llama_cpp = import_llama_cpp()
     n_ctx = 2048
     settings = LoadSettings(n_ctx=n_ctx, n_gpu_layers=0, n_threads=args.threads, embedding=False)
 
-    def load_bare() -> object:
-        return llama_cpp.Llama(
-            model_path=str(model), n_ctx=n_ctx, n_threads=args.threads, verbose=False
-        )
+    def load_bare() -> LlamaEngine:
+        return LlamaEngine.load(model, settings)
 
     def load_worker() -> ModelWorker:
         worker = ModelWorker("bench", model, settings, LlamaEngine.load)
@@ -108,19 +107,23 @@ def main() -> int:
                     worker_rates.append(rate)
                 counts.add((side, n))
         worker.shutdown()
-        bare.close()  # type: ignore[attr-defined]
+        bare.close()
     bare_median = statistics.median(bare_rates)
     worker_median = statistics.median(worker_rates)
     # Each pair ran back to back: their ratio cancels most of the machine's noise.
     ratio = statistics.median(w / b for w, b in zip(worker_rates, bare_rates, strict=True))
     print(f"model   {model.name}  threads {args.threads}  runs {args.runs}  tokens {args.tokens}")
     print(f"tokens  {sorted(counts)}")
-    print(f"bare    {bare_median:8.1f} tok/s  (runs: {', '.join(f'{r:.1f}' for r in bare_rates)})")
+    if len({n for _side, n in counts}) != 1:
+        print("MISS: the two sides produced different token counts; the ratio compares "
+              "different work")
+    print(f"engine  {bare_median:8.1f} tok/s  (runs: {', '.join(f'{r:.1f}' for r in bare_rates)})")
     print(
         f"worker  {worker_median:8.1f} tok/s  (runs: {', '.join(f'{r:.1f}' for r in worker_rates)})"
     )
     verdict = "meets" if ratio >= 0.97 else "MISSES"
-    print(f"ratio   {ratio:.3f}  (median of paired worker / bare; {verdict} the 0.97 target)")
+    print(f"ratio   {ratio:.3f}  (median of paired worker / engine on this thread; "
+          f"{verdict} the 0.97 target)")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
         json.dumps(
