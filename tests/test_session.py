@@ -133,16 +133,23 @@ def test_a_forced_role_is_used_and_recorded(session: ChatSession) -> None:
     assert turn.decision.policy == "override" and "chosen by you" in turn.reason
 
 
-def test_stop_marks_the_turn_stopped_and_keeps_the_partial_answer(session: ChatSession) -> None:
-    events = events_of(session)
-    session.roles["coder"].config.max_tokens = 100000
-    turn_id = session.send("talk forever")
-    events.wait_tokens(turn_id, 3)
-    session.stop()
-    events.wait_done(turn_id)
-    turn = session.turn(turn_id)
-    assert turn.status == "stopped" and events.finished[turn_id] is True
-    assert turn.answer
+def test_stop_marks_the_turn_stopped_and_keeps_the_partial_answer(tiny_config: AppConfig) -> None:
+    from gated_engine import gated_loader
+
+    # Held after 3 tokens until Stop: the tiny model would otherwise finish first.
+    reached, release = threading.Event(), threading.Event()
+    session = make_session(tiny_config, gated_loader(3, reached, release))
+    try:
+        events = events_of(session)
+        turn_id = session.send("talk forever")
+        assert reached.wait(TIMEOUT)
+        session.stop()
+        events.wait_done(turn_id)
+        turn = session.turn(turn_id)
+        assert turn.status == "stopped" and events.finished[turn_id] is True
+        assert turn.answer == "".join(events.tokens[turn_id]) and len(events.tokens[turn_id]) == 3
+    finally:
+        session.shutdown(TIMEOUT)
 
 
 def test_time_to_first_token_is_known_while_the_answer_still_streams(
@@ -316,5 +323,50 @@ def test_semantic_classification_joins_once_the_embedder_is_ready(
         events.wait_done(turn_id)
         evidence = session.turn(turn_id).classification.evidence  # type: ignore[union-attr]
         assert any(e.startswith("nearest examples:") for e in evidence), evidence
+    finally:
+        session.shutdown(TIMEOUT)
+
+
+class HangsMidAnswer:
+    """The real engine; the chosen role's answer goes silent after two tokens (until cancelled)."""
+
+    def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+        self._inner, self.n_ctx = inner, inner.n_ctx
+        self.count_tokens, self.embed, self.close = inner.count_tokens, inner.embed, inner.close
+
+    def stream_chat(self, messages, *, cancel, **kwargs):  # type: ignore[no-untyped-def]
+        for index, piece in enumerate(self._inner.stream_chat(messages, cancel=cancel, **kwargs)):
+            yield piece
+            if index == 1:
+                cancel.wait()  # silent: no token, no error, until someone cancels
+
+
+def test_the_watchdog_fails_over_a_model_that_goes_silent(
+    tiny_config: AppConfig, tiny_model: Path, tmp_path: Path
+) -> None:
+    silent = tmp_path / "silent.gguf"
+    silent.symlink_to(tiny_model)
+    tiny_config.roles["coder"].model_path = str(silent)
+    tiny_config.router.token_timeout_s = 0.5
+
+    def loader(path: Path, settings: LoadSettings):  # type: ignore[no-untyped-def]
+        engine = LlamaEngine.load(path, settings)
+        return HangsMidAnswer(engine) if path == silent else engine
+
+    session = make_session(tiny_config, loader)
+    try:
+        events = events_of(session)
+        hung = session.send("hello")  # simple -> the coder, which goes silent
+        events.wait_tokens(hung, 2)
+        queued = session.send("hello again", role="coder")  # waits behind the hung answer
+        events.wait_done(hung, queued)
+        turn = session.turn(hung)
+        assert events.retried[hung][0] == "coder"
+        assert "no token for" in events.retried[hung][1] and "watchdog" in events.retried[hung][1]
+        assert turn.status == "done" and turn.role != "coder" and turn.answer
+        assert session.telemetry.snapshot().models["coder"].cooling_down
+        # The prompt queued behind the hung model went elsewhere, without counting as a failure.
+        behind = session.turn(queued)
+        assert behind.status == "done" and behind.role != "coder" and behind.attempts == []
     finally:
         session.shutdown(TIMEOUT)

@@ -66,6 +66,11 @@ class RouterConfig:
     min_success_rate: float = Thresholds.min_success_rate
     speed_vs_quality: float = Thresholds.speed_vs_quality
     semantic: bool = True  # also classify by similarity to labelled examples
+    # The watchdog: a model that gives no token for this long is treated as
+    # failed (cancelled, cooled down, the prompt retried elsewhere). The first
+    # token may take longer: the whole prompt is read before it.
+    token_timeout_s: float = 60.0
+    first_token_timeout_s: float = 600.0
 
     def thresholds(self) -> Thresholds:
         return Thresholds(**{name: getattr(self, name) for name in THRESHOLD_LIMITS})
@@ -122,6 +127,7 @@ _FIELD_RULES: dict[str, tuple[type, Any]] = {
     "preference": (dict, None),
 }
 _TASK_KINDS = ("simple", "code", "reasoning", "embedding")
+WATCHDOG_LIMITS = {"token_timeout_s": (0.5, 3600.0), "first_token_timeout_s": (1.0, 7200.0)}
 
 
 def _read_preference(name: str, value: dict[str, Any], where: str, problems: list[str]) -> dict:
@@ -157,6 +163,16 @@ def _read_router(raw: Any, where: str, problems: list[str]) -> RouterConfig:
                 router.semantic = value
             else:
                 problems.append(f"{where}: router.semantic must be true or false, got {value!r}")
+        elif key in WATCHDOG_LIMITS:
+            low, high = WATCHDOG_LIMITS[key]
+            if not (isinstance(value, int | float) and not isinstance(value, bool)
+                    and low <= value <= high):
+                problems.append(
+                    f"{where}: router.{key} must be a number of seconds from {low:g} to "
+                    f"{high:g}, got {value!r}; using {getattr(router, key)!r}"
+                )
+                continue
+            setattr(router, key, float(value))
         elif key in THRESHOLD_LIMITS:
             low, high = THRESHOLD_LIMITS[key]
             number = isinstance(value, int | float) and not isinstance(value, bool)

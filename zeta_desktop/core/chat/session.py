@@ -19,7 +19,7 @@ from pathlib import Path
 
 from zeta_desktop.core.chat.history_recorder import HistoryRecorder
 from zeta_desktop.core.chat.outcomes import TelemetryOutcomes
-from zeta_desktop.core.chat.turn_runner import Turn, TurnListener, TurnRunner
+from zeta_desktop.core.chat.turn_runner import Turn, TurnListener, TurnRunner, Watchdog
 from zeta_desktop.core.config import ROLE_NAMES, AppConfig, RoleConfig, user_data_dir
 from zeta_desktop.core.conversation.model import (
     DEFAULT_SYSTEM_PROMPT,
@@ -92,6 +92,7 @@ class ChatSession:
         self.runner = TurnRunner(
             self.fleet, self.router, self.classify,
             TelemetryOutcomes(self.telemetry, self.fleet), max_retries=max_retries,
+            watchdog=Watchdog(config.router.token_timeout_s, config.router.first_token_timeout_s),
         )
         self._open: dict[str, Conversation] = {}
         self._open_lock = threading.Lock()

@@ -19,6 +19,7 @@ import itertools
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Collection
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -39,6 +40,29 @@ from zeta_desktop.core.routing.router import Decision, ZetaDynamicRouter
 log = logging.getLogger(__name__)
 
 PROMPT_SAVE_WAIT_S = 5.0  # the dispatcher waits this long for the prompt to be on disk
+WATCHDOG_EVERY_S = 0.5
+
+
+@dataclass(frozen=True)
+class Watchdog:
+    """How long a model may go without a token before it counts as failed."""
+
+    token_timeout_s: float = 60.0
+    first_token_timeout_s: float = 600.0
+
+    def overdue(self, turn: Turn, now: float) -> str:
+        """Why this streaming attempt counts as hung, or ''."""
+        if turn.job_started_at is None or turn.status is not TurnStatus.STREAMING:
+            return ""
+        if turn.last_token_at is None:
+            silent = now - turn.job_started_at
+            limit = self.first_token_timeout_s
+            what = "no first token"
+        else:
+            silent = now - turn.last_token_at
+            limit = self.token_timeout_s
+            what = "no token"
+        return f"{what} for {silent:.0f} s (watchdog limit {limit:g} s)" if silent > limit else ""
 
 
 class TurnStatus(enum.StrEnum):
@@ -74,6 +98,8 @@ class Turn:
     attempts: list[tuple[str, str]] = field(default_factory=list)  # (role, failure)
     job: ChatJob | None = field(default=None, repr=False)
     cancelled: bool = False
+    job_started_at: float | None = None  # monotonic, when the worker took this attempt
+    last_token_at: float | None = None
 
     @property
     def retried(self) -> bool:
@@ -113,6 +139,8 @@ class TurnRunner(ChatListener):
         classify: Classify,
         outcomes: ModelOutcomes,
         max_retries: int = 1,
+        watchdog: Watchdog | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._fleet = fleet
         self._router = router
@@ -126,6 +154,12 @@ class TurnRunner(ChatListener):
         self._dispatch: queue.Queue[tuple[Turn, frozenset[str]] | None] = queue.Queue()
         self._dispatcher = threading.Thread(
             target=self._dispatch_loop, name="zeta-dispatch", daemon=True
+        )
+        self.watchdog = watchdog or Watchdog()
+        self._clock = clock
+        self._closing = threading.Event()
+        self._watchdog_thread = threading.Thread(
+            target=self._watch, name="zeta-watchdog", daemon=True
         )
         self._started = False
 
@@ -146,12 +180,63 @@ class TurnRunner(ChatListener):
     def start(self) -> None:
         self._started = True
         self._dispatcher.start()
+        self._watchdog_thread.start()
 
     def shutdown(self, timeout: float | None = None) -> None:
         self.stop()
+        self._closing.set()
         if self._started:
             self._dispatch.put(None)
             self._dispatcher.join(timeout)
+            self._watchdog_thread.join(timeout)
+
+    # -- the watchdog thread ---------------------------------------------------------
+
+    def _watch(self) -> None:
+        while not self._closing.wait(WATCHDOG_EVERY_S):
+            self.check_stalls()
+
+    def check_stalls(self) -> list[int]:
+        """Fail over every attempt that has gone silent too long; returns their turn ids.
+
+        The hung job is cancelled (a model that still reads the cancel flag
+        stops at its next token) and dropped: its late events are ignored, as
+        a retried turn's are, so a model stuck inside a call it never returns
+        from cannot hold the prompt. The model is cooled down like a crash.
+        """
+        now = self._clock()
+        with self._lock:
+            stalled = [
+                (turn, why) for turn in self._turns.values()
+                if turn.status.active and (why := self.watchdog.overdue(turn, now))
+            ]
+        for turn, why in stalled:
+            job, role = turn.job, turn.role
+            if job is None:
+                continue
+            job.cancel.set()
+            log.warning("turn %d: %s on %s; failing over", turn.turn_id, why, role)
+            self._outcomes.on_model_failure(role)
+            if len(turn.attempts) < self.max_retries:
+                exclude = frozenset(r for r, _ in turn.attempts) | {role}
+                self._redispatch(turn, role, why, exclude)
+            else:
+                with self._lock:
+                    turn.job = None  # the hung job's late events are stale
+                self._fail(turn, f"{role}: {why}")
+            self._requeue_behind(role)
+        return [turn.turn_id for turn, _ in stalled]
+
+    def _requeue_behind(self, role: str) -> None:
+        """Prompts queued behind a hung model go elsewhere; it may never get to them."""
+        with self._lock:
+            waiting = [t for t in self._turns.values()
+                       if t.role == role and t.status is TurnStatus.QUEUED and t.job]
+            for turn in waiting:
+                turn.job.cancel.set()  # type: ignore[union-attr]  (the worker skips it)
+                turn.job, turn.status = None, TurnStatus.ROUTING
+        for turn in waiting:
+            self._dispatch.put((turn, frozenset({role})))
 
     # -- any thread --------------------------------------------------------------
 
@@ -306,6 +391,7 @@ class TurnRunner(ChatListener):
         with self._lock:
             turn.attempts.append((role, message))
             turn.answer, turn.job, turn.status = "", None, TurnStatus.ROUTING
+            turn.job_started_at = turn.last_token_at = None
             if forced_role is not None:
                 turn.forced_role = forced_role
         self._emit("on_turn_retried", turn.turn_id, role, message)
@@ -323,6 +409,8 @@ class TurnRunner(ChatListener):
         turn = self._turn_for(job)
         if turn is None:
             return
+        turn.job_started_at = self._clock()
+        turn.last_token_at = None
         turn.status = TurnStatus.STREAMING
         self._emit("on_turn_started", turn.turn_id, role, turn.reason)
 
@@ -333,6 +421,7 @@ class TurnRunner(ChatListener):
         if not turn.answer:  # this job's first token (a retry starts the answer over)
             self._outcomes.on_first_token(turn.role)
         self._outcomes.on_token(turn.role)
+        turn.last_token_at = self._clock()
         turn.answer += text
         self._emit("on_turn_token", turn.turn_id, text)
 
@@ -356,6 +445,8 @@ class TurnRunner(ChatListener):
         error: Exception | None = None,
     ) -> None:
         turn = self._turn_for(job)
+        if turn is None and job.cancel.is_set():
+            return  # a job the watchdog (or a requeue) already took the prompt from
         if job.cancel.is_set() and not partial:
             if turn is not None:
                 self._finish_cancelled(turn)
