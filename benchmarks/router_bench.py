@@ -471,6 +471,8 @@ def main() -> int:
     parser.add_argument("--load", type=float, default=LOAD_FACTOR,
                         help="arrivals as a share of the measured service rate")
     parser.add_argument("--faults", default=",".join(FAULTS), help="'' for none")
+    parser.add_argument("--faults-only", action="store_true",
+                        help="skip the fault-free runs (the fault scenarios use the first seed)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override a router threshold for every policy")
     args = parser.parse_args()
@@ -500,12 +502,14 @@ def main() -> int:
     workloads = {seed: workload(seed, seconds, rate, pools) for seed in seeds}
     runs: dict[str, list[Run]] = {p: [] for p in policies}
     for index, (seed, arrivals) in enumerate(workloads.items()):
+        if args.faults_only:
+            break
         order = policies[index % len(policies):] + policies[:index % len(policies)]
         for policy in order:  # rotated per seed: a Latin square over the first len(policies)
             runs[policy].append(run_policy(model, policy, seed, arrivals))
         print(f"  seed {seed}: {len(arrivals)} prompts; order {', '.join(order)}; p95 " + ", ".join(
             f"{p} {pct(latencies(runs[p][-1]), 95):.2f}" for p in policies), flush=True)
-    rows = {p: summarize(p, r) for p, r in runs.items()}
+    rows = {p: summarize(p, r) for p, r in runs.items() if r}
 
     fault_rows: dict[str, dict[str, dict]] = {}
     fault_seed = seeds[0]
@@ -525,7 +529,7 @@ def main() -> int:
 
     # The verdict.
     rng = random.Random(0)
-    p95 = {p: {run.seed: pct(latencies(run), 95) for run in r} for p, r in runs.items()}
+    p95 = {p: {run.seed: pct(latencies(run), 95) for run in r} for p, r in runs.items() if r}
     baselines = {p: v for p, v in p95.items() if p != "adaptive"}
     verdict = {}
     if "adaptive" in p95 and baselines:

@@ -370,3 +370,30 @@ def test_the_watchdog_fails_over_a_model_that_goes_silent(
         assert behind.status == "done" and behind.role != "coder" and behind.attempts == []
     finally:
         session.shutdown(TIMEOUT)
+
+
+def test_with_two_models_failing_the_third_still_answers(
+    tiny_config: AppConfig, tiny_model: Path, tmp_path: Path
+) -> None:
+    from test_worker import CrashesMidAnswer
+
+    crashing = {tmp_path / "coder-crashes.gguf", tmp_path / "reasoner-crashes.gguf"}
+    for link in crashing:
+        link.symlink_to(tiny_model)
+    tiny_config.roles["coder"].model_path = str(tmp_path / "coder-crashes.gguf")
+    tiny_config.roles["reasoner"].model_path = str(tmp_path / "reasoner-crashes.gguf")
+
+    def loader(path: Path, settings: LoadSettings):  # type: ignore[no-untyped-def]
+        engine = LlamaEngine.load(path, settings)
+        return CrashesMidAnswer(engine, after=3) if path in crashing else engine
+
+    session = make_session(tiny_config, loader)
+    try:
+        events = events_of(session)
+        turn_id = session.send("Prove that the square root of two is irrational.")
+        events.wait_done(turn_id)
+        turn = session.turn(turn_id)
+        assert [role for role, _ in turn.attempts] == ["reasoner", "coder"]
+        assert turn.status == "done" and turn.role == "embedder" and turn.answer
+    finally:
+        session.shutdown(TIMEOUT)

@@ -79,6 +79,8 @@ class ChatPane(QWidget):
         self._list_layout.addWidget(self.earlier_button)
         self._list_layout.addStretch(1)
         self._editing: str | None = None  # the prompt being edited, by id
+        self._discarded = QWidget(self)  # holds cleared messages until Qt deletes them
+        self._discarded.hide()
         self.scroll = QScrollArea()
         self.scroll.setWidgetResizable(True)
         self.scroll.setWidget(self._list)
@@ -167,7 +169,12 @@ class ChatPane(QWidget):
         """Remove every message (another conversation is about to show)."""
         for view in self.message_views():
             self._list_layout.removeWidget(view)
-            view.setParent(None)  # gone from message_views() now, freed later
+            # Out of the list at once, but still owned by a Qt parent until
+            # deleteLater: a parentless widget is Python's to free, and the
+            # garbage collector can run inside a Qt signal disconnect, where
+            # destroying a widget (its menu's actions) deadlocks on Qt's mutex.
+            view.hide()
+            view.setParent(self._discarded)
             view.deleteLater()
         self._answers.clear()
         self._active.clear()

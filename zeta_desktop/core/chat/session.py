@@ -68,7 +68,7 @@ class ChatSession:
         listener: SessionListener | None = None,
         machine: MachineSource | None = None,
         system_prompt: str = DEFAULT_SYSTEM_PROMPT,
-        max_retries: int = 1,
+        max_retries: int | None = None,
         store: HistoryStore | None = None,
     ) -> None:
         self.config = config
@@ -89,6 +89,11 @@ class ChatSession:
             policy=config.router.policy,
         )
         self.classifier = TaskClassifier()
+        if max_retries is None:
+            # A failed answer is tried on every other model that chats, once
+            # each: with two of three models failing, the third still answers.
+            chat_roles = sum(1 for name in ROLE_NAMES if config.roles[name].can_chat)
+            max_retries = max(1, chat_roles - 1)
         self.runner = TurnRunner(
             self.fleet, self.router, self.classify,
             TelemetryOutcomes(self.telemetry, self.fleet), max_retries=max_retries,

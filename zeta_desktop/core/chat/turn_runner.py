@@ -206,14 +206,18 @@ class TurnRunner(ChatListener):
         """
         now = self._clock()
         with self._lock:
-            stalled = [
-                (turn, why) for turn in self._turns.values()
-                if turn.status.active and (why := self.watchdog.overdue(turn, now))
-            ]
-        for turn, why in stalled:
-            job, role = turn.job, turn.role
-            if job is None:
-                continue
+            stalled = []
+            for turn in self._turns.values():
+                why = turn.status.active and self.watchdog.overdue(turn, now)
+                if why and turn.job is not None:
+                    # Detached before it is cancelled: the worker's answer to the
+                    # cancel (a "stopped" end) must find the job stale, not end the turn.
+                    stalled.append((turn, why, turn.job, turn.role))
+                    turn.job = None
+        for turn, why, job, role in stalled:
+            # The prompts queued behind it first: once cancelled, the model may
+            # take the next job in its queue at once.
+            self._requeue_behind(role)
             job.cancel.set()
             log.warning("turn %d: %s on %s; failing over", turn.turn_id, why, role)
             self._outcomes.on_model_failure(role)
@@ -221,11 +225,8 @@ class TurnRunner(ChatListener):
                 exclude = frozenset(r for r, _ in turn.attempts) | {role}
                 self._redispatch(turn, role, why, exclude)
             else:
-                with self._lock:
-                    turn.job = None  # the hung job's late events are stale
                 self._fail(turn, f"{role}: {why}")
-            self._requeue_behind(role)
-        return [turn.turn_id for turn, _ in stalled]
+        return [turn.turn_id for turn, *_ in stalled]
 
     def _requeue_behind(self, role: str) -> None:
         """Prompts queued behind a hung model go elsewhere; it may never get to them."""
