@@ -110,3 +110,13 @@ def test_the_shipped_default_config_matches_the_defaults() -> None:
     loaded = load_config(resource_path("default-config.toml"))
     assert loaded.problems == []
     assert loaded.config == AppConfig()
+
+
+def test_watchdog_timeouts_are_read_and_checked(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[router]\ntoken_timeout_s = 12\nfirst_token_timeout_s = -3\n")
+    loaded = load_config(path)
+    assert loaded.config.router.token_timeout_s == 12.0
+    assert loaded.config.router.first_token_timeout_s == 600.0  # the default, kept
+    assert any("router.first_token_timeout_s must be a number of seconds" in p
+               for p in loaded.problems)
