@@ -149,13 +149,16 @@ def test_export_and_import_round_trip_and_a_bad_file_changes_nothing(  # type: i
 def test_the_system_prompt_is_used_and_kept(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
     window.chat.system_button.click()
     dialog = window.history.system_dialog
-    dialog.presets.setCurrentIndex(dialog.presets.findText("Concise"))  # type: ignore[union-attr]
-    assert "as few words" in dialog.text.toPlainText()  # type: ignore[union-attr]
-    dialog.accept_changes()  # type: ignore[union-attr]
+    assert dialog is not None
+    dialog.presets.setCurrentIndex(dialog.presets.findText("Concise"))
+    assert "as few words" in dialog.text.toPlainText()
+    dialog.save_preset("mine")  # saved presets live in the history
+    dialog.accept_changes()
     turn = send_and_finish(qtbot, window, "hi")
     job = window.session.turn(turn).job
     assert job is not None and "as few words" in job.messages[0]["content"]
     assert job.messages[0]["role"] == "system"
+    assert "mine" in window.store.presets().result(10)
 
 
 def test_rename_in_the_sidebar_is_saved(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]

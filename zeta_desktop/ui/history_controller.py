@@ -17,17 +17,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Slot
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
-    QComboBox,
-    QDialog,
-    QDialogButtonBox,
     QFileDialog,
-    QHBoxLayout,
-    QInputDialog,
-    QLabel,
     QMenu,
-    QPlainTextEdit,
-    QPushButton,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -45,6 +36,7 @@ from zeta_desktop.ui.chat_pane import ChatPane
 from zeta_desktop.ui.message_view import MessageView
 from zeta_desktop.ui.sidebar import Sidebar
 from zeta_desktop.ui.style import ROLE_COLOURS
+from zeta_desktop.ui.system_prompt_dialog import SystemPromptDialog
 from zeta_desktop.ui.tasks import TaskManager
 
 log = logging.getLogger(__name__)
@@ -52,12 +44,6 @@ log = logging.getLogger(__name__)
 LAST_OPEN_KEY = "last_conversation"
 SHOWN_AT_ONCE = 60  # messages built when a conversation opens; "Show earlier" adds more
 PURGE_EVERY_MS = 5000
-BUILTIN_PRESETS = {
-    "Helpful assistant": "You are a helpful assistant.",
-    "Concise": "You are a helpful assistant. Answer in as few words as the question allows.",
-    "Code reviewer": "You are a senior engineer. Review code for bugs, clarity and tests; "
-                     "quote the lines you mean.",
-}
 STATUS_NOTES = {
     MessageStatus.STOPPED: ("■ stopped", "#b45309"),
     MessageStatus.FAILED: ("✕ failed", "#dc2626"),
@@ -105,7 +91,7 @@ class HistoryController(QObject):
         self._notice = notice
         self._window = parent
         self._shown_from = 0  # index in the visible branch of the first message built
-        self.system_dialog: QDialog | None = None
+        self.system_dialog: SystemPromptDialog | None = None
         self.restored = False  # set once the start-up conversation is shown
 
         sidebar.sig_new.connect(self.new_chat)
@@ -355,61 +341,13 @@ class HistoryController(QObject):
     @Slot()
     def edit_system_prompt(self) -> None:
         conversation = self.conversation
-        dialog = QDialog(self._window)
-        dialog.setWindowTitle("System prompt")
-        text = QPlainTextEdit(conversation.info.system_prompt)
-        presets = QComboBox()
-        presets.addItem("Presets…", "")
-        for name, value in BUILTIN_PRESETS.items():
-            presets.addItem(name, value)
-        presets.currentIndexChanged.connect(
-            lambda _i: presets.currentData() and text.setPlainText(presets.currentData())
-        )
-        save_preset = QPushButton("Save as preset…")
-
-        def ask_name() -> None:
-            name, ok = QInputDialog.getText(dialog, "Save preset", "Name:")
-            if ok and name.strip():
-                self.save_preset(name.strip(), text.toPlainText(), presets)
-
-        save_preset.clicked.connect(ask_name)
+        dialog = SystemPromptDialog(conversation.info.system_prompt, self._window)
+        dialog.sig_saved.connect(lambda text: self.session.set_system_prompt(text, conversation))
         if self.store is not None:
-            def add_saved(saved: dict[str, str]) -> None:
-                for name, value in saved.items():
-                    presets.addItem(name, value)
-
-            self.tasks.when_done(self.store.presets(), add_saved)
-        buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
-        )
-
-        def accept() -> None:
-            self.session.set_system_prompt(text.toPlainText().strip(), conversation)
-            dialog.accept()
-
-        buttons.accepted.connect(accept)
-        buttons.rejected.connect(dialog.reject)
-        row = QHBoxLayout()
-        row.addWidget(presets, 1)
-        row.addWidget(save_preset)
-        layout = QVBoxLayout(dialog)
-        layout.addWidget(QLabel("Used for every answer in this conversation, and kept when "
-                                "older turns are dropped to fit the model's context."))
-        layout.addWidget(text)
-        layout.addLayout(row)
-        layout.addWidget(buttons)
-        dialog.resize(560, 320)
-        dialog.text = text  # type: ignore[attr-defined]  (tests drive it)
-        dialog.presets = presets  # type: ignore[attr-defined]
-        dialog.accept_changes = accept  # type: ignore[attr-defined]
+            dialog.sig_preset_saved.connect(self.store.save_preset)
+            self.tasks.when_done(self.store.presets(), dialog.add_presets)
         dialog.show()
         self.system_dialog = dialog
-
-    def save_preset(self, name: str, text: str, presets: QComboBox | None = None) -> None:
-        if self.store is not None:
-            self.store.save_preset(name, text)
-        if presets is not None:
-            presets.addItem(name, text)
 
     # -- export and import ---------------------------------------------------------------
 
