@@ -334,8 +334,8 @@ class TurnRunner(ChatListener):
         job = ChatJob(
             messages=turn.history(),
             listener=self,
-            max_tokens=role_config.max_tokens,  # type: ignore[attr-defined]
-            temperature=role_config.temperature,  # type: ignore[attr-defined]
+            max_tokens=role_config.max_tokens,
+            temperature=role_config.temperature,
             tag=turn.turn_id,
         )
         with self._lock:

@@ -27,6 +27,8 @@ class RoleSettings(Protocol):
     can_chat: bool
     can_embed: bool
     low_priority: bool
+    max_tokens: int
+    temperature: float
 
 
 @dataclass

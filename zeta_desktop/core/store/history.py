@@ -35,6 +35,7 @@ from zeta_desktop.core.conversation.model import (
     Message,
     MessageStatus,
 )
+from zeta_desktop.core.fleet.thread_priority import lower_current_thread_priority
 from zeta_desktop.core.paths import unused_sibling
 from zeta_desktop.core.store.schema import SCHEMA_VERSION, migrate, version_of
 
@@ -167,6 +168,9 @@ class HistoryStore:
     # -- the writer thread ---------------------------------------------------
 
     def _run(self) -> None:
+        # Below the window's priority, as the models are: a write may wait a
+        # few ms, the window's next frame should not.
+        lower_current_thread_priority()
         # Opened here, not by the caller: checking and migrating a large file
         # is disk work the GUI thread must not wait for.
         connection, problems, persistent = open_database(self.path)
