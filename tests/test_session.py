@@ -319,6 +319,9 @@ def test_semantic_classification_joins_once_the_embedder_is_ready(
         assert session.classifier.semantic is not None
         cache = Path(os.environ["ZETA_DATA_DIR"]) / "cache"
         assert list(cache.glob("router-examples-*.json"))
+        # Beside the trained text model the similarity has no vote by default.
+        assert session.classifier.semantic_weight == 0
+        session.classifier.semantic_weight = 0.5
         turn_id = session.send("hello")
         events.wait_done(turn_id)
         evidence = session.turn(turn_id).classification.evidence  # type: ignore[union-attr]

@@ -34,6 +34,13 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="one JSON object per prompt per line")
     p.add_argument(
+        "--eval",
+        type=Path,
+        metavar="FILE.jsonl",
+        help='score the classifier on lines of {"prompt": ..., "kind": ...}: accuracy per '
+        "kind, confusion matrix, reliability; bad lines are named and skipped",
+    )
+    p.add_argument(
         "--semantic",
         action="store_true",
         help="load the embedding role and use semantic similarity too",
@@ -80,6 +87,8 @@ def main(argv: list[str]) -> int:
         if engine is None:
             return 2
     try:
+        if args.eval is not None:
+            return _evaluate(args.eval, classifier)
         for prompt in _prompts(args):
             result = classifier.classify(prompt)
             try:
@@ -115,6 +124,24 @@ def main(argv: list[str]) -> int:
     finally:
         if engine is not None:
             engine.close()
+    return 0
+
+
+def _evaluate(path: Path, classifier: TaskClassifier) -> int:
+    from zeta_desktop.core.routing.evaluation import evaluate, format_report, read_labelled
+
+    try:
+        rows, problems = read_labelled(path)
+    except OSError as exc:
+        print(f"zeta-desktop route: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    for problem in problems:
+        print(f"zeta-desktop route: {path}: {problem} (skipped)", file=sys.stderr)
+    if not rows:
+        print(f"zeta-desktop route: {path}: no labelled prompts to score", file=sys.stderr)
+        return 2
+    report = evaluate(classifier.classify, rows)
+    print(format_report(report, sources=any(row.source for row in rows)))
     return 0
 
 

@@ -367,12 +367,12 @@ class ChatSession:
         embed_role = self.fleet.embed_role()
         worker = self.worker(embed_role) if embed_role else None
         if worker is None or worker.queue_depth or worker.in_flight:
-            rules_only = TaskClassifier().classify(prompt)
+            text_only = self.classifier.classify(prompt, use_semantic=False)
             return Classification(
-                rules_only.kind,
-                rules_only.confidence,
-                (*rules_only.evidence, "semantic skipped: the embedder is busy"),
-                rules_only.scores,
+                text_only.kind,
+                text_only.confidence,
+                (*text_only.evidence, "semantic skipped: the embedder is busy"),
+                text_only.scores,
             )
         return self.classifier.classify(prompt)
 

