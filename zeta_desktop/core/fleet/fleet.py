@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,9 @@ class Fleet:
         self._engine_loader = engine_loader
         self._on_state = on_state
         self._on_worker_added = on_worker_added
+        # A swap racing the app's shutdown must not start a worker nobody ends.
+        self._swap_lock = threading.Lock()
+        self._closed = False
         self.roles: dict[str, RoleRuntime] = {
             name: self._make_role(name, config) for name, config in roles.items()
         }
@@ -112,9 +116,13 @@ class Fleet:
         GUI thread.
         """
         self.roles[name].worker.shutdown(timeout)
-        runtime = self._make_role(name, config)
-        self.roles[name] = runtime
-        runtime.worker.start()
+        with self._swap_lock:
+            if self._closed:
+                log.info("not loading %s for %s: the app is closing", config.model_path, name)
+                return
+            runtime = self._make_role(name, config)
+            self.roles[name] = runtime
+            runtime.worker.start()
 
     def wait_loaded(self, timeout: float | None = None) -> bool:
         return all(r.worker.wait_loaded(timeout) for r in self.roles.values())
@@ -123,6 +131,8 @@ class Fleet:
         return self.roles[role].worker.state not in (WorkerState.UNAVAILABLE, WorkerState.STOPPED)
 
     def shutdown(self, timeout: float | None = None) -> None:
+        with self._swap_lock:
+            self._closed = True
         for runtime in self.roles.values():
             runtime.worker.cancel_all()
         for runtime in self.roles.values():
