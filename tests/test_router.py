@@ -362,3 +362,32 @@ def test_readers_see_new_adjustments_even_once_the_history_is_full() -> None:
     assert len(router.adjustments) == 200 < len(made)
     assert shown == made and seen == len(made)
     assert router.adjustments_since(seen) == ([], seen)
+
+
+def test_service_time_is_estimated_per_kind_once_a_kind_has_run_three_times() -> None:
+    fleet = Fleet()
+    coder = fleet.telemetry.model("coder")
+
+    def served(kind: str, service_s: float) -> None:
+        coder.record_success(ttft_s=0.1, tokens_per_s=50, latency_s=service_s,
+                             service_s=service_s, n_tokens=50, kind=kind)
+
+    for _ in range(3):
+        served("code", 1.0)
+    for _ in range(2):
+        served("reasoning", 9.0)
+    router = fleet.router()
+    signals = fleet.telemetry.snapshot().models["coder"]
+    assert signals.service_by_kind == {"code": pytest.approx(1.0)}  # reasoning: two, too few
+    overall = router.service_s("coder", signals)
+    assert router.predicted_completion_s("coder", signals, CODE) == pytest.approx(1.0)
+    assert router.predicted_completion_s("coder", signals, REASONING) == pytest.approx(overall)
+    served("reasoning", 9.0)
+    signals = fleet.telemetry.snapshot().models["coder"]
+    assert router.predicted_completion_s("coder", signals, REASONING) == pytest.approx(9.0)
+    # A queue holds jobs of any kind: the wait in front uses the overall time.
+    fleet.load("coder", queued=2, in_flight=0)
+    signals = fleet.telemetry.snapshot().models["coder"]
+    waited = router.predicted_wait_s("coder", signals)
+    assert waited == pytest.approx(2 * router.service_s("coder", signals))
+    assert router.predicted_completion_s("coder", signals, CODE) == pytest.approx(waited + 1.0)

@@ -23,13 +23,14 @@ class TelemetryOutcomes:
     def on_token(self, role: str) -> None:
         self._telemetry.model(role).record_token()
 
-    def on_success(self, role: str, stats: ChatStats) -> None:
+    def on_success(self, role: str, stats: ChatStats, kind: str | None = None) -> None:
         self._telemetry.model(role).record_success(
             ttft_s=stats.ttft_s,
             tokens_per_s=stats.tokens_per_s,
             latency_s=stats.total_s,
             service_s=stats.total_s - stats.queued_s,
             n_tokens=stats.n_tokens,
+            kind=kind,
         )
 
     def on_model_failure(self, role: str) -> float:

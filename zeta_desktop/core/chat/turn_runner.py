@@ -122,7 +122,7 @@ class ModelOutcomes(Protocol):
 
     def on_first_token(self, role: str) -> None: ...
     def on_token(self, role: str) -> None: ...
-    def on_success(self, role: str, stats: ChatStats) -> None: ...
+    def on_success(self, role: str, stats: ChatStats, kind: str | None = None) -> None: ...
     def on_model_failure(self, role: str) -> float:
         """Returns the cooldown the model is now in, seconds."""
         ...
@@ -427,9 +427,10 @@ class TurnRunner(ChatListener):
         self._emit("on_turn_token", turn.turn_id, text)
 
     def on_finished(self, job: ChatJob, role: str, stopped: bool, stats: ChatStats) -> None:
-        if not stopped:  # a stopped answer says nothing about the model's speed
-            self._outcomes.on_success(role, stats)
         turn = self._turn_for(job)
+        if not stopped:  # a stopped answer says nothing about the model's speed
+            decision = turn.decision if turn is not None else None
+            self._outcomes.on_success(role, stats, decision.kind.value if decision else None)
         if turn is None:
             return
         turn.stats = stats

@@ -203,8 +203,13 @@ class ZetaDynamicRouter:
             return 0.5 * service
         return max(0.1 * service, service - running_for)
 
-    def predicted_completion_s(self, role: str, signals: ModelSignals) -> float:
-        return self.predicted_wait_s(role, signals) + self.service_s(role, signals)
+    def predicted_completion_s(
+        self, role: str, signals: ModelSignals, kind: TaskKind | None = None
+    ) -> float:
+        """The wait (a queue of mixed kinds: the model's overall service time) plus
+        this job's own service: the kind's, once that kind has run here."""
+        own = signals.service_by_kind.get(kind.value) if kind is not None else None
+        return self.predicted_wait_s(role, signals) + (own or self.service_s(role, signals))
 
     def spill_limit(self, role: str) -> int:
         return min(self._thresholds.max_queue, self._spill_limit.get(role, 10**6))
@@ -328,7 +333,9 @@ class ZetaDynamicRouter:
     def _cost(self, role: str, kind: TaskKind, signals: ModelSignals) -> float:
         quality_weight = 1.0 - self._thresholds.speed_vs_quality
         misfit = 1.0 - self.profiles[role].fit(kind)
-        return self.predicted_completion_s(role, signals) * (1.0 + 2.0 * quality_weight * misfit)
+        return self.predicted_completion_s(role, signals, kind) * (
+            1.0 + 2.0 * quality_weight * misfit
+        )
 
     def _adaptive(
         self, kind: TaskKind, capable: list[str], snap: Snapshot, commit: bool
@@ -382,8 +389,8 @@ class ZetaDynamicRouter:
                 why = "; ".join(broken) if broken else "the others are no better"
                 if runner is None:
                     return preferred, None, f"preferred despite {why} (no model can take it)", False
-                done_pref = self.predicted_completion_s(preferred, pref_signals)
-                done_runner = self.predicted_completion_s(runner, models[runner])
+                done_pref = self.predicted_completion_s(preferred, pref_signals, kind)
+                done_runner = self.predicted_completion_s(runner, models[runner], kind)
                 return (
                     preferred,
                     runner,
@@ -396,8 +403,8 @@ class ZetaDynamicRouter:
         why = "; ".join(broken) if broken else (
             f"{preferred} not yet back under {self.RETURN_WAIT_FRACTION:.0%} of the limits"
         )
-        wait_pref = self.predicted_completion_s(preferred, pref_signals)
-        wait_best = self.predicted_completion_s(best, models[best])
+        wait_pref = self.predicted_completion_s(preferred, pref_signals, kind)
+        wait_best = self.predicted_completion_s(best, models[best], kind)
         return best, runner, f"{why}; predicted {wait_pref:.1f} s vs {wait_best:.1f} s", True
 
     # -- feedback loop --------------------------------------------------------------

@@ -11,7 +11,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from zeta_desktop.core.routing.machine import MachineReading
 
 EWMA_ALPHA = 0.3
 SUCCESS_WINDOW = 20  # outcomes
+KIND_SAMPLES = 3  # answers of a kind on a model before its own service time counts
 SUCCESS_WINDOW_S = 120.0  # older outcomes no longer count, so a model can recover
 BREAKER_BASE_S = 2.0
 BREAKER_MAX_S = 60.0
@@ -56,6 +57,9 @@ class ModelSignals:
     # The newest answer's time to first token, known at its first token (ttft_s
     # above is the average over finished answers, which the router uses).
     last_ttft_s: float | None = None
+    # Service time per task kind, once KIND_SAMPLES answers of that kind ran here:
+    # a code answer on the coder is not a reasoning answer on the reasoner.
+    service_by_kind: dict[str, float] = field(default_factory=dict)
 
     @property
     def newest_ttft_s(self) -> float | None:
@@ -100,6 +104,7 @@ class ModelTelemetry:
         self._outcomes: deque[tuple[float, bool]] = deque(maxlen=SUCCESS_WINDOW)
         self._rate_cache: tuple[float, float] = (float("inf"), 1.0)  # (valid until, rate)
         self._services: deque[float] = deque(maxlen=50)
+        self._kind_service: dict[str, tuple[float, int]] = {}  # kind -> (EWMA, answers)
         self.consecutive_failures = 0
         self._cooldown_until = 0.0
         self.completed = 0
@@ -127,6 +132,7 @@ class ModelTelemetry:
         service_s: float,
         n_tokens: int,
         now: float | None = None,
+        kind: str | None = None,
     ) -> None:
         now = time.monotonic() if now is None else now
         with self._lock:
@@ -138,6 +144,9 @@ class ModelTelemetry:
             if n_tokens > 0:
                 self.latency_per_token_s = _ewma(self.latency_per_token_s, latency_s / n_tokens)
             self._services.append(service_s)
+            if kind is not None:
+                old, count = self._kind_service.get(kind, (None, 0))
+                self._kind_service[kind] = (_ewma(old, service_s), count + 1)
             self._outcomes.append((now, True))
             self._rate_cache = (float("-inf"), 1.0)
             self.consecutive_failures = 0
@@ -197,6 +206,11 @@ class ModelTelemetry:
                 failed=self.failed,
                 running_for_s=running_for,
                 last_ttft_s=self.last_ttft_s,
+                service_by_kind={
+                    kind: value
+                    for kind, (value, count) in self._kind_service.items()
+                    if count >= KIND_SAMPLES
+                },
             )
 
 
