@@ -163,6 +163,16 @@ def _softmax(scores: dict[TaskKind, float], temperature: float = 1.0) -> dict[Ta
     return {k: v / total for k, v in exps.items()}
 
 
+def count_hits(rule: _Rule, prompt: str) -> int:
+    """Matches of one rule, up to its `max_hits`."""
+    hits = 0
+    for _match in rule.pattern.finditer(prompt):
+        hits += 1
+        if hits >= rule.max_hits:
+            break
+    return hits
+
+
 def explicit_command(prompt: str) -> str | None:
     stripped = prompt.lstrip()
     for command in EMBED_COMMANDS:
@@ -181,11 +191,7 @@ def classify_by_rules(prompt: str) -> Classification:
     scores[TaskKind.SIMPLE] = 0.8  # the prior: most prompts are everyday ones
     evidence: list[str] = []
     for rule in RULES:
-        hits = 0
-        for _match in rule.pattern.finditer(prompt):
-            hits += 1
-            if hits >= rule.max_hits:
-                break
+        hits = count_hits(rule, prompt)
         if hits:
             scores[rule.kind] += rule.weight * hits
             evidence.append(f"{rule.label}{f' x{hits}' if hits > 1 else ''} (+{rule.kind.value})")

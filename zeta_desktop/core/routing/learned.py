@@ -45,18 +45,10 @@ def _clipped(prompt: str) -> str:
 
 
 def rule_hits(prompt: str) -> dict[str, int]:
-    from zeta_desktop.core.routing.classifier import RULES
+    from zeta_desktop.core.routing.classifier import RULES, count_hits
 
-    hits: dict[str, int] = {}
-    for rule in RULES:
-        count = 0
-        for _match in rule.pattern.finditer(prompt):
-            count += 1
-            if count >= rule.max_hits:
-                break
-        if count:
-            hits[rule.label] = count
-    return hits
+    counts = {rule.label: count_hits(rule, prompt) for rule in RULES}
+    return {label: count for label, count in counts.items() if count}
 
 
 def features(prompt: str) -> tuple[np.ndarray, np.ndarray]:
