@@ -391,3 +391,25 @@ def test_service_time_is_estimated_per_kind_once_a_kind_has_run_three_times() ->
     waited = router.predicted_wait_s("coder", signals)
     assert waited == pytest.approx(2 * router.service_s("coder", signals))
     assert router.predicted_completion_s("coder", signals, CODE) == pytest.approx(waited + 1.0)
+
+
+def test_a_users_choice_shifts_the_preference_within_bounds_and_reset_undoes_it() -> None:
+    fleet = Fleet()
+    router = fleet.router()
+    assert router.route(REASONING).role == "reasoner"
+    made = router.learn_choice(REASONING, "coder", "reasoner")
+    assert [(a.role, a.old, a.new) for a in made] == [("coder", 0.6, 0.65), ("reasoner", 1.0, 0.95)]
+    assert "you chose coder over reasoner for a reasoning prompt" in made[0].line()
+    assert router.adjustments_since(0)[0][-2:] == made  # in the router log
+    for _ in range(50):  # however often: at most LEARN_BOUND from the default
+        router.learn_choice(REASONING, "coder", "reasoner")
+    assert router.learned_shift() == {
+        "coder": {"reasoning": pytest.approx(0.3)}, "reasoner": {"reasoning": pytest.approx(-0.3)}
+    }
+    assert router.route(REASONING).role == "coder"  # 0.9 vs 0.7: the user's pick now leads
+    assert router.learn_choice(EMBEDDING, "coder", "embedder") == []
+    assert router.learn_choice(CODE, "coder", "coder") == []
+    router.reset_learned()
+    assert router.learned_shift() == {}
+    assert router.route(REASONING).role == "reasoner"
+    assert router.adjustments_since(0)[0][-1].reason.startswith("reset to defaults")

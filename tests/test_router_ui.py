@@ -8,6 +8,7 @@ import tomllib
 import pytest
 from PySide6.QtCore import Qt
 
+from zeta_desktop.core.routing.classifier import TaskKind
 from zeta_desktop.core.routing.router import Thresholds
 from zeta_desktop.ui.main_window import MainWindow
 
@@ -40,7 +41,10 @@ def test_policy_selector_switches_the_policy_and_reset_restores(qtbot, window: M
     window.router_panel.policy_box.setCurrentText("least-busy")
     assert window.session.router.policy == "least-busy"
     window.router_panel.sliders["max_queue"].setValue(9)
+    window.session.router.learn_choice(TaskKind.CODE, "reasoner", "coder")
+    assert window.session.router.learned_shift()
     window.router_panel.reset_button.click()
+    assert window.session.router.learned_shift() == {}  # the user's choices are forgotten too
     assert window.session.router.policy == "adaptive"
     assert window.session.router.thresholds == Thresholds()
     assert window.router_panel.sliders["max_queue"].value() == Thresholds().max_queue

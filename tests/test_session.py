@@ -400,3 +400,22 @@ def test_with_two_models_failing_the_third_still_answers(
         assert turn.status == "done" and turn.role == "embedder" and turn.answer
     finally:
         session.shutdown(TIMEOUT)
+
+
+def test_choosing_a_role_teaches_the_router_once_and_app_retries_do_not(
+    session: ChatSession,
+) -> None:
+    events = events_of(session)
+    prompt = "Write a Python function that reverses a linked list."
+    routed = session.route(prompt).role
+    other = next(r for r in ("coder", "reasoner") if r != routed)
+    turn_id = session.send(prompt, role=other)
+    events.wait_done(turn_id)
+    learned = [a for a in session.router.adjustments if "you chose" in a.reason]
+    kind = session.turn(turn_id).decision.kind.value  # type: ignore[union-attr]
+    assert {a.role for a in learned} == {other, routed}
+    assert all(a.what == f"{kind} preference" for a in learned)
+    assert session.router.learned_shift()[other][kind] > 0
+    again = session.send(prompt)  # through the router: nothing more to learn
+    events.wait_done(again)
+    assert len([a for a in session.router.adjustments if "you chose" in a.reason]) == 2

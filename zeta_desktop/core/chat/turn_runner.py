@@ -84,6 +84,7 @@ class Turn:
     prompt: str
     history: Callable[[], list[ChatMessage]]  # what the model sees, built when submitted
     forced_role: str | None = None
+    learned_from: bool = False  # the user's choice of role was taught to the router
     conversation_id: str = ""
     answer_id: str = ""  # the answer message in the conversation model
     saved: Future[Any] | None = None  # the prompt's write to disk
@@ -307,6 +308,8 @@ class TurnRunner(ChatListener):
             if turn.forced_role is not None and turn.forced_role not in exclude:
                 classification = self._classify(turn.prompt)
                 role = turn.forced_role
+                if not turn.attempts and not turn.learned_from:
+                    self._learn_choice(turn, classification.kind, role, exclude)
                 decision = Decision(
                     role=role,
                     kind=classification.kind,
@@ -386,6 +389,17 @@ class TurnRunner(ChatListener):
             turn.status, turn.error = TurnStatus.STOPPED, "stopped before it started"
         self._ended(turn)
         self._emit("on_turn_failed", turn.turn_id, "stopped before it started")
+
+    def _learn_choice(self, turn: Turn, kind: TaskKind, role: str,
+                      exclude: frozenset[str]) -> None:
+        """A role the user picked (override, regenerate on a role) teaches the
+        router, if it would have picked another; retries moved by the app do not."""
+        turn.learned_from = True
+        try:
+            routed = self._router.route(kind, exclude=exclude, commit=False).role
+        except NoRoleAvailableError:
+            return
+        self._router.learn_choice(kind, role, routed)
 
     def _redispatch(self, turn: Turn, role: str, message: str, exclude: frozenset[str],
                     forced_role: str | None = None) -> None:

@@ -145,6 +145,8 @@ class ZetaDynamicRouter:
         self._round_robin = dict.fromkeys(TaskKind, 0)
         self.adjustments: deque[Adjustment] = deque(maxlen=200)  # the latest
         self._adjustments_made = 0  # ever, so readers can tell what is new
+        # What the user's choices are measured against, and Reset goes back to.
+        self._default_preference = {r: dict(p.preference) for r, p in self.profiles.items()}
 
     # -- settings (any thread) ------------------------------------------------
 
@@ -181,6 +183,71 @@ class ZetaDynamicRouter:
     def set_profile(self, profile: RoleProfile) -> None:
         with self._lock:
             self.profiles = {**self.profiles, profile.role: profile}
+            self._default_preference[profile.role] = dict(profile.preference)
+
+    # -- learning from the user's choices (any thread) ---------------------------
+
+    LEARN_STEP = 0.05  # one choice moves a preference this much
+    LEARN_BOUND = 0.3  # and all choices together at most this far from the default
+
+    def learn_choice(self, kind: TaskKind, chosen: str, instead_of: str | None,
+                     how: str = "chose") -> list[Adjustment]:
+        """The user sent a `kind` prompt to `chosen` where the router picked
+        `instead_of`: nudge both preferences for that kind, within bounds, and log
+        why. Embedding and same-role choices teach nothing."""
+        if kind is TaskKind.EMBEDDING or instead_of in (None, chosen):
+            return []
+        now = time.monotonic()
+        made = []
+        reason = f"you {how} {chosen} over {instead_of} for a {kind.value} prompt"
+        with self._lock:
+            for role, step in ((chosen, self.LEARN_STEP), (instead_of, -self.LEARN_STEP)):
+                profile = self.profiles.get(role)
+                if profile is None or not profile.can_chat:
+                    continue
+                default = self._default_preference.get(role, {}).get(kind, profile.fit(kind))
+                old = profile.preference.get(kind, default)
+                low = max(0.05, default - self.LEARN_BOUND)
+                high = min(1.0, default + self.LEARN_BOUND)
+                new = round(min(high, max(low, old + step)), 4)
+                if new == old:
+                    continue
+                preference = {**profile.preference, kind: new}
+                self.profiles = {**self.profiles, role: dataclasses.replace(
+                    profile, preference=preference)}
+                made.append(Adjustment(now, role, f"{kind.value} preference", old, new, reason))
+            self._spilling.pop(kind, None)
+            for adjustment in made:
+                log.info("router: %s", adjustment.line())
+                self.adjustments.append(adjustment)
+                self._adjustments_made += 1
+        return made
+
+    def learned_shift(self) -> dict[str, dict[str, float]]:
+        """How far the user's choices moved each preference from its default."""
+        with self._lock:
+            shifts: dict[str, dict[str, float]] = {}
+            for role, profile in self.profiles.items():
+                for kind, value in profile.preference.items():
+                    default = self._default_preference.get(role, {}).get(kind, value)
+                    if abs(value - default) > 1e-9:
+                        shifts.setdefault(role, {})[kind.value] = round(value - default, 4)
+            return shifts
+
+    def reset_learned(self) -> None:
+        """Forget what the user's choices taught (Reset to defaults)."""
+        now = time.monotonic()
+        with self._lock:
+            for role, profile in self.profiles.items():
+                default = self._default_preference.get(role)
+                if default is not None and default != profile.preference:
+                    self.profiles = {**self.profiles, role: dataclasses.replace(
+                        profile, preference=dict(default))}
+                    adjustment = Adjustment(now, role, "preferences", 0, 0,
+                                            "reset to defaults: learned choices forgotten")
+                    self.adjustments.append(adjustment)
+                    self._adjustments_made += 1
+            self._spilling.clear()
 
     # -- estimates --------------------------------------------------------------
 
