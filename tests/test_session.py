@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -71,9 +72,9 @@ class Events:
             )
 
 
-def make_session(config: AppConfig, loader=LlamaEngine.load) -> ChatSession:  # type: ignore[no-untyped-def]
+def make_session(config: AppConfig, loader=LlamaEngine.load, store=None) -> ChatSession:  # type: ignore[no-untyped-def]
     events = Events()
-    session = ChatSession(config, loader, listener=events)
+    session = ChatSession(config, loader, listener=events, store=store)
     session.events = events  # type: ignore[attr-defined]
     session.start()
     assert session.wait_loaded(TIMEOUT)
@@ -419,3 +420,37 @@ def test_choosing_a_role_teaches_the_router_once_and_app_retries_do_not(
     again = session.send(prompt)  # through the router: nothing more to learn
     events.wait_done(again)
     assert len([a for a in session.router.adjustments if "you chose" in a.reason]) == 2
+
+
+def test_what_the_router_learned_survives_a_restart_and_reset_clears_it(
+    tiny_config: AppConfig, tmp_path: Path
+) -> None:
+    from zeta_desktop.core.store.history import HistoryStore
+
+    path = tmp_path / "history.sqlite3"
+    store = HistoryStore(path)
+    first = make_session(tiny_config, store=store)
+    try:
+        events = events_of(first)
+        prompt = "Write a Python function that reverses a linked list."
+        routed = first.route(prompt).role
+        other = next(r for r in ("coder", "reasoner") if r != routed)
+        events.wait_done(first.send(prompt, role=other))
+        learned = first.router.learned_shift()
+        assert learned
+    finally:
+        first.shutdown(TIMEOUT)
+        store.close()
+    store = HistoryStore(path)  # the app started again
+    second = make_session(tiny_config, store=store)
+    try:
+        # One store thread runs jobs in order: once this read is back, the
+        # session's earlier read (and its restore callback) has run.
+        store.get_state("router.learned").result(TIMEOUT)
+        assert second.router.learned_shift() == learned
+        second.reset_learned()
+        assert second.router.learned_shift() == {}
+        assert json.loads(store.get_state("router.learned").result(TIMEOUT)) == {}
+    finally:
+        second.shutdown(TIMEOUT)
+        store.close()

@@ -187,7 +187,7 @@ class RouterPanel(QWidget):
     @Slot()
     def reset_to_defaults(self) -> None:
         self.router.set_thresholds(Thresholds())
-        self.router.reset_learned()  # and what the user's role choices taught it
+        self.session.reset_learned()  # and what the user's role choices taught it
         self._sync_sliders()
         self.policy_box.setCurrentText("adaptive")  # emits when it changes
         self.refresh_preview()

@@ -12,9 +12,11 @@ streaming after the user switched away).
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Collection
+from concurrent.futures import Future
 from pathlib import Path
 
 from zeta_desktop.core.chat.history_recorder import HistoryRecorder
@@ -50,6 +52,8 @@ from zeta_desktop.core.store.history import HistoryStore
 __all__ = ["ChatSession", "EngineLoader", "RoleRuntime", "SessionListener", "Turn"]
 
 log = logging.getLogger(__name__)
+
+LEARNED_KEY = "router.learned"  # app_state key: learned_shift() as JSON
 
 SEMANTIC_TIMEOUT_S = 2.0
 
@@ -98,7 +102,9 @@ class ChatSession:
             self.fleet, self.router, self.classify,
             TelemetryOutcomes(self.telemetry, self.fleet), max_retries=max_retries,
             watchdog=Watchdog(config.router.token_timeout_s, config.router.first_token_timeout_s),
+            on_learned=self._save_learned,
         )
+        self._restore_learned()
         self._open: dict[str, Conversation] = {}
         self._open_lock = threading.Lock()
         self.conversation = self._adopt(Conversation.new(system_prompt))
@@ -182,6 +188,31 @@ class ChatSession:
         if self._semantic_thread is not None:
             # Its pending embeddings were rejected by the shutdown above.
             self._semantic_thread.join(timeout)
+
+    # -- what the router learned from the user's choices, kept across restarts --
+
+    def _save_learned(self) -> None:
+        if self.store is not None:
+            self.store.set_state(LEARNED_KEY, json.dumps(self.router.learned_shift()))
+
+    def _restore_learned(self) -> None:
+        if self.store is None:
+            return
+
+        def apply(future: Future[str | None]) -> None:
+            try:
+                raw = future.result()
+                if raw:
+                    self.router.apply_learned(json.loads(raw))
+            except Exception as exc:  # a damaged entry costs what was learned, nothing else
+                log.warning("ignoring the router's saved learning: %s", exc)
+
+        self.store.get_state(LEARNED_KEY).add_done_callback(apply)
+
+    def reset_learned(self) -> None:
+        """Forget what the user's role choices taught the router, here and on disk."""
+        self.router.reset_learned()
+        self._save_learned()
 
     def _on_worker_state(self, role: str, state: WorkerState, detail: str) -> None:
         if (

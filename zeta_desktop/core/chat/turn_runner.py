@@ -142,7 +142,9 @@ class TurnRunner(ChatListener):
         max_retries: int = 1,
         watchdog: Watchdog | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_learned: Callable[[], None] | None = None,
     ) -> None:
+        self._on_learned = on_learned  # the router learned from a choice: save it
         self._fleet = fleet
         self._router = router
         self._classify = classify
@@ -399,7 +401,8 @@ class TurnRunner(ChatListener):
             routed = self._router.route(kind, exclude=exclude, commit=False).role
         except NoRoleAvailableError:
             return
-        self._router.learn_choice(kind, role, routed)
+        if self._router.learn_choice(kind, role, routed) and self._on_learned is not None:
+            self._on_learned()
 
     def _redispatch(self, turn: Turn, role: str, message: str, exclude: frozenset[str],
                     forced_role: str | None = None) -> None:

@@ -234,6 +234,22 @@ class ZetaDynamicRouter:
                         shifts.setdefault(role, {})[kind.value] = round(value - default, 4)
             return shifts
 
+    def apply_learned(self, shifts: dict[str, dict[str, float]]) -> None:
+        """Restore `learned_shift()` saved earlier, clamped to today's bounds."""
+        with self._lock:
+            for role, kinds in shifts.items():
+                profile = self.profiles.get(role)
+                if profile is None:
+                    continue
+                preference = dict(profile.preference)
+                for kind_name, shift in kinds.items():
+                    kind = TaskKind(kind_name)
+                    default = self._default_preference.get(role, {}).get(kind, profile.fit(kind))
+                    bounded = max(-self.LEARN_BOUND, min(self.LEARN_BOUND, float(shift)))
+                    preference[kind] = round(min(1.0, max(0.05, default + bounded)), 4)
+                self.profiles = {**self.profiles, role: dataclasses.replace(
+                    profile, preference=preference)}
+
     def reset_learned(self) -> None:
         """Forget what the user's choices taught (Reset to defaults)."""
         now = time.monotonic()
