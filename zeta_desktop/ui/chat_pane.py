@@ -317,6 +317,15 @@ class ChatPane(QWidget):
         """The role chosen for the next prompt, or None for the router."""
         return self.target_box.currentData()
 
+    def set_chat_roles(self, roles: list[str]) -> None:
+        """The roles a prompt may be sent to (an embedding-only model is not one)."""
+        chosen = self.target_box.currentData()
+        self.target_box.clear()
+        self.target_box.addItem("Auto (router)", None)
+        for role in roles:
+            self.target_box.addItem(role, role)
+        self.target_box.setCurrentIndex(max(0, self.target_box.findData(chosen)))
+
     @Slot()
     def _on_send_clicked(self) -> None:
         text = self.input.toPlainText().strip()

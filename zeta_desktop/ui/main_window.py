@@ -238,11 +238,19 @@ class MainWindow(QMainWindow):
             if runtime.source.is_demo:
                 demo_roles.append(name)
         self.statusBar().showMessage("   ·   ".join(parts))
+        self.chat.set_chat_roles([r for r in self.session.roles if self.session.can_chat(r)])
         if demo_roles:
-            roles = ", ".join(demo_roles)
+            chat_demo = [r for r in demo_roles if self.session.roles[r].source.can_chat]
+            said = []
+            if chat_demo:
+                said.append(f"{', '.join(chat_demo)} {'use' if len(chat_demo) > 1 else 'uses'} "
+                             "the small SmolLM2-135M demo model")
+            embed_demo = [r for r in demo_roles if r not in chat_demo]
+            if embed_demo:
+                said.append(f"{', '.join(embed_demo)} {'use' if len(embed_demo) > 1 else 'uses'} "
+                            "all-MiniLM-L6-v2, which embeds and never chats")
             self.banner.setText(
-                f"Demo mode: {roles} {'use' if len(demo_roles) > 1 else 'uses'} the small "
-                "SmolLM2-135M demo model. Point a role at your own GGUF file with its "
+                f"Demo mode: {'; '.join(said)}. Point a role at your own GGUF file with its "
                 "“Choose GGUF…” button, run with --coder/--embedder/--reasoner PATH, "
                 f"or set roles.<role>.model_path in {self._loaded.path}."
             )

@@ -497,7 +497,7 @@ class TurnRunner(ChatListener):
         tried = {r for r, _ in turn.attempts} | {role}
         larger = [
             r for r, rt in self._fleet.roles.items()
-            if r not in tried and rt.config.can_chat and rt.config.n_ctx > n_ctx
+            if r not in tried and rt.can_chat and rt.config.n_ctx > n_ctx
             and self._fleet.usable(r)
         ]
         if not larger:

@@ -39,6 +39,11 @@ class RoleRuntime:
     source: ModelSource | None
     worker: ModelWorker
 
+    @property
+    def can_chat(self) -> bool:
+        """The config allows chat and the model can (the demo embedder cannot)."""
+        return self.config.can_chat and (self.source is None or self.source.can_chat)
+
 
 def _unloadable(message: str) -> EngineLoader:
     def loader(_path: Path, _settings: LoadSettings) -> Engine:
@@ -80,7 +85,9 @@ class Fleet:
             low_priority=config.low_priority,
         )
         try:
-            source: ModelSource | None = resolve_model(config.model_path)
+            source: ModelSource | None = resolve_model(
+                config.model_path, embedding_role=config.can_embed
+            )
             path, loader = source.path, self._engine_loader
         except ModelFileError as exc:
             source, path = None, Path(config.model_path or "demo model")
@@ -97,7 +104,7 @@ class Fleet:
         return self.roles[role].worker
 
     def can_chat(self, role: str) -> bool:
-        return self.roles[role].config.can_chat
+        return self.roles[role].can_chat
 
     def can_embed(self, role: str) -> bool:
         return self.roles[role].config.can_embed
