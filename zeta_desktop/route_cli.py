@@ -43,7 +43,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--semantic",
         action="store_true",
-        help="load the embedding role and use semantic similarity too",
+        help="load the embedding role and let the embedding index vote too "
+        "(when the role runs the index's model, as the demo does)",
     )
     p.add_argument("--policy", choices=POLICIES, help="override the configured policy")
     p.add_argument("--config", type=Path, help="settings file (default: platform config dir)")
@@ -75,7 +76,7 @@ def main(argv: list[str]) -> int:
         preference = dict(DEFAULT_PREFERENCES.get(name, {}))
         preference.update({TaskKind(k): v for k, v in role.preference.items()})
         profiles[name] = RoleProfile(
-            name, role.can_chat, role.can_embed, preference, role.n_gpu_layers != 0
+            name, _can_chat(role), role.can_embed, preference, role.n_gpu_layers != 0
         )
     router = ZetaDynamicRouter(
         profiles, telemetry, config.router.thresholds(), args.policy or config.router.policy
@@ -145,25 +146,49 @@ def _evaluate(path: Path, classifier: TaskClassifier) -> int:
     return 0
 
 
+def _can_chat(role) -> bool:  # type: ignore[no-untyped-def]
+    """As the app decides it: the config allows chat and the model can."""
+    from zeta_desktop.core.models.files import ModelFileError, resolve_model
+
+    try:
+        source = resolve_model(role.model_path, embedding_role=role.can_embed)
+    except ModelFileError:
+        return bool(role.can_chat)
+    return bool(role.can_chat and source.can_chat)
+
+
 def _semantic_classifier(config):  # type: ignore[no-untyped-def]
-    from zeta_desktop.core.config import user_data_dir
-    from zeta_desktop.core.engines.base import ModelLoadError
+    from zeta_desktop.core.engines.base import EngineError, ModelLoadError
     from zeta_desktop.core.engines.llama import LlamaEngine
     from zeta_desktop.core.models.files import ModelFileError, resolve_model
-    from zeta_desktop.core.routing.semantic import build_scorer
+    from zeta_desktop.core.routing.classifier import EmbeddingVote, shipped_embedding_index
+    from zeta_desktop.core.routing.learned import PROBE_MATCH
 
     name = next((n for n in ROLE_NAMES if config.roles[n].can_embed), None)
     if name is None:
         print("zeta-desktop route: no role is set to embed (can_embed)", file=sys.stderr)
         return None, None
+    index = shipped_embedding_index()
+    if index is None:
+        print("zeta-desktop route: the embedding index cannot be read", file=sys.stderr)
+        return None, None
     role = config.roles[name]
     try:
-        source = resolve_model(role.model_path)
+        source = resolve_model(role.model_path, embedding_role=True)
         engine = LlamaEngine.load(
             source.path, LoadSettings(role.n_ctx, role.n_gpu_layers, role.n_threads, True)
         )
-    except (ModelFileError, ModelLoadError) as exc:
+        similarity = index.matches(engine.embed(list(index.probe_texts)))
+    except (ModelFileError, ModelLoadError, EngineError) as exc:
         print(f"zeta-desktop route: cannot load the {name} role: {exc}", file=sys.stderr)
         return None, None
-    scorer = build_scorer(source.path, engine.embed, user_data_dir() / "cache")
-    return engine, TaskClassifier(scorer)
+    if similarity < PROBE_MATCH:
+        engine.close()
+        print(
+            f"zeta-desktop route: the {name} role's model ({source.path.name}) is not "
+            f"{index.model_name}, which the embedding index was built with; "
+            "run without --semantic",
+            file=sys.stderr,
+        )
+        return None, None
+    return engine, TaskClassifier(EmbeddingVote(index, engine.embed))

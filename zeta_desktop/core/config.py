@@ -65,7 +65,8 @@ class RouterConfig:
     gpu_mem_ceiling_pct: float = Thresholds.gpu_mem_ceiling_pct
     min_success_rate: float = Thresholds.min_success_rate
     speed_vs_quality: float = Thresholds.speed_vs_quality
-    semantic: bool = True  # also classify by similarity to labelled examples
+    # Also let the embedding index vote (when the embedding role runs all-MiniLM-L6-v2).
+    semantic: bool = True
     # The watchdog: a model that gives no token for this long is treated as
     # failed (cancelled, cooled down, the prompt retried elsewhere). The first
     # token may take longer: the whole prompt is read before it.

@@ -34,10 +34,13 @@ from zeta_desktop.core.fleet.fleet import EngineLoader, Fleet, RoleRuntime
 from zeta_desktop.core.fleet.worker import ModelWorker, WorkerState
 from zeta_desktop.core.routing.classifier import (
     Classification,
+    EmbeddingVote,
     TaskClassifier,
     TaskKind,
     explicit_command,
+    shipped_embedding_index,
 )
+from zeta_desktop.core.routing.learned import PROBE_MATCH
 from zeta_desktop.core.routing.machine import MachineSource, NvmlSource
 from zeta_desktop.core.routing.router import (
     DEFAULT_PREFERENCES,
@@ -55,7 +58,8 @@ log = logging.getLogger(__name__)
 
 LEARNED_KEY = "router.learned"  # app_state key: learned_shift() as JSON
 
-SEMANTIC_TIMEOUT_S = 2.0
+# A prompt never waits long on a busy embedder: the text model answers instead.
+EMBED_VOTE_TIMEOUT_S = 2.0
 
 
 class SessionListener(TurnListener):
@@ -96,7 +100,7 @@ class ChatSession:
         if max_retries is None:
             # A failed answer is tried on every other model that chats, once
             # each: with two of three models failing, the third still answers.
-            chat_roles = sum(1 for name in ROLE_NAMES if config.roles[name].can_chat)
+            chat_roles = sum(1 for name in ROLE_NAMES if self.fleet.can_chat(name))
             max_retries = max(1, chat_roles - 1)
         self.runner = TurnRunner(
             self.fleet, self.router, self.classify,
@@ -117,8 +121,11 @@ class ChatSession:
             self.telemetry, self.router, machine if machine is not None else NvmlSource()
         )
         self._started = False
-        self._semantic_thread: threading.Thread | None = None
-        self.semantic_ready = threading.Event()  # set once prompts are also classified by meaning
+        self._vote_thread: threading.Thread | None = None
+        # Set once the embedding index votes on prompts (the embedder runs its model).
+        self.embedding_vote_ready = threading.Event()
+        self.embedding_vote_checked = threading.Event()  # set once either way is known
+        self.embedding_vote_note = ""  # why it does not, when it does not
 
     # -- roles --------------------------------------------------------------
 
@@ -139,7 +146,7 @@ class ChatSession:
             preference[TaskKind(kind)] = weight
         return RoleProfile(
             role=name,
-            can_chat=role_config.can_chat,
+            can_chat=self.fleet.can_chat(name),
             can_embed=role_config.can_embed,
             preference=preference,
             on_gpu=role_config.n_gpu_layers != 0,
@@ -167,13 +174,14 @@ class ChatSession:
         GUI thread (the window does, through its background tasks).
         """
         self.config.roles[name] = role_config
-        if role_config.can_embed:
-            self.classifier.semantic = None  # rebuilt for the new model once it loads
-            self.semantic_ready.clear()
+        if role_config.can_embed or self.fleet.can_embed(name):
+            self.classifier.embedding_vote = None  # checked again once the new model loads
+            self.embedding_vote_ready.clear()
+            self.embedding_vote_checked.clear()
         self.fleet.roles[name].worker.shutdown()
-        if role_config.can_embed and self._semantic_thread is not None:
-            self._semantic_thread.join()
-            self._semantic_thread = None
+        if self._vote_thread is not None:
+            self._vote_thread.join()
+            self._vote_thread = None
         self.fleet.replace(name, role_config)
         self.router.set_profile(self._profile(name))
 
@@ -185,9 +193,9 @@ class ChatSession:
         if self._started:
             self._sampler.stop(timeout)
         self.fleet.shutdown(timeout)
-        if self._semantic_thread is not None:
+        if self._vote_thread is not None:
             # Its pending embeddings were rejected by the shutdown above.
-            self._semantic_thread.join(timeout)
+            self._vote_thread.join(timeout)
 
     # -- what the router learned from the user's choices, kept across restarts --
 
@@ -219,41 +227,53 @@ class ChatSession:
             state is WorkerState.READY
             and self.config.router.semantic
             and self.can_embed(role)
-            and self.classifier.semantic is None
-            and self._semantic_thread is None
+            and self.classifier.embedding_vote is None
+            and self._vote_thread is None
         ):
-            self._semantic_thread = threading.Thread(
-                target=self._build_semantic, args=(role,), name="zeta-semantic", daemon=True
+            self._vote_thread = threading.Thread(
+                target=self._attach_embedding_vote, args=(role,), name="zeta-embed-vote",
+                daemon=True,
             )
-            self._semantic_thread.start()
+            self._vote_thread.start()
         if self._listener is not None:
             try:
                 self._listener.on_role_state(role, state, detail)
             except Exception:  # the listener's bug never stops the worker
                 log.exception("a listener failed on on_role_state")
 
-    def _build_semantic(self, role: str) -> None:
-        from zeta_desktop.core.routing.semantic import build_scorer
+    def _attach_embedding_vote(self, role: str) -> None:
+        try:
+            self._check_embedding_vote(role)
+        finally:
+            self.embedding_vote_checked.set()
 
-        source = self.fleet.roles[role].source
-        if source is None:
+    def _check_embedding_vote(self, role: str) -> None:
+        """Let the embedding index vote, if the embedding role runs the index's model."""
+        index = shipped_embedding_index()
+        if index is None:
+            self.embedding_vote_note = "embedding vote off: the index could not be read"
             return
         try:
-            scorer = build_scorer(
-                source.path,
-                lambda texts: self.fleet.embed_on(role, list(texts), timeout=120),
-                user_data_dir() / "cache",
-                # A prompt never waits long on a busy embedder: rules answer instead.
-                prompt_embed=lambda texts: self.fleet.embed_on(
-                    role, list(texts), timeout=SEMANTIC_TIMEOUT_S
-                ),
-            )
+            probe = self.fleet.embed_on(role, list(index.probe_texts), timeout=120)
         except (EngineError, OSError, ValueError, TimeoutError) as exc:
-            log.warning("semantic classification unavailable: %s", exc)
+            self.embedding_vote_note = f"embedding vote off: the {role} failed to embed ({exc})"
+            log.warning("%s", self.embedding_vote_note)
             return
-        self.classifier.semantic = scorer
-        self.semantic_ready.set()
-        log.info("semantic classification ready (embeddings from %s)", role)
+        similarity = index.matches(probe)
+        if similarity < PROBE_MATCH:
+            self.embedding_vote_note = (
+                f"embedding vote off: the {role}'s model ({self.fleet.model_file(role)}) is not "
+                f"{index.model_name}, which the index was built with"
+            )
+            log.info("%s (probe similarity %.3f)", self.embedding_vote_note, similarity)
+            return
+        self.classifier.embedding_vote = EmbeddingVote(
+            index,
+            lambda texts: self.fleet.embed_on(role, list(texts), timeout=EMBED_VOTE_TIMEOUT_S),
+        )
+        self.embedding_vote_note = ""
+        self.embedding_vote_ready.set()
+        log.info("the embedding index votes on prompts (embeddings from %s)", role)
 
     # -- conversations --------------------------------------------------------
 
@@ -391,20 +411,18 @@ class ChatSession:
         return self.runner.turn(turn_id)
 
     def classify(self, prompt: str) -> Classification:
-        """Rules, plus similarity to examples when the embedder is idle (never waits on it)."""
-        semantic = self.classifier.semantic
-        if semantic is None or explicit_command(prompt):
-            return self.classifier.classify(prompt)
+        """The text model, plus the embedding index's vote when the embedder is
+        idle (a prompt never queues behind embedding work)."""
+        vote = self.classifier.embedding_vote
+        if vote is None or explicit_command(prompt):
+            result = self.classifier.classify(prompt)
+            note = self.embedding_vote_note if vote is None else ""
+            return _with_evidence(result, note) if note else result
         embed_role = self.fleet.embed_role()
         worker = self.worker(embed_role) if embed_role else None
         if worker is None or worker.queue_depth or worker.in_flight:
-            text_only = self.classifier.classify(prompt, use_semantic=False)
-            return Classification(
-                text_only.kind,
-                text_only.confidence,
-                (*text_only.evidence, "semantic skipped: the embedder is busy"),
-                text_only.scores,
-            )
+            return _with_evidence(self.classifier.classify(prompt, use_embedding=False),
+                                  "embedding vote skipped: the embedder is busy")
         return self.classifier.classify(prompt)
 
     def route(self, prompt: str, exclude: Collection[str] = ()) -> Decision:
@@ -416,6 +434,10 @@ class ChatSession:
             raise NoRoleAvailableError("no role is set to embed")
         return self.fleet.embed_on(role, texts, timeout)
 
+
+
+def _with_evidence(result: Classification, note: str) -> Classification:
+    return Classification(result.kind, result.confidence, (*result.evidence, note), result.scores)
 
 
 def default_history_path() -> Path:

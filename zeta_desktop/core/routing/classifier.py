@@ -1,11 +1,12 @@
 """What kind of task a prompt is: simple, code, reasoning or embedding.
 
-Explicit commands (/embed, /similar) decide by rule. Every other prompt goes
-to a linear model trained offline on a labelled corpus (`learned.py`), whose
-features include the hand-written rules below (code fences, stack traces,
-keywords, maths words, ...), so they still show as evidence. When the
-embedding role is loaded, the prompt's embedding is compared with labelled
-example prompts (`resources/router_examples.toml`) and the two are blended.
+Explicit commands (/embed, /similar) decide by rule, and so do rules that are
+near certain (a fence and a stack trace, several maths words in a short
+prompt). Every other prompt goes to a linear model trained offline on a
+labelled corpus (`learned.py`), whose features include the hand-written rules
+below, so they still show as evidence. When the embedding role runs the
+model the embedding index was built with (the demo's all-MiniLM-L6-v2), the
+prompt's nearest labelled prompts vote too, blended with the text model.
 Every result says which evidence it used.
 """
 
@@ -19,7 +20,17 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from zeta_desktop.core.routing.learned import TextModel, TextModelError, load_text_model
+import numpy as np
+
+from zeta_desktop.core.routing.learned import (
+    EmbeddingIndex,
+    TextModel,
+    TextModelError,
+    as_probabilities,
+    embedding_text,
+    load_embedding_index,
+    load_text_model,
+)
 
 log = logging.getLogger(__name__)
 
@@ -215,27 +226,18 @@ def classify_by_rules(prompt: str) -> Classification:
 Embedder = Callable[[Sequence[str]], list[list[float]]]
 
 
-class SemanticScorer:
-    """Similarity of a prompt to labelled examples, in the embedding role's space."""
+class EmbeddingVote:
+    """The embedding index's vote on a prompt: its nearest labelled prompts,
+    in the embedding role's space (only for the model the index was built with)."""
 
-    def __init__(self, example_vectors: dict[TaskKind, list[list[float]]], embed: Embedder):
-        self._examples = example_vectors
+    def __init__(self, index: EmbeddingIndex, embed: Embedder):
+        self.index = index
         self._embed = embed
 
-    def scores(self, prompt: str, top_k: int = 3) -> dict[TaskKind, float]:
-        vector = self._embed([prompt])[0]
-        result = {}
-        for kind, vectors in self._examples.items():
-            sims = sorted((sum(a * b for a, b in zip(vector, v, strict=True)) for v in vectors),
-                          reverse=True)
-            result[kind] = sum(sims[:top_k]) / min(top_k, len(sims))
-        return result
+    def vector(self, prompt: str) -> np.ndarray:
+        return np.asarray(self._embed([embedding_text(prompt)])[0], dtype=np.float64)
 
 
-# Rules this sure (a command; a fence plus a trace; several maths words in a short
-# prompt) decide on their own: they hold on any source, where the trained
-# model only knows the sources it saw.
-RULES_CERTAIN = 0.9
 _SHIPPED = object()  # TaskClassifier(text_model=...) default: the model in resources/
 
 
@@ -249,76 +251,78 @@ def shipped_text_model() -> TextModel | None:
         return None
 
 
+@functools.cache
+def shipped_embedding_index() -> EmbeddingIndex | None:
+    """The embedding index from resources/, loaded once; None (text only) if unreadable."""
+    try:
+        return load_embedding_index()
+    except TextModelError as exc:
+        log.error("%s; classifying by text only", exc)
+        return None
+
+
 class TaskClassifier:
-    """Commands by rule; otherwise the trained text model (the rules are among its
-    features), blended with similarity to labelled examples when the embedder is loaded."""
+    """Commands by rule; near-certain rules alone; otherwise the trained text
+    model (the rules are among its features), blended with the embedding
+    index's vote when the embedding role runs the index's model."""
 
     def __init__(
         self,
-        semantic: SemanticScorer | None = None,
-        semantic_weight: float | None = None,
+        embedding_vote: EmbeddingVote | None = None,
         text_model: TextModel | object | None = _SHIPPED,
     ):
-        self.semantic = semantic
+        self.embedding_vote = embedding_vote
         self.text_model: TextModel | None = (
             shipped_text_model() if text_model is _SHIPPED else text_model  # type: ignore[assignment]
         )
-        if semantic_weight is None:
-            # Similarity to the 45 hand-picked examples lifted the rules, but it
-            # pulls the trained model down on held-out sources (`make
-            # bench-classify`: 76 % -> 52 % with the demo embedder), so with the
-            # model it gets no vote until one is trained on embeddings.
-            semantic_weight = 0.6 if self.text_model is None else 0.0
-        self.semantic_weight = semantic_weight
 
-    def _by_text(self, prompt: str) -> Classification:
+    def _by_text(self, prompt: str) -> tuple[Classification, np.ndarray | None]:
         by_rules = classify_by_rules(prompt)
-        if self.text_model is None or by_rules.confidence >= RULES_CERTAIN:
-            return by_rules
-        probabilities = self.text_model.probabilities(prompt)
+        if self.text_model is None or by_rules.kind is TaskKind.EMBEDDING:
+            return by_rules, None
+        model = self.text_model
+        if model.rules_certain is not None and by_rules.confidence >= model.rules_certain:
+            return by_rules, None
+        logits = model.logits(prompt)
+        probabilities = as_probabilities(model.classes, logits / model.temperature)
         kind = TaskKind(max(probabilities, key=probabilities.__getitem__))
-        words = self.text_model.top_features(prompt, kind.value)
+        words = model.top_features(prompt, kind.value)
         said = f"text model: {kind.value} {probabilities[kind.value]:.0%}"
         if words:
             said += f" (words: {', '.join(words)})"
-        return Classification(
+        result = Classification(
             kind,
             probabilities[kind.value],
             (*by_rules.evidence, said),
             {k: round(p, 4) for k, p in probabilities.items()},
         )
+        return result, logits
 
-    def classify(self, prompt: str, use_semantic: bool = True) -> Classification:
-        by_text = self._by_text(prompt)
-        if (
-            not use_semantic
-            or self.semantic is None
-            or self.semantic_weight <= 0
-            or by_text.kind is TaskKind.EMBEDDING
-        ):
+    def classify(self, prompt: str, use_embedding: bool = True) -> Classification:
+        by_text, logits = self._by_text(prompt)
+        vote = self.embedding_vote
+        if not use_embedding or vote is None or logits is None or self.text_model is None:
             return by_text
         try:
-            similarity = self.semantic.scores(prompt)
+            vector = vote.vector(prompt)
         except Exception as exc:  # the embedder failing must not stop routing
             return Classification(
                 by_text.kind,
                 by_text.confidence,
-                (*by_text.evidence, f"semantic unavailable ({exc})"),
+                (*by_text.evidence, f"embedding vote unavailable ({exc})"),
                 by_text.scores,
             )
-        # Cosine similarities sit close together: sharpen before blending.
-        semantic_probs = _softmax(similarity, temperature=0.05)
-        weight = self.semantic_weight
-        blended = {
-            kind: (1 - weight) * by_text.scores[kind.value] + weight * semantic_probs.get(kind, 0)
-            for kind in CHAT_KINDS
-        }
-        kind = max(blended, key=blended.__getitem__)
-        nearest = max(similarity, key=similarity.__getitem__)
+        index = vote.index
+        mixed = index.text_scale * logits + index.vote_scale * index.log_votes(vector)
+        probabilities = as_probabilities(index.classes, mixed)
+        kind = TaskKind(max(probabilities, key=probabilities.__getitem__))
+        nearest_kind, similarity = index.nearest(vector)
         evidence = (
             *by_text.evidence,
-            f"nearest examples: {nearest.value} (similarity {similarity[nearest]:.2f})",
+            f"nearest labelled prompts: {nearest_kind} (similarity {similarity:.2f}); "
+            f"with the text model: {kind.value} {probabilities[kind.value]:.0%}",
         )
         return Classification(
-            kind, blended[kind], evidence, {k.value: round(p, 4) for k, p in blended.items()}
+            kind, probabilities[kind.value], evidence,
+            {k: round(p, 4) for k, p in probabilities.items()},
         )

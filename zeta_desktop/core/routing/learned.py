@@ -1,11 +1,18 @@
-"""A linear text classifier for task kinds, trained offline (`training/train_classifier.py`).
+"""Task-kind models trained offline (`training/train_classifier.py`), numpy only.
 
-Features are hashed word uni- and bigrams, hashed character 3-5-grams inside
-words, and the hit counts of the hand-written rules in `classifier.RULES`, so the
-rules still count as evidence. The model is a multinomial logistic regression
-whose logits are divided by a temperature fitted on prompts from sources it
-was not trained on: its probability is meant as the chance of being right.
-Only numpy at run time; a few milliseconds per prompt on a laptop core.
+- The text model: hashed word uni- and bigrams, hashed character 3-5-grams
+  inside words, and the hit counts of the hand-written rules in
+  `classifier.RULES` (so the rules still count as evidence), into a
+  multinomial logistic regression. Under a millisecond per prompt.
+- The embedding index: the demo embedder's (all-MiniLM-L6-v2) vectors of the
+  labelled training prompts. A prompt's nearest neighbours vote, weighted by
+  similarity; their vote is blended with the text model's logits. It is used
+  only when the embedding role runs the model the index was built with (the
+  probe sentences must embed to the stored vectors).
+
+Every scale and temperature was fitted on prompts from sources left out of
+the fit (leave-sources-out folds), so a probability is meant as the chance of
+being right on a source never seen.
 """
 
 from __future__ import annotations
@@ -24,6 +31,10 @@ from zeta_desktop.core.resources import resource_path
 MODEL_DIR = "classifier"
 WEIGHTS_FILE = "text-model.npy"
 META_FILE = "text-model.json"
+INDEX_FILE = "embedding-index.npz"
+INDEX_META_FILE = "embedding-index.json"
+EMBED_CHARS = 512  # what of a prompt is embedded: its start and end say what it is
+PROBE_MATCH = 0.995  # cosine each probe sentence must reach for the index to apply
 FEATURE_VERSION = 1
 HASH_BITS = 17
 DIMENSIONS = 1 << HASH_BITS
@@ -37,11 +48,17 @@ def _hash(text: str) -> int:
     return zlib.crc32(text.encode("utf-8")) & (DIMENSIONS - 1)
 
 
-def _clipped(prompt: str) -> str:
-    if len(prompt) <= MAX_FEATURE_CHARS:
+def _clipped(prompt: str, limit: int = MAX_FEATURE_CHARS) -> str:
+    if len(prompt) <= limit:
         return prompt
-    half = MAX_FEATURE_CHARS // 2
+    half = limit // 2
     return prompt[:half] + "\n" + prompt[-half:]
+
+
+def embedding_text(prompt: str) -> str:
+    """The part of a prompt the embedder sees (bounded, so a long paste costs
+    tens of milliseconds, not seconds)."""
+    return _clipped(prompt, EMBED_CHARS)
 
 
 def rule_hits(prompt: str) -> dict[str, int]:
@@ -95,6 +112,7 @@ class TextModel:
     weights: np.ndarray  # DIMENSIONS x classes
     bias: np.ndarray
     temperature: float
+    rules_certain: float | None = None  # rules at least this sure decide alone
 
     def logits(self, prompt: str) -> np.ndarray:
         indices, values = features(prompt)
@@ -102,10 +120,7 @@ class TextModel:
         return values @ rows + self.bias
 
     def probabilities(self, prompt: str) -> dict[str, float]:
-        z = self.logits(prompt) / self.temperature
-        z = np.exp(z - z.max())
-        z /= z.sum()
-        return {kind: float(p) for kind, p in zip(self.classes, z, strict=True)}
+        return as_probabilities(self.classes, self.logits(prompt) / self.temperature)
 
     def top_features(self, prompt: str, kind: str, count: int = 3) -> list[str]:
         """The prompt's words that pushed hardest toward `kind` (for the decision text)."""
@@ -119,6 +134,78 @@ class TextModel:
             scored[token] = float(row[column] - row[others].max())
         ranked = sorted(scored.items(), key=lambda item: (-item[1], item[0]))
         return [token for token, margin in ranked[:count] if margin > 0]
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = np.exp(z - z.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
+
+
+def as_probabilities(classes: tuple[str, ...], z: np.ndarray) -> dict[str, float]:
+    return {kind: float(p) for kind, p in zip(classes, softmax(z), strict=True)}
+
+
+def neighbour_log_votes(
+    similarities: np.ndarray, labels: np.ndarray, weights: np.ndarray, k: int,
+    temperature: float, n_classes: int,
+) -> np.ndarray:
+    """Log of each class's share of the k nearest neighbours' vote (rows: queries).
+
+    A neighbour votes exp(similarity / temperature) times its sample weight,
+    so one very close labelled prompt outweighs many loose ones. Shared by
+    the app and the training script, so both score the same way.
+    """
+    k = min(k, similarities.shape[1])
+    top = np.argpartition(-similarities, k - 1, axis=1)[:, :k]
+    near = np.take_along_axis(similarities, top, axis=1)
+    strength = weights[top] * np.exp((near - near.max(axis=1, keepdims=True)) / temperature)
+    votes = np.stack([np.where(labels[top] == c, strength, 0.0).sum(axis=1)
+                      for c in range(n_classes)], axis=1)
+    share = votes / votes.sum(axis=1, keepdims=True)
+    return np.log(np.clip(share, VOTE_FLOOR, None))
+
+
+VOTE_FLOOR = 1e-4  # a class no neighbour voted for is unlikely, not impossible
+
+
+@dataclass(frozen=True)
+class EmbeddingIndex:
+    """The labelled training prompts as unit vectors in the demo embedder's space."""
+
+    classes: tuple[str, ...]
+    vectors: np.ndarray  # n x dims, unit length, float32
+    labels: np.ndarray  # n, class index
+    weights: np.ndarray  # n, sample weight (each source counts the same)
+    k: int
+    temperature: float
+    model_name: str
+    probe_texts: tuple[str, ...]
+    probe_vectors: np.ndarray
+    # The blend: softmax(text_scale * text logits + vote_scale * log vote share)
+    text_scale: float
+    vote_scale: float
+
+    def log_votes(self, vector: np.ndarray) -> np.ndarray:
+        unit = vector / max(float(np.linalg.norm(vector)), 1e-12)
+        similarities = (self.vectors @ unit.astype(np.float32))[None, :].astype(np.float64)
+        return neighbour_log_votes(similarities, self.labels, self.weights, self.k,
+                                   self.temperature, len(self.classes))[0]
+
+    def nearest(self, vector: np.ndarray) -> tuple[str, float]:
+        """The closest labelled prompt's kind and its similarity (for the evidence)."""
+        unit = vector / max(float(np.linalg.norm(vector)), 1e-12)
+        similarities = self.vectors @ unit.astype(np.float32)
+        best = int(similarities.argmax())
+        return self.classes[int(self.labels[best])], float(similarities[best])
+
+    def matches(self, probe_vectors: list[list[float]]) -> float:
+        """The lowest cosine between the stored probe vectors and these: the
+        embedder is the index's model when every probe reaches PROBE_MATCH."""
+        given = np.asarray(probe_vectors, dtype=np.float64)
+        if given.shape != self.probe_vectors.shape:
+            return 0.0
+        given /= np.clip(np.linalg.norm(given, axis=1, keepdims=True), 1e-12, None)
+        return float((given * self.probe_vectors).sum(axis=1).min())
 
 
 class TextModelError(Exception):
@@ -137,7 +224,41 @@ def load_text_model(directory: Path | None = None) -> TextModel:
         len(meta.get("classes", ())),
     ):
         raise TextModelError(f"{directory}: task classifier was built for other features")
+    gate = meta.get("rules_certain")
     return TextModel(
         tuple(meta["classes"]), weights[:-1], weights[-1].astype(np.float64),
-        float(meta["temperature"]),
+        float(meta["temperature"]), None if gate is None else float(gate),
     )
+
+
+def load_embedding_index(directory: Path | None = None) -> EmbeddingIndex:
+    directory = directory or resource_path(MODEL_DIR)
+    try:
+        meta = json.loads((directory / INDEX_META_FILE).read_text(encoding="utf-8"))
+        with np.load(directory / INDEX_FILE, allow_pickle=False) as data:
+            quantised, labels, weights = data["vectors"], data["labels"], data["weights"]
+        classes = tuple(meta["classes"])
+        probe_vectors = np.asarray(meta["probe_vectors"], dtype=np.float64)
+        blend = meta["blend"]
+        index = EmbeddingIndex(
+            classes,
+            _unit_rows(quantised.astype(np.float32) / float(meta["quantisation_scale"])),
+            labels.astype(np.int64),
+            weights.astype(np.float64),
+            int(meta["k"]),
+            float(meta["vote_temperature"]),
+            str(meta["model_name"]),
+            tuple(meta["probe_texts"]),
+            probe_vectors,
+            float(blend["text_scale"]),
+            float(blend["vote_scale"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise TextModelError(f"cannot read the embedding index in {directory}: {exc}") from exc
+    if not (len(index.vectors) == len(index.labels) == len(index.weights)):
+        raise TextModelError(f"{directory}: the embedding index's arrays differ in length")
+    return index
+
+
+def _unit_rows(matrix: np.ndarray) -> np.ndarray:
+    return matrix / np.clip(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12, None)
