@@ -27,11 +27,11 @@ def test_typing_a_prompt_streams_an_answer(qtbot, window: MainWindow) -> None:  
     assert view is not None
     assert view.text == window.session.turn(1).answer and view.text
     assert view.shown_text() == view.text and not view.streaming  # all of it shows once done,
-    assert view.live.accessibleName() == view.text  # to screen readers too,
-    qtbot.mouseMove(view)  # and the pointer over it makes it selectable
-    qtbot.waitUntil(lambda: view.selectable and view.body.isVisibleTo(window), timeout=5000)
-    assert view.shown_text() == view.text
-    assert view.body.textInteractionFlags() & Qt.TextInteractionFlag.TextSelectableByMouse
+    assert view.accessibleDescription() == view.text  # to screen readers too,
+    prose = view.answer.prose_views()  # and selectable at once, without hovering first
+    assert prose and all(p.isVisibleTo(window) for p in prose)
+    assert all(p.textInteractionFlags() & Qt.TextInteractionFlag.TextSelectableByMouse
+               for p in prose)
     assert view.header.text() == "coder"
     assert "tok/s" in view.footer.text()
     assert not window.chat.stop_button.isEnabled()

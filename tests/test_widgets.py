@@ -139,87 +139,6 @@ def test_wrapped_label_measures_again_when_its_text_grows(qtbot) -> None:  # typ
     assert label.heightForWidth(200) > wrapped
 
 
-def test_streaming_text_lays_the_chat_out_again_only_on_a_new_line(qtbot) -> None:  # type: ignore[no-untyped-def]
-    from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
-
-    from zeta_desktop.ui.streaming_text import StreamingText
-
-    parent = QWidget()
-    qtbot.addWidget(parent)
-    text = StreamingText()
-    layout = QVBoxLayout(parent)
-    layout.addWidget(text)
-    layout.addStretch(1)  # as in a message: the text takes only the height it needs
-    parent.resize(300, 400)
-    parent.show()
-    text.set_text("Hello")
-    QApplication.processEvents()
-    one_line = text.height()
-    requests = EventLog(QEvent.Type.LayoutRequest)
-    parent.installEventFilter(requests)
-
-    text.set_text("Hello there")  # same line: a repaint, no layout
-    QApplication.processEvents()
-    assert requests.count == 0 and text.text() == "Hello there"
-
-    text.set_text("Hello there, " + "and more words " * 30)  # many lines now
-    QApplication.processEvents()
-    assert requests.count >= 1
-    assert text.height() > 3 * one_line
-
-
-def test_streaming_text_lays_out_only_the_paragraph_that_grew(qtbot) -> None:  # type: ignore[no-untyped-def]
-    from PySide6.QtCore import Qt
-
-    from zeta_desktop.ui.streaming_text import StreamingText
-
-    text = StreamingText()
-    qtbot.addWidget(text)
-    metrics = text.fontMetrics()
-
-    def wrapped_height(value: str, width: int) -> int:
-        # What QPainter.drawText would need, paragraph by paragraph.
-        bounds = QRect(0, 0, width, 1 << 20)
-        return sum(
-            metrics.boundingRect(bounds, Qt.TextFlag.TextWordWrap, part).height()
-            for part in value.split("\n")
-        )
-
-    answer = "First paragraph with words that wrap " * 6 + "\n\n" + "Second one grows"
-    text.set_text(answer)
-    for width in (120, 300):
-        assert text.heightForWidth(width) == wrapped_height(answer, width)
-    first = text._laid[300][0][0]
-    text.set_text(answer + " and grows " * 10)
-    assert text.heightForWidth(300) == wrapped_height(text.text(), 300)
-    assert text._laid[300][0][0] is first  # the unchanged paragraph kept its layout
-    text.set_text("Replaced")  # a retry starts the answer over
-    assert text.heightForWidth(300) == metrics.height()
-
-
-def test_streaming_text_repaints_from_the_line_that_grew(qtbot) -> None:  # type: ignore[no-untyped-def]
-
-    from zeta_desktop.ui.streaming_text import StreamingText
-
-    text = StreamingText()
-    qtbot.addWidget(text)
-    text.set_text("A long paragraph that wraps over many lines at this width. " * 8)
-    text.resize(300, text.heightForWidth(300))
-    text.show()
-    qtbot.waitExposed(text)
-    painted = EventLog(QEvent.Type.Paint)
-    text.installEventFilter(painted)
-    text.update()
-    qtbot.waitUntil(lambda: bool(painted.rects), timeout=2000)  # the first, full paint
-    painted.rects = []
-    text.set_text(text.text() + "more")
-    qtbot.waitUntil(lambda: bool(painted.rects), timeout=2000)
-    line = text.fontMetrics().height()
-    # Only the last line changed: the lines above it are not drawn again.
-    assert min(rect.top() for rect in painted.rects) >= text.height() - 2 * line
-    assert text.text().endswith("more")
-
-
 def test_chat_of_long_answers_is_as_tall_as_its_messages(qtbot) -> None:  # type: ignore[no-untyped-def]
     """No blank space under the last answer: the scroll area once reserved each
     message's height at 200 px wide, so the newest answers ended up out of view."""
@@ -239,8 +158,6 @@ def test_chat_of_long_answers_is_as_tall_as_its_messages(qtbot) -> None:  # type
         view.show_text()
         if turn < 6:
             pane._finish(turn)  # two answers still streaming, as with several models
-        if turn < 3:
-            view.make_selectable()  # some moved to the selectable label, some not yet
     last = pane.message_views()[-1]
     viewport = pane.scroll.viewport()
 
@@ -308,8 +225,8 @@ def test_a_message_builds_only_the_parts_it_shows_in_their_places(qtbot) -> None
     models stream); made late, each still lands where it belongs."""
     from PySide6.QtWidgets import QWidget
 
+    from zeta_desktop.ui.answer_body import AnswerBody
     from zeta_desktop.ui.message_view import Badge, MessageView, WrappedLabel
-    from zeta_desktop.ui.streaming_text import StreamingText
 
     def parts(view: MessageView) -> list[type]:
         return [type(child) for child in view.findChildren(QWidget)]
@@ -317,24 +234,23 @@ def test_a_message_builds_only_the_parts_it_shows_in_their_places(qtbot) -> None
     question = MessageView("You", "what is a list?", "#6b7280")
     qtbot.addWidget(question)
     assert parts(question).count(WrappedLabel) == 1  # the text, no footer
-    assert Badge not in parts(question) and StreamingText not in parts(question)
+    assert Badge not in parts(question) and AnswerBody not in parts(question)
 
-    answer = MessageView("…", "", "#9ca3af")
+    answer = MessageView("…", "", "#9ca3af", markdown=True)
     qtbot.addWidget(answer)
     answer.resize(400, 200)
     answer.show()
-    answer.set_footer("routing…")  # the footer comes first, the streaming text after
+    assert AnswerBody not in parts(answer)  # nothing to show yet
+    answer.set_footer("routing…")  # the footer comes first, the answer's text after
     answer.start_streaming()
     answer.append("a list holds items in order")
     answer.show_text()
     assert Badge not in parts(answer) and answer.shown_text() == "a list holds items in order"
-    qtbot.waitUntil(lambda: answer.live.isVisible() and answer.footer.isVisible(), timeout=2000)
-    assert answer.live.geometry().bottom() < answer.footer.geometry().top()
+    qtbot.waitUntil(lambda: answer.answer.isVisible() and answer.footer.isVisible(), timeout=2000)
+    assert answer.answer.geometry().bottom() < answer.footer.geometry().top()
     answer.set_badge("coder · code", "#2563eb")
     answer.finish_streaming()
-    answer.make_selectable()
-    qtbot.waitUntil(lambda: answer.body.isVisible() and answer.footer.isVisible(), timeout=2000)
     header_y = answer.header.geometry().top()
     assert answer.badge.geometry().top() <= header_y + 4  # beside the header
-    assert header_y < answer.body.geometry().top() < answer.footer.geometry().top()
-    assert answer.body.text() == "a list holds items in order"
+    assert header_y < answer.answer.geometry().top() < answer.footer.geometry().top()
+    assert answer.answer.prose_views()[0].toPlainText() == "a list holds items in order"

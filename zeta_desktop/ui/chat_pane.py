@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from collections.abc import Callable
+
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QComboBox,
@@ -11,12 +13,14 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QScrollArea,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from zeta_desktop.core.fleet.worker import ChatStats
 from zeta_desktop.core.routing.router import Decision
+from zeta_desktop.ui.message_list import MessageList
 from zeta_desktop.ui.message_view import MessageView
 from zeta_desktop.ui.paint_turns import PaintTurns
 from zeta_desktop.ui.style import ROLE_COLOURS
@@ -52,8 +56,6 @@ class ChatPane(QWidget):
     """The user clicked an answer's badge: the answer's key (message id)."""
     sig_send_edit = Signal(str, str)
     """The user sent an edited prompt: the original prompt's id, the new text."""
-    sig_show_earlier = Signal()
-    """The user asked for the messages above the ones shown."""
     sig_system_prompt = Signal()
     """The user asked to see or change the conversation's system prompt."""
 
@@ -62,31 +64,28 @@ class ChatPane(QWidget):
     ) -> None:
         super().__init__(parent)
         self._paint_turns = paint_turns
-        self._answers: dict[int, MessageView] = {}
-        self._active: set[int] = set()
-        self._unshown: set[int] = set()  # answers with tokens the label lacks
+        self._answers: dict[object, MessageView] = {}  # answers with widgets now
+        self._active: set[object] = set()
+        self._unshown: set[object] = set()  # answers with tokens the label lacks
         self._text_timer = QTimer(self)
         self._text_timer.setSingleShot(True)
         self._text_timer.setInterval(TEXT_REFRESH_MS)
         self._text_timer.timeout.connect(self._show_new_text)
-
-        self._list = QWidget()
-        self._list_layout = QVBoxLayout(self._list)
-        self._list_layout.setSpacing(8)
-        self.earlier_button = QPushButton("Show earlier messages")
-        self.earlier_button.clicked.connect(self.sig_show_earlier)
-        self.earlier_button.hide()
-        self._list_layout.addWidget(self.earlier_button)
-        self._list_layout.addStretch(1)
         self._editing: str | None = None  # the prompt being edited, by id
-        self._discarded = QWidget(self)  # holds cleared messages until Qt deletes them
-        self._discarded.hide()
         self.scroll = QScrollArea()
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setWidget(self._list)
-        self.scroll.verticalScrollBar().rangeChanged.connect(self._on_range_changed)
-        self._stick_to_bottom = True
-        self.scroll.verticalScrollBar().valueChanged.connect(self._on_scrolled)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.messages = MessageList(self.scroll)
+        self.messages.sig_built.connect(self._on_view_built)
+        self.messages.sig_released.connect(self._on_view_released)
+        # Reading higher up while answers stream: nothing moves, and this
+        # button brings the newest message back.
+        self.jump_button = QToolButton(self.scroll)
+        self.jump_button.setText("↓ Jump to latest")
+        self.jump_button.setToolTip("Scroll to the newest message and follow it")
+        self.jump_button.clicked.connect(self.messages.scroll_to_bottom)
+        self.jump_button.hide()
+        self.messages.sig_at_bottom.connect(self._on_at_bottom)
+        self.scroll.installEventFilter(self)
 
         self.input = PromptEdit()
         self.input.setPlaceholderText("Ask anything. Enter sends, Shift+Enter for a new line.")
@@ -136,20 +135,40 @@ class ChatPane(QWidget):
 
     # -- what the window calls ----------------------------------------------
 
-    def answer_view(self, turn_id: int) -> MessageView | None:
-        return self._answers.get(turn_id)
+    def answer_view(self, key: object) -> MessageView | None:
+        """An answer's widget, if it has one now (in or near the view, or streaming)."""
+        return self._answers.get(key)
 
     def message_views(self) -> list[MessageView]:
-        return self._list.findChildren(MessageView)
+        """The messages with widgets now, in order."""
+        return self.messages.views()
 
-    def add_user_message(self, text: str, key: object = None) -> MessageView:
+    def make_user_view(self, text: str, key: object = None) -> MessageView:
         view = MessageView("You", text, "#6b7280")
         view.key = key
-        self._add(view)
+        return view
+
+    def make_answer_view(self, key: object, text: str = "") -> MessageView:
+        view = MessageView("…", text, "#9ca3af", markdown=True)
+        view.key = key
+        view.sig_badge_clicked.connect(lambda: self.sig_show_decision.emit(key))
+        return view
+
+    def add_message(self, key: object, build: Callable[[], MessageView], text: str) -> None:
+        """A message whose widget is built when it comes into view."""
+        self.messages.add(key, build, text)
+
+    def add_user_message(self, text: str, key: object = None) -> MessageView:
+        key = key if key is not None else object()
+        self.messages.add(key, lambda: self.make_user_view(text, key), text)
+        self.messages.scroll_to_bottom()
+        view = self.messages.build(key)
+        assert view is not None
         return view
 
     def add_pending_answer(self, key: object) -> MessageView:
         view = self.add_answer(key)
+        self.messages.build(key, keep=True)
         view.set_footer("routing…")
         view.start_streaming()
         self._active.add(key)
@@ -157,30 +176,50 @@ class ChatPane(QWidget):
         return view
 
     def add_answer(self, key: object, text: str = "") -> MessageView:
-        """An answer's view (finished, or about to stream), known by `key`."""
-        view = MessageView("…", text, "#9ca3af")
-        view.key = key
-        view.sig_badge_clicked.connect(lambda: self.sig_show_decision.emit(key))
-        self._answers[key] = view
-        self._add(view)
+        """An answer's view (finished, or about to stream), known by `key`, built now."""
+        self.messages.add(key, lambda: self.make_answer_view(key, text), text)
+        self.messages.scroll_to_bottom()
+        view = self.messages.build(key)
+        assert view is not None
         return view
 
     def clear(self) -> None:
         """Remove every message (another conversation is about to show)."""
-        for view in self.message_views():
-            self._list_layout.removeWidget(view)
-            # Out of the list at once, but still owned by a Qt parent until
-            # deleteLater: a parentless widget is Python's to free, and the
-            # garbage collector can run inside a Qt signal disconnect, where
-            # destroying a widget (its menu's actions) deadlocks on Qt's mutex.
-            view.hide()
-            view.setParent(self._discarded)
-            view.deleteLater()
+        self.messages.clear()
         self._answers.clear()
         self._active.clear()
         self._unshown.clear()
         self.stop_button.setEnabled(False)
         self.cancel_edit()
+
+    @Slot(object, object)
+    def _on_view_built(self, key: object, view: MessageView) -> None:
+        if view.key is None:
+            view.key = key
+        if view.is_answer:
+            self._answers[key] = view
+
+    @Slot(object)
+    def _on_view_released(self, key: object) -> None:
+        self._answers.pop(key, None)
+        self._unshown.discard(key)
+
+    @Slot(bool)
+    def _on_at_bottom(self, at_bottom: bool) -> None:
+        self.jump_button.setVisible(not at_bottom)
+        self._place_jump_button()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+        if watched is self.scroll and event.type() == QEvent.Type.Resize:
+            self._place_jump_button()
+        return False
+
+    def _place_jump_button(self) -> None:
+        self.jump_button.adjustSize()
+        area = self.scroll.viewport().geometry()
+        size = self.jump_button.sizeHint()
+        self.jump_button.move(area.right() - size.width() - 12, area.bottom() - size.height() - 8)
+        self.jump_button.raise_()
 
     def on_answer_text(self, key: object, text: str) -> None:
         """All of an answer so far (from the conversation model), drawn with the next batch."""
@@ -192,7 +231,7 @@ class ChatPane(QWidget):
                 self._text_timer.start(TEXT_REFRESH_MS)
 
     def mark_streaming(self, key: object) -> None:
-        view = self._answers.get(key)
+        view = self.messages.build(key, keep=True)
         if view is not None:
             view.start_streaming()
             self._active.add(key)
@@ -216,7 +255,10 @@ class ChatPane(QWidget):
         return self._editing
 
     def add_notice(self, text: str, colour: str = "#dc2626") -> None:
-        self._add(MessageView("Zeta", text, colour))
+        key = object()
+        self.messages.add(key, lambda: MessageView("Zeta", text, colour), text)
+        self.messages.scroll_to_bottom()
+        self.messages.build(key)
 
     def _show_role(self, view: MessageView, role: str, reason: str) -> None:
         colour = ROLE_COLOURS.get(role, "#6b7280")
@@ -275,8 +317,9 @@ class ChatPane(QWidget):
     def on_turn_finished(self, turn_id: int, stopped: bool, stats: ChatStats) -> None:
         view = self._answers.get(turn_id)
         if view is not None:
+            thinking = f" ({stats.thinking_tokens} thinking)" if stats.thinking_tokens else ""
             summary = (
-                f"{stats.n_tokens} tokens · {stats.tokens_per_s:.1f} tok/s · "
+                f"{stats.n_tokens} tokens{thinking} · {stats.tokens_per_s:.1f} tok/s · "
                 f"first token {stats.ttft_s * 1000:.0f} ms"
             )
             if view.retry_note:
@@ -294,24 +337,20 @@ class ChatPane(QWidget):
             view.set_footer(f"✕ {message}", "#dc2626")
         self._finish(turn_id)
 
-    def _finish(self, turn_id: int) -> None:
+    def _finish(self, turn_id: object) -> None:
         view = self._answers.get(turn_id)
         if view is not None:
             view.finish_streaming()
+        self.messages.let_go_when_out_of_view(turn_id)
         self._unshown.discard(turn_id)
         self._active.discard(turn_id)
         self.stop_button.setEnabled(bool(self._active))
 
     # -- internals ------------------------------------------------------------
 
-    def _add(self, view: MessageView) -> None:
-        self._list_layout.insertWidget(self._list_layout.count() - 1, view)
-        self._stick_to_bottom = True
-
-    def scroll_to(self, view: MessageView) -> None:
-        """Bring a message into view (a search hit), once the layout has placed it."""
-        self._stick_to_bottom = False
-        QTimer.singleShot(0, lambda: self.scroll.ensureWidgetVisible(view, 0, 40))
+    def scroll_to(self, key: object) -> None:
+        """Bring a message into view (a search hit)."""
+        self.messages.scroll_to(key)
 
     def target_role(self) -> str | None:
         """The role chosen for the next prompt, or None for the router."""
@@ -338,13 +377,3 @@ class ChatPane(QWidget):
             self.sig_send_edit.emit(original, text)
             return
         self.sig_send.emit(text)
-
-    @Slot(int)
-    def _on_scrolled(self, value: int) -> None:
-        bar = self.scroll.verticalScrollBar()
-        self._stick_to_bottom = value >= bar.maximum() - 4
-
-    @Slot(int, int)
-    def _on_range_changed(self, _minimum: int, maximum: int) -> None:
-        if self._stick_to_bottom:
-            self.scroll.verticalScrollBar().setValue(maximum)

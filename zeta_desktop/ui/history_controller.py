@@ -42,7 +42,6 @@ from zeta_desktop.ui.tasks import TaskManager
 log = logging.getLogger(__name__)
 
 LAST_OPEN_KEY = "last_conversation"
-SHOWN_AT_ONCE = 60  # messages built when a conversation opens; "Show earlier" adds more
 PURGE_EVERY_MS = 5000
 STATUS_NOTES = {
     MessageStatus.STOPPED: ("■ stopped", "#b45309"),
@@ -52,12 +51,17 @@ STATUS_NOTES = {
 }
 
 
+def token_count(tokens: int, thinking: int | None) -> str:
+    """`312 tokens (204 thinking)`: thinking counts as tokens, shown apart."""
+    return f"{tokens} tokens" + (f" ({thinking} thinking)" if thinking else "")
+
+
 def answer_footer(message: Message) -> tuple[str, str | None]:
     """The small print under a stored answer: why it went where, and how fast."""
     meta: AnswerMeta = message.meta
     parts = []
     if meta.answer_tokens:
-        parts.append(f"{meta.answer_tokens} tokens")
+        parts.append(token_count(meta.answer_tokens, meta.thinking_tokens))
     if meta.tokens_per_s:
         parts.append(f"{meta.tokens_per_s:.1f} tok/s")
     if meta.ttft_s is not None and meta.answer_tokens:
@@ -90,7 +94,9 @@ class HistoryController(QObject):
         self.tasks = tasks
         self._notice = notice
         self._window = parent
-        self._shown_from = 0  # index in the visible branch of the first message built
+        self._shown_id: str | None = None  # the conversation in the chat pane
+        # Where the user was in each conversation this session: (message, px into it).
+        self._positions: dict[str, tuple[object, int] | None] = {}
         self.system_dialog: SystemPromptDialog | None = None
         self.restored = False  # set once the start-up conversation is shown
 
@@ -100,7 +106,6 @@ class HistoryController(QObject):
         sidebar.sig_delete.connect(self.delete)
         sidebar.sig_undo_delete.connect(self.undo_delete)
         sidebar.sig_search.connect(self.search)
-        chat.sig_show_earlier.connect(self._on_show_earlier)
         chat.sig_system_prompt.connect(self.edit_system_prompt)
         self._purge_timer = QTimer(self)
         self._purge_timer.setInterval(PURGE_EVERY_MS)
@@ -177,51 +182,47 @@ class HistoryController(QObject):
         self.tasks.when_done(self.store.load_conversation(conversation_id), loaded, failed)
 
     def _show(self, conversation: Conversation, jump_to: str = "") -> None:
+        if self._shown_id is not None:
+            self._positions[self._shown_id] = self.chat.messages.position()
         self.chat.clear()
-        path = conversation.visible()
-        index = next((i for i, m in enumerate(path) if m.id == jump_to), None)
-        start = max(0, len(path) - SHOWN_AT_ONCE)
-        if index is not None:
-            start = min(start, index)
-        self._build(conversation, path, start)
+        self._shown_id = conversation.id
+        for message in conversation.visible():
+            self.chat.add_message(
+                message.id, lambda m=message: self._make_view(conversation, m), message.content)
+            if message.is_answer and message.status.unfinished and self.session.turn_for_message(
+                    message.id):
+                self.chat.mark_streaming(message.id)
         self.sidebar.set_current(conversation.id)
         self.sidebar.set_busy(self.session.busy_conversations())
         if self.store is not None and len(conversation):
             self.store.set_state(LAST_OPEN_KEY, conversation.id)
-        if index is not None:
-            view = self.chat.answer_view(jump_to) or self._user_view(jump_to)
-            if view is not None:
-                self.chat.scroll_to(view)
-
-    def _user_view(self, message_id: str) -> MessageView | None:
-        return next((v for v in self.chat.message_views() if v.key == message_id), None)
-
-    def _build(self, conversation: Conversation, path: list[Message], start: int) -> None:
-        self._shown_from = start
-        self.chat.earlier_button.setVisible(start > 0)
-        if start:
-            self.chat.earlier_button.setText(f"Show {min(start, SHOWN_AT_ONCE)} earlier messages")
-        for message in path[start:]:
-            self.add_message_view(conversation, message)
-
-    @Slot()
-    def _on_show_earlier(self) -> None:
-        conversation = self.conversation
-        path = conversation.visible()
-        start = max(0, self._shown_from - SHOWN_AT_ONCE)
-        self.chat.clear()
-        self._build(conversation, path, start)
+        if jump_to and conversation.get(jump_to) is not None:
+            self.chat.scroll_to(jump_to)
+        else:
+            self.chat.messages.restore(self._positions.get(conversation.id))
 
     def refresh(self) -> None:
         """Rebuild the branch shown (after a branch change or a new version)."""
         self._show(self.conversation)
 
     def add_message_view(self, conversation: Conversation, message: Message) -> MessageView:
+        """A message just added to the conversation shown: its widget, built now."""
+        self.chat.add_message(message.id, lambda: self._make_view(conversation, message),
+                              message.content)
+        self.chat.messages.scroll_to_bottom()
+        view = self.chat.messages.build(message.id)
+        assert view is not None
+        return view
+
+    def _make_view(self, conversation: Conversation, message: Message) -> MessageView:
+        """A message's widget, as it is now (built when it comes into view)."""
         if not message.is_answer:
-            view = self.chat.add_user_message(message.content, key=message.id)
+            view = self.chat.make_user_view(message.content, key=message.id)
         else:
-            view = self.chat.add_answer(message.id, message.content)
+            view = self.chat.make_answer_view(message.id)
             meta = message.meta
+            view.answer.thinking_seconds = meta.thinking_s
+            view.set_text_so_far(message.content)
             if meta.role:
                 colour = ROLE_COLOURS.get(meta.role, "#6b7280")
                 view.header.setText(meta.role)
@@ -229,9 +230,11 @@ class HistoryController(QObject):
                 view.set_colour(colour)
                 view.set_badge(f"{meta.role} · {meta.kind}" if meta.kind else meta.role, colour)
             if message.status.unfinished and self.session.turn_for_message(message.id):
-                self.chat.mark_streaming(message.id)
+                view.start_streaming()
+                view.show_text()
                 view.set_footer(meta.reason or "routing…")
             else:
+                view.finish_streaming()
                 text, colour = answer_footer(message)
                 if text:
                     view.set_footer(text, colour)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QEnterEvent, QFont, QPainter, QPaintEvent, QPalette
+from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from zeta_desktop.ui.streaming_text import StreamingText
+from zeta_desktop.ui.answer_body import AnswerBody
 from zeta_desktop.ui.style import set_small_text, set_text_colour
 
 
@@ -94,7 +94,8 @@ class Badge(QPushButton):
 
 
 class MessageView(QWidget):
-    """One message. Model text is shown as plain text: it is never markup.
+    """One message. A prompt or a notice is plain text; an answer is Markdown
+    (`AnswerBody`: thinking, prose, highlighted code), selectable throughout.
 
     Drawn with palettes and a paintEvent rather than style sheets: each style
     sheet costs a polish (`make bench-chat`: 5.1 ms a new message, 2.6 painted).
@@ -105,8 +106,10 @@ class MessageView(QWidget):
 
     BAR_WIDTH = 4
 
-    def __init__(self, author: str, text: str, colour: str, parent: QWidget | None = None):
+    def __init__(self, author: str, text: str, colour: str, parent: QWidget | None = None,
+                 markdown: bool = False):
         super().__init__(parent)
+        self._markdown = markdown
         self.colour = QColor(colour)
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(10 + self.BAR_WIDTH, 6, 10, 8)
@@ -120,24 +123,22 @@ class MessageView(QWidget):
         self._top.addWidget(self.header)
         self._top.addStretch(1)
         self._layout.addLayout(self._top)
-        # The badge, the selectable label, the streaming text and the footer
-        # are made when first needed: a prompt sent adds two messages while
-        # models stream, and a message built whole (six widgets, fonts set)
-        # was a third of that stall. An answer streams into `live`; once
-        # done and hovered, `body` (selectable) shows it.
+        # The badge, the text and the footer are made when first needed: a
+        # prompt sent adds two messages while models stream, and a message
+        # built whole (six widgets, fonts set) was a third of that stall.
         self._badge: Badge | None = None
         self._body: WrappedLabel | None = None
-        self._live: StreamingText | None = None
+        self._answer: AnswerBody | None = None
         self._footer: WrappedLabel | None = None
         self._actions: QHBoxLayout | None = None
         self.action_buttons: dict[str, QToolButton] = {}
         self.pager_label: QLabel | None = None
         self.key: object = None  # what the chat knows this message by (its id)
         self._text = text
-        self._finished = False
+        self._streaming = False
         self.retry_note = ""
         if text:
-            self.body.setText(text)
+            self.show_text()
 
     @property
     def badge(self) -> Badge:
@@ -158,13 +159,16 @@ class MessageView(QWidget):
         return self._body
 
     @property
-    def live(self) -> StreamingText:
-        if self._live is None:
-            self._live = StreamingText()
-            self._live.hide()
-            # Under the header and the label, above the footer.
-            self._layout.insertWidget(1 + (self._body is not None), self._live)
-        return self._live
+    def is_answer(self) -> bool:
+        return self._markdown
+
+    @property
+    def answer(self) -> AnswerBody:
+        """An answer's Markdown (made when first needed)."""
+        if self._answer is None:
+            self._answer = AnswerBody()
+            self._layout.insertWidget(1, self._answer)  # under the header, above the footer
+        return self._answer
 
     @property
     def footer(self) -> WrappedLabel:
@@ -245,10 +249,7 @@ class MessageView(QWidget):
 
     def clear_text(self) -> None:
         self._text = ""
-        if self._body is not None:
-            self._body.setText("")
-        if self._live is not None:
-            self._live.set_text("")
+        self.show_text()
 
     @property
     def text(self) -> str:
@@ -258,23 +259,15 @@ class MessageView(QWidget):
     @property
     def streaming(self) -> bool:
         """Tokens may still come (the answer is not finished)."""
-        return not self.selectable and not self._finished
-
-    @property
-    def selectable(self) -> bool:
-        """The text is in the selectable label (not the streaming widget)."""
-        return self._live is None or self._live.isHidden()
+        return self._streaming
 
     def start_streaming(self) -> None:
-        self._finished = False
-        if self._body is not None:
-            self._body.hide()
-        self.live.show()
+        self._streaming = True
 
     def shown_text(self) -> str:
-        """What the user sees now."""
-        if not self.selectable:
-            return self.live.text()
+        """What the user sees now (the Markdown source of an answer)."""
+        if self._markdown:
+            return self._answer.text() if self._answer is not None else ""
         return self._body.text() if self._body is not None else ""
 
     def set_text_so_far(self, text: str) -> None:
@@ -286,35 +279,17 @@ class MessageView(QWidget):
         self._text += piece
 
     def show_text(self) -> None:
-        if not self.selectable:
-            self.live.set_text(self._text)
+        if self._markdown:
+            if self._text or self._answer is not None:
+                self.answer.set_text(self._text, streaming=self._streaming)
         elif self.shown_text() != self._text:
             self.body.setText(self._text)
 
     def finish_streaming(self) -> None:
-        """The answer is complete: all of it shows, still in the streaming widget.
-
-        Laying a long answer out as a selectable label took ~10 ms of the GUI
-        thread, in the middle of other answers streaming. It moves to the
-        label when the pointer comes over it (enterEvent), before any click
-        that could start a selection.
-        """
-        if self.streaming:
-            self.live.set_text(self._text)
-            # What a screen reader reads, as it would from the label.
-            self.live.setAccessibleName(self._text)
-            self._finished = True
-
-    def make_selectable(self) -> None:
-        if self._finished and not self.selectable:
-            self.body.setText(self._text)
-            self.live.hide()
-            self.live.set_text("")
-            self.body.show()
-
-    def enterEvent(self, event: QEnterEvent) -> None:  # noqa: N802 (Qt's name)
-        self.make_selectable()
-        super().enterEvent(event)
+        """The answer is complete: all of it shows, each part rendered once, whole."""
+        self._streaming = False
+        self.show_text()
+        self.setAccessibleDescription(self._text)  # what a screen reader reads
 
     def set_badge(self, text: str, colour: str) -> None:
         self.badge.setText(text)

@@ -57,6 +57,10 @@ class RoleCard(QFrame):
         self.detail_label.hide()
         self.stats_label = LiveText("queue 10+1 · TTFT 10.00 s · 100 tok/s · 100% ok")
         set_small_text(self.stats_label, "#4b5563")
+        # Shown once the model has thought: its last answer's tokens, thinking apart.
+        self.thinking_label = LiveText("last answer: 99999 thinking + 99999 answer tokens")
+        set_small_text(self.thinking_label, "#4b5563")
+        self.thinking_label.hide()
         self.choose_button = QPushButton("Choose GGUF…")
         self.choose_button.setStyleSheet("padding: 1px 6px; font-size: 11px;")
         self.choose_button.setToolTip(f"Point the {role} role at a GGUF file on this machine")
@@ -72,6 +76,7 @@ class RoleCard(QFrame):
         layout.setSpacing(1)
         layout.addLayout(top)
         layout.addWidget(self.detail_label)
+        layout.addWidget(self.thinking_label)
         bottom = QHBoxLayout()
         bottom.addWidget(self.stats_label, 1)
         bottom.addWidget(self.choose_button)
@@ -100,6 +105,12 @@ class RoleCard(QFrame):
             speed = live_tokens_per_s
         parts.append(f"{speed:.0f} tok/s" if speed is not None else "– tok/s")
         parts.append(f"{signals.success_rate:.0%} ok")
+        if signals.last_thinking_tokens:  # a thinking model: its last answer's split
+            answer = signals.last_tokens - signals.last_thinking_tokens
+            self.thinking_label.setText(
+                f"last answer: {signals.last_thinking_tokens} thinking + {answer} answer tokens")
+            if self.thinking_label.isHidden():
+                self.thinking_label.show()
         self.stats_label.setText(" · ".join(parts))  # LiveText: an unchanged text is a no-op
         cooling = signals.cooling_down and self._state in ("ready", "busy")
         shown = "cooling down" if cooling else self._state

@@ -118,6 +118,8 @@ class HistoryRecorder:
         if stats.n_tokens:
             meta.ttft_s = round(stats.ttft_s, 4)
             meta.tokens_per_s = round(stats.tokens_per_s, 2)
+        meta.thinking_tokens = stats.thinking_tokens or None
+        meta.thinking_s = round(stats.thinking_s, 2) if stats.thinking_s is not None else None
         self._save(message, turn_id)
         self._conversations.pop(turn_id, None)
 

@@ -31,6 +31,7 @@ class TelemetryOutcomes:
             service_s=stats.total_s - stats.queued_s,
             n_tokens=stats.n_tokens,
             kind=kind,
+            thinking_tokens=stats.thinking_tokens,
         )
 
     def on_model_failure(self, role: str) -> float:

@@ -55,7 +55,9 @@ class AnswerMeta:
     ttft_s: float | None = None
     tokens_per_s: float | None = None
     prompt_tokens: int | None = None
-    answer_tokens: int | None = None
+    answer_tokens: int | None = None  # every generated token, thinking included
+    thinking_tokens: int | None = None
+    thinking_s: float | None = None  # from the start to the end of the thinking
     error: str = ""
     retries: list[str] = field(default_factory=list)  # "role: why it failed"
 

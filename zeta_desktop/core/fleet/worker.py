@@ -18,6 +18,7 @@ from pathlib import Path
 
 from zeta_desktop.core.engines.base import ChatMessage, Engine, EngineError, LoadSettings
 from zeta_desktop.core.engines.context_fit import fit_messages_counted
+from zeta_desktop.core.engines.thinking import ThinkingCounter
 from zeta_desktop.core.fleet.thread_priority import lower_current_thread_priority
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ class ChatStats:
     total_s: float  # from submit to the end, queueing included
     queued_s: float
     prompt_tokens: int = 0  # the prompt as sent, after older turns were dropped to fit
+    thinking_tokens: int = 0  # of n_tokens, those inside the model's thinking tags
+    thinking_s: float | None = None  # from the job starting to the last thinking token
 
     @property
     def tokens_per_s(self) -> float:
@@ -290,6 +293,7 @@ class ModelWorker:
         first_token_at: float | None = None
         last_token_at = started
         n_tokens = prompt_tokens = 0
+        thinking = ThinkingCounter()
         job.listener.on_started(job, self.role)
         try:
             messages, max_tokens, prompt_tokens = fit_messages_counted(
@@ -305,6 +309,7 @@ class ModelWorker:
                 if first_token_at is None:
                     first_token_at = last_token_at
                 n_tokens += 1
+                thinking.feed(piece, last_token_at)
                 job.listener.on_token(job, piece)
         except EngineError as exc:
             job.listener.on_failed(job, self.role, str(exc), partial=n_tokens > 0, error=exc)
@@ -326,5 +331,7 @@ class ModelWorker:
             total_s=ended - job.submitted_at,
             queued_s=started - job.submitted_at,
             prompt_tokens=prompt_tokens,
+            thinking_tokens=thinking.thinking_tokens(),
+            thinking_s=thinking.thinking_seconds(started),
         )
         job.listener.on_finished(job, self.role, job.cancel.is_set(), stats)

@@ -60,6 +60,10 @@ class ModelSignals:
     # Service time per task kind, once KIND_SAMPLES answers of that kind ran here:
     # a code answer on the coder is not a reasoning answer on the reasoner.
     service_by_kind: dict[str, float] = field(default_factory=dict)
+    # The newest finished answer's tokens, and of those its thinking (a
+    # thinking model's reasoning counts as tokens: it takes decode time).
+    last_tokens: int = 0
+    last_thinking_tokens: int = 0
 
     @property
     def newest_ttft_s(self) -> float | None:
@@ -97,6 +101,7 @@ class ModelTelemetry:
         self._lock = threading.Lock()
         self.ttft_s: float | None = None
         self.last_ttft_s: float | None = None
+        self.last_tokens = self.last_thinking_tokens = 0
         self.tokens_per_s: float | None = None
         self.latency_s: float | None = None
         self.service_s: float | None = None
@@ -133,9 +138,11 @@ class ModelTelemetry:
         n_tokens: int,
         now: float | None = None,
         kind: str | None = None,
+        thinking_tokens: int = 0,
     ) -> None:
         now = time.monotonic() if now is None else now
         with self._lock:
+            self.last_tokens, self.last_thinking_tokens = n_tokens, thinking_tokens
             self.ttft_s = _ewma(self.ttft_s, ttft_s)
             if tokens_per_s > 0:
                 self.tokens_per_s = _ewma(self.tokens_per_s, tokens_per_s)
@@ -206,6 +213,8 @@ class ModelTelemetry:
                 failed=self.failed,
                 running_for_s=running_for,
                 last_ttft_s=self.last_ttft_s,
+                last_tokens=self.last_tokens,
+                last_thinking_tokens=self.last_thinking_tokens,
                 service_by_kind={
                     kind: value
                     for kind, (value, count) in self._kind_service.items()

@@ -1,4 +1,7 @@
-"""Plain text that keeps growing at its end: an answer while it streams.
+"""The baseline of `make bench-chat`: the plain-text streaming widget the chat
+used before answers were Markdown (`StreamingText`, kept here as it was).
+
+Plain text that keeps growing at its end: an answer while it streams.
 
 A QLabel asks the whole chat to lay out again on every setText, and that
 costs more the longer the chat is. This widget asks for a layout only when

@@ -1,0 +1,149 @@
+"""Prose of an answer rendered as Markdown (Qt's own reader, md4c).
+
+Model output is untrusted: raw HTML is shown as text (MarkdownNoHTML), an
+image never loads (it becomes a link the user can see, and no resource is
+ever fetched, remote or local), and a link opens in the browser only when
+clicked (http, https and mailto), its target shown on hover.
+
+While an answer streams, only its last block changes: the text before the
+last blank line is final, so it is inserted once and the rest (the growing
+paragraph, list or table) is replaced on each batch, and Qt lays out only
+the blocks that changed. Selection works all along; copying keeps the
+Markdown (the selection converted back by Qt, not the plain text).
+"""
+
+from __future__ import annotations
+
+import re
+
+from PySide6.QtCore import QMimeData, Qt, QUrl, Signal, Slot
+from PySide6.QtGui import QDesktopServices, QTextCursor, QTextDocument, QWheelEvent
+from PySide6.QtWidgets import QFrame, QSizePolicy, QTextBrowser, QToolTip, QWidget
+
+_FEATURES = QTextDocument.MarkdownFeature(
+    QTextDocument.MarkdownFeature.MarkdownDialectGitHub.value
+    | QTextDocument.MarkdownFeature.MarkdownNoHTML.value
+)
+OPENABLE_SCHEMES = ("http", "https", "mailto")
+_IMAGE = re.compile(r"!\[")
+_CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.DOTALL)
+
+
+def without_images(markdown: str) -> str:
+    """`![alt](url)` becomes `[image: alt](url)`, a link, outside code spans."""
+    if "![" not in markdown:
+        return markdown
+    pieces, last = [], 0
+    for span in _CODE_SPAN.finditer(markdown):
+        pieces.append(_IMAGE.sub("[image: ", markdown[last:span.start()]))
+        pieces.append(span.group(0))
+        last = span.end()
+    pieces.append(_IMAGE.sub("[image: ", markdown[last:]))
+    return "".join(pieces)
+
+
+class ProseView(QTextBrowser):
+    sig_link_hovered = Signal(str)
+    """The pointer is over a link (its target), or left it ("")."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setOpenLinks(False)
+        self.setOpenExternalLinks(False)
+        self.setUndoRedoEnabled(False)
+        self.setTextInteractionFlags(
+            Qt.TextInteractionFlag.TextSelectableByMouse
+            | Qt.TextInteractionFlag.TextSelectableByKeyboard
+            | Qt.TextInteractionFlag.LinksAccessibleByMouse
+        )
+        self.viewport().setAutoFillBackground(False)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.document().setDocumentMargin(0)
+        self.anchorClicked.connect(self._on_link_clicked)
+        self.highlighted.connect(self._on_link_hovered)
+        self.document().documentLayout().documentSizeChanged.connect(self._fit_height)
+        self._source = ""
+        self._committed = ""  # the part of the source inserted for good (complete blocks)
+        self._tail_at = 0  # where the still-growing part starts in the document
+        self.setFixedHeight(self.fontMetrics().lineSpacing())
+
+    # -- content ---------------------------------------------------------------------
+
+    def markdown(self) -> str:
+        """The Markdown shown, as the model wrote it."""
+        return self._source
+
+    def set_markdown(self, markdown: str) -> None:
+        """Show `markdown` whole (a finished answer: rendered once)."""
+        if markdown == self._source and not self._committed:
+            return
+        self._source = markdown
+        self._committed, self._tail_at = "", 0
+        self.document().setMarkdown(without_images(markdown), _FEATURES)
+
+    def stream_markdown(self, markdown: str) -> None:
+        """Show `markdown`, which grew at its end: re-render only its last block."""
+        if markdown == self._source:
+            return
+        if not markdown.startswith(self._committed):
+            self._committed, self._tail_at = "", 0
+            self.document().clear()
+        # Everything before the last blank line is complete blocks.
+        blank = markdown.rfind("\n\n")
+        complete = max(blank + 2 if blank >= 0 else 0, len(self._committed))
+        cursor = QTextCursor(self.document())
+        cursor.beginEditBlock()
+        cursor.setPosition(self._tail_at)
+        cursor.movePosition(QTextCursor.MoveOperation.End, QTextCursor.MoveMode.KeepAnchor)
+        cursor.removeSelectedText()
+        if complete > len(self._committed) and _outside_fence(markdown[:complete]):
+            cursor.insertMarkdown(without_images(markdown[len(self._committed):complete]),
+                                  _FEATURES)
+            self._committed = markdown[:complete]
+            cursor.movePosition(QTextCursor.MoveOperation.End)
+            cursor.insertBlock()
+            self._tail_at = cursor.position()
+        cursor.insertMarkdown(without_images(markdown[len(self._committed):]), _FEATURES)
+        cursor.endEditBlock()
+        self._source = markdown
+
+    # -- what the user does ------------------------------------------------------------
+
+    def createMimeDataFromSelection(self) -> QMimeData:  # noqa: N802 (Qt's name)
+        data = QMimeData()
+        data.setText(self.textCursor().selection().toMarkdown().strip("\n"))
+        return data
+
+    def loadResource(self, _type: int, _name: QUrl) -> object:  # noqa: N802 (Qt's name)
+        return None  # never a file, never the network
+
+    @Slot(QUrl)
+    def _on_link_clicked(self, url: QUrl) -> None:
+        if url.scheme().lower() in OPENABLE_SCHEMES:
+            QDesktopServices.openUrl(url)
+
+    @Slot(QUrl)
+    def _on_link_hovered(self, url: QUrl) -> None:
+        target = url.toString()
+        self.viewport().setToolTip(target)
+        if target:
+            QToolTip.showText(self.cursor().pos(), target, self.viewport())
+        self.sig_link_hovered.emit(target)
+
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 (Qt's name)
+        event.ignore()  # the chat scrolls, not the paragraph
+
+    @Slot()
+    def _fit_height(self) -> None:
+        height = int(self.document().size().height() + 0.999)
+        if height != self.height():
+            self.setFixedHeight(max(height, self.fontMetrics().lineSpacing()))
+
+
+def _outside_fence(markdown: str) -> bool:
+    """No code fence left open (prose never holds one: the answer's fences are
+    split out before it gets here; this keeps a stray one from splitting)."""
+    return markdown.count("```") % 2 == 0 and markdown.count("~~~") % 2 == 0
