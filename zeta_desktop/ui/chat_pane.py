@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QComboBox,
@@ -78,14 +78,15 @@ class ChatPane(QWidget):
         self.messages.sig_built.connect(self._on_view_built)
         self.messages.sig_released.connect(self._on_view_released)
         # Reading higher up while answers stream: nothing moves, and this
-        # button brings the newest message back.
-        self.jump_button = QToolButton(self.scroll)
+        # button brings the newest message back. Under the chat, not over it:
+        # a widget over the chat keeps Qt from scrolling it by moving pixels.
+        self.jump_button = QToolButton()
         self.jump_button.setText("↓ Jump to latest")
         self.jump_button.setToolTip("Scroll to the newest message and follow it")
+        self.jump_button.setAutoRaise(True)
         self.jump_button.clicked.connect(self.messages.scroll_to_bottom)
         self.jump_button.hide()
         self.messages.sig_at_bottom.connect(self._on_at_bottom)
-        self.scroll.installEventFilter(self)
 
         self.input = PromptEdit()
         self.input.setPlaceholderText("Ask anything. Enter sends, Shift+Enter for a new line.")
@@ -130,6 +131,7 @@ class ChatPane(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.scroll, 1)
+        layout.addWidget(self.jump_button, 0, Qt.AlignmentFlag.AlignRight)
         layout.addWidget(self.edit_bar)
         layout.addLayout(input_row)
 
@@ -207,19 +209,6 @@ class ChatPane(QWidget):
     @Slot(bool)
     def _on_at_bottom(self, at_bottom: bool) -> None:
         self.jump_button.setVisible(not at_bottom)
-        self._place_jump_button()
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
-        if watched is self.scroll and event.type() == QEvent.Type.Resize:
-            self._place_jump_button()
-        return False
-
-    def _place_jump_button(self) -> None:
-        self.jump_button.adjustSize()
-        area = self.scroll.viewport().geometry()
-        size = self.jump_button.sizeHint()
-        self.jump_button.move(area.right() - size.width() - 12, area.bottom() - size.height() - 8)
-        self.jump_button.raise_()
 
     def on_answer_text(self, key: object, text: str) -> None:
         """All of an answer so far (from the conversation model), drawn with the next batch."""

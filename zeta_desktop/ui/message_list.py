@@ -30,8 +30,9 @@ KEPT_SCREENS = 3  # built messages this many screens away are let go
 BUILT_AT_MOST = 80  # built and hidden, kept for scrolling back
 
 
-@dataclass
+@dataclass(eq=False)
 class Entry:
+    index: int
     key: object
     build: Callable[[], MessageView]
     text: str  # for the height guess until the message is built
@@ -55,7 +56,11 @@ class MessageList(QWidget):
         self._entries: list[Entry] = []
         self._by_key: dict[object, Entry] = {}
         self._tops: list[int] = []
+        self._heights: list[int] = []  # per entry, at self._width
+        self._built: list[Entry] = []  # the entries with widgets
         self._hidden: list[Entry] = []  # built, out of view, oldest first
+        self._dirty = True  # heights may have changed: measure before placing
+        self._width = 0
         self._at_bottom = True
         self._placing = False
         self._pending = QTimer(self)
@@ -81,9 +86,10 @@ class MessageList(QWidget):
     # -- entries ------------------------------------------------------------------------
 
     def add(self, key: object, build: Callable[[], MessageView], text: str) -> None:
-        entry = Entry(key, build, text)
+        entry = Entry(len(self._entries), key, build, text)
         self._entries.append(entry)
         self._by_key[key] = entry
+        self._dirty = True
         self._schedule()
 
     def clear(self) -> None:
@@ -92,7 +98,8 @@ class MessageList(QWidget):
         self._entries.clear()
         self._by_key.clear()
         self._hidden.clear()
-        self._tops = []
+        self._built.clear()
+        self._tops, self._heights = [], []
         self._at_bottom = True
         self.setFixedHeight(0)
 
@@ -115,6 +122,7 @@ class MessageList(QWidget):
         entry.keep = entry.keep or keep
         if entry.view is None:
             self._build(entry)
+            self._dirty = True
             self._schedule()
         return entry.view
 
@@ -131,16 +139,20 @@ class MessageList(QWidget):
 
     def scroll_to_bottom(self) -> None:
         self._set_at_bottom(True)
+        self._dirty = True
         self.relayout()
 
     def scroll_to(self, key: object, offset: int = 40) -> None:
         """Bring a message into view (a search hit): its top `offset` px below the view's."""
-        index = next((i for i, e in enumerate(self._entries) if e.key == key), None)
-        if index is None:
+        entry = self._by_key.get(key)
+        if entry is None:
             return
+        index = entry.index
         self._set_at_bottom(False)
+        self._dirty = True
         self.relayout()
         self._scroll_value(self._tops[index] - offset)
+        self._dirty = True
         self.relayout()
 
     def position(self) -> tuple[object, int] | None:
@@ -163,12 +175,14 @@ class MessageList(QWidget):
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
         if watched is self._area.viewport() and event.type() == QEvent.Type.Resize:
+            self._dirty = True
             self._schedule()
         return False
 
     def event(self, event: QEvent) -> bool:
         # A message's size hint changed (it was built, an answer grew a line).
         if event.type() == QEvent.Type.LayoutRequest and not self._placing:
+            self._dirty = True
             self._schedule()
         return super().event(event)
 
@@ -190,50 +204,77 @@ class MessageList(QWidget):
             self._placing = False
 
     def _place_once(self) -> bool:
-        """One pass; True if it built messages (heights to measure again)."""
+        """One pass; True if it built messages (heights to measure again).
+
+        A scroll alone measures nothing and looks only at the messages in
+        reach of the view; a change in size measures what is near the view
+        (a message out of reach keeps the height it had) and moves the rest."""
         bar = self._area.verticalScrollBar()
         width = max(1, self._area.viewport().width())
+        screen = self._area.viewport().height()
+        if self._dirty or width != self._width:
+            self._measure(width, bar.value() - screen, bar.value() + 2 * screen)
+        tops = self._tops
+        view_top = bar.value()
+        view_bottom = view_top + screen
+        first = max(0, bisect.bisect_right(tops, view_top - screen) - 1)
+        last = bisect.bisect_left(tops, view_bottom + screen)
+        built = False
+        for entry in self._entries[first:last]:
+            if entry.view is None:
+                self._build(entry)
+                built = True
+            elif entry.view.isHidden():
+                entry.view.show()
+                if entry in self._hidden:
+                    self._hidden.remove(entry)
+            self._put(entry, width)
+        self._let_go_far(view_top, view_bottom)
+        if built:
+            self._dirty = True
+        return built
+
+    def _measure(self, width: int, near_top: int, near_bottom: int) -> None:
+        bar = self._area.verticalScrollBar()
         anchor = None
         if not self._at_bottom and self._tops:
             value = bar.value()
             index = max(0, min(len(self._entries) - 1, bisect.bisect_right(self._tops, value) - 1))
             anchor = (index, value - self._tops[index])
-        # Measured again: what is in or near the view (a hidden message keeps
-        # the height it had), so a long chat costs little per change.
-        near_top = bar.value() - self._area.viewport().height()
-        near_bottom = bar.value() + 2 * self._area.viewport().height()
-        tops, top = [], MARGIN
-        for index, entry in enumerate(self._entries):
+        heights = self._heights if width == self._width else []
+        changed = len(heights)  # the first entry whose height is new
+        for entry in self._built:  # only built messages change height on their own
+            if entry.index >= len(heights):
+                continue
+            top = self._tops[entry.index]
+            if heights[entry.index] < 0 or entry.keep or near_top - 2000 < top < near_bottom + 2000:
+                height = self._height(entry, width, measure=True)
+                if height != heights[entry.index]:
+                    heights[entry.index] = height
+                    changed = min(changed, entry.index)
+        for entry in self._entries[len(heights):]:
+            heights.append(self._height(entry, width, measure=entry.view is not None))
+        tops = self._tops[:changed] if width == self._width else []
+        top = tops[-1] + heights[len(tops) - 1] + SPACING if tops else MARGIN
+        for index in range(len(tops), len(heights)):
             tops.append(top)
-            old_top = self._tops[index] if index < len(self._tops) else top
-            measure = entry.keep or near_top - 2000 < old_top < near_bottom + 2000
-            top += self._height(entry, width, measure) + SPACING
-        self._tops = tops
+            top += heights[index] + SPACING
+        self._tops, self._heights, self._width, self._dirty = tops, heights, width, False
         total = top - SPACING + MARGIN if self._entries else 0
         self.setFixedSize(width, max(total, 0))
+        for entry in self._built:
+            if entry.index >= changed:
+                self._put(entry, width)
         if self._at_bottom:
             self._scroll_value(bar.maximum())
         elif anchor is not None and anchor[0] < len(tops):
             self._scroll_value(tops[anchor[0]] + anchor[1])
-        view_top = bar.value()
-        view_bottom = view_top + self._area.viewport().height()
-        screen = view_bottom - view_top
-        built = False
-        for index, entry in enumerate(self._entries):
-            height = self._height(entry, width, measure=False)
-            # In view, or within a screen of it: built before it scrolls in.
-            seen = tops[index] < view_bottom + screen and tops[index] + height > view_top - screen
-            if seen and entry.view is None:
-                self._build(entry)
-                built = True
-            if entry.view is not None:
-                entry.view.setGeometry(MARGIN, tops[index], width - 2 * MARGIN, height)
-                if seen and entry.view.isHidden():
-                    entry.view.show()
-                    if entry in self._hidden:
-                        self._hidden.remove(entry)
-        self._let_go_far(view_top, view_bottom)
-        return built
+
+    def _put(self, entry: Entry, width: int) -> None:
+        assert entry.view is not None
+        height = self._heights[entry.index] if entry.index < len(self._heights) else (
+            self._height(entry, width, measure=False))
+        entry.view.setGeometry(MARGIN, self._tops[entry.index], width - 2 * MARGIN, height)
 
     def _height(self, entry: Entry, width: int, measure: bool = True) -> int:
         inner = max(1, width - 2 * MARGIN)
@@ -260,15 +301,22 @@ class MessageList(QWidget):
         view = entry.build()
         view.setParent(self)
         entry.view = view
+        self._built.append(entry)
+        width = max(1, self._width)
+        entry.heights.pop(width, None)
+        view.setGeometry(MARGIN, self._tops[entry.index] if entry.index < len(self._tops)
+                         else 0, width - 2 * MARGIN, self._height(entry, width))
+        if entry.index < len(self._heights):
+            self._heights[entry.index] = -1  # measured at the next pass
         view.show()
         self.sig_built.emit(entry.key, view)
 
     def _let_go_far(self, view_top: int, view_bottom: int) -> None:
         screen = max(1, view_bottom - view_top)
-        for index, entry in enumerate(self._entries):
+        for entry in list(self._built):
             if entry.view is None or entry.keep:
                 continue
-            top = self._tops[index]
+            top = self._tops[entry.index]
             far = top > view_bottom + KEPT_SCREENS * screen or (
                 top + entry.view.height() < view_top - KEPT_SCREENS * screen)
             near = top < view_bottom + screen and top + entry.view.height() > view_top - screen
@@ -284,6 +332,8 @@ class MessageList(QWidget):
         view, entry.view = entry.view, None
         if entry in self._hidden:
             self._hidden.remove(entry)
+        if entry in self._built:
+            self._built.remove(entry)
         if view is None:
             return
         self.sig_released.emit(entry.key)

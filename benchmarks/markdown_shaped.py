@@ -1,0 +1,65 @@
+"""A real engine whose answers are shaped as Markdown, for `make bench-ui`.
+
+The demo model rarely writes Markdown on its own; the chat's cost while
+answers stream depends on what it renders. This wraps the real llama.cpp
+engine (the same decode load, token for token) and lays its tokens out as a
+typical answer: a heading, paragraphs, a list, a table, a fenced code block,
+then prose again, in turn.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from zeta_desktop.core.engines.base import ChatMessage, Engine, LoadSettings
+from zeta_desktop.core.engines.llama import LlamaEngine
+
+# (what comes before a stretch of tokens, what each token is wrapped as, stretch length)
+SHAPE = (
+    ("## A heading\n\n", "{}", 30),
+    ("\n\n", "{}", 30),
+    ("\n\n- ", "{}", 12),
+    ("\n- ", "{}", 12),
+    ("\n\n| item | note |\n| --- | --- |\n| ", "{}", 10),
+    (" |\n\n```python\ndef answer(values):\n    ", "{}", 24),
+    ("\n    return values\n```\n\n", "**{}**", 6),
+    ("", "{}", 40),
+)
+
+
+class MarkdownShapedEngine:
+    def __init__(self, inner: Engine) -> None:
+        self._inner = inner
+
+    @property
+    def n_ctx(self) -> int:
+        return self._inner.n_ctx
+
+    def count_tokens(self, text: str) -> int:
+        return self._inner.count_tokens(text)
+
+    def stream_chat(self, messages: Sequence[ChatMessage], *, max_tokens: int,
+                    temperature: float, cancel: threading.Event) -> Iterator[str]:
+        stage, left = 0, 0
+        for piece in self._inner.stream_chat(messages, max_tokens=max_tokens,
+                                             temperature=temperature, cancel=cancel):
+            if left == 0:
+                before, _wrap, left = SHAPE[stage % len(SHAPE)]
+                stage += 1
+                if before:
+                    yield before
+            left -= 1
+            text = piece.replace("`", "'").replace("\n", " ")
+            yield SHAPE[(stage - 1) % len(SHAPE)][1].format(text) if text.strip() else text
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return self._inner.embed(texts)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def load_markdown_shaped(path: Path, settings: LoadSettings) -> Engine:
+    return MarkdownShapedEngine(LlamaEngine.load(path, settings))
