@@ -98,3 +98,15 @@ def test_an_imported_answer_left_streaming_is_interrupted() -> None:
     data["messages"][-1]["status"] = "streaming"
     copy = exchange.from_json_text(json.dumps(data))
     assert copy.visible()[-1].status is MessageStatus.INTERRUPTED
+
+
+def test_exports_keep_the_thinking_and_the_answer() -> None:
+    conversation = Conversation.new()
+    question = conversation.add(None, "user", "is 91 prime?")
+    answer = conversation.add(question.id, "assistant", "<think>\n91 = 7 x 13\n</think>\n\nNo.")
+    answer.meta.thinking_s = 3.2
+    text = exchange.to_markdown(conversation)
+    assert "<details><summary>Thought for 3 s</summary>\n\n91 = 7 x 13\n\n</details>" in text
+    assert text.index("</details>") < text.index("No.")
+    copy = exchange.from_json_text(exchange.dumps(conversation))
+    assert copy.visible()[-1].content == answer.content  # the JSON keeps the text as it came

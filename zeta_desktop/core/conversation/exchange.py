@@ -21,6 +21,7 @@ from zeta_desktop.core.conversation.model import (
     MessageStatus,
     new_id,
 )
+from zeta_desktop.core.engines.thinking import split_thinking
 
 FORMAT = "zeta-desktop.conversation"
 FORMAT_VERSION = 1
@@ -47,8 +48,18 @@ def to_markdown(conversation: Conversation) -> str:
                 heading += f" · {message.status.value}"
         else:
             heading = "## You"
-        lines += [heading, "", message.content, ""]
+        lines += [heading, "", _readable(message), ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _readable(message: Message) -> str:
+    """An answer's thinking folds away in Markdown viewers; its answer follows."""
+    thinking, answer = split_thinking(message.content) if message.is_answer else (None, "")
+    if thinking is None:
+        return message.content
+    took = message.meta.thinking_s
+    summary = f"Thought for {took:.0f} s" if took is not None and thinking.done else "Thinking"
+    return f"<details><summary>{summary}</summary>\n\n{thinking.text}\n\n</details>\n\n{answer}"
 
 
 def to_json(conversation: Conversation) -> dict[str, Any]:
