@@ -22,6 +22,23 @@ def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _qt_garbage_freed_on_the_main_thread() -> Iterator[None]:
+    """Free a test's cyclic garbage here, on the main thread.
+
+    A window or widget a test made is owned by Python; if it sits in a
+    reference cycle (a connected lambda), the garbage collector frees it
+    whenever it next runs, on whatever thread that is. On a model or store
+    thread of a later test, destroying Qt widgets deadlocks against the main
+    thread (seen: ~QMenu on the store thread waiting for the GIL while the
+    main thread, holding it, waited for Qt's mutex).
+    """
+    import gc
+
+    yield
+    gc.collect()
+
+
+@pytest.fixture(autouse=True)
 def _no_leaked_model_threads() -> Iterator[None]:
     """Fail a test that leaves a model worker thread running."""
     before = set(threading.enumerate())

@@ -168,7 +168,7 @@ def test_text_selects_while_it_streams_and_copies_as_markdown(qtbot) -> None:  #
     view.append(" still coming")
     view.show_text()
     assert first.textCursor().selectedText() == "A bold start"  # untouched by the stream
-    first.copy()
+    qtbot.keyClick(first, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)
     assert QGuiApplication.clipboard().text() == "A **bold** start"
 
 

@@ -16,9 +16,18 @@ from __future__ import annotations
 
 import re
 
-from PySide6.QtCore import QMimeData, Qt, QUrl, Signal, Slot
-from PySide6.QtGui import QDesktopServices, QTextCursor, QTextDocument, QWheelEvent
-from PySide6.QtWidgets import QFrame, QSizePolicy, QTextBrowser, QToolTip, QWidget
+from PySide6.QtCore import Qt, QUrl, Signal, Slot
+from PySide6.QtGui import (
+    QContextMenuEvent,
+    QDesktopServices,
+    QGuiApplication,
+    QKeyEvent,
+    QKeySequence,
+    QTextCursor,
+    QTextDocument,
+    QWheelEvent,
+)
+from PySide6.QtWidgets import QFrame, QMenu, QSizePolicy, QTextBrowser, QToolTip, QWidget
 
 _FEATURES = QTextDocument.MarkdownFeature(
     QTextDocument.MarkdownFeature.MarkdownDialectGitHub.value
@@ -112,10 +121,32 @@ class ProseView(QTextBrowser):
 
     # -- what the user does ------------------------------------------------------------
 
-    def createMimeDataFromSelection(self) -> QMimeData:  # noqa: N802 (Qt's name)
-        data = QMimeData()
-        data.setText(self.textCursor().selection().toMarkdown().strip("\n"))
-        return data
+    def copy_markdown(self) -> None:
+        """The selection, as Markdown, onto the clipboard (Ctrl+C, the menu's Copy).
+
+        Through QClipboard.setText: a QMimeData made here and handed to Qt
+        would be freed twice, by the clipboard and by Python, when the app exits.
+        """
+        markdown = self.textCursor().selection().toMarkdown().strip("\n")
+        if markdown:
+            QGuiApplication.clipboard().setText(markdown)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt's name)
+        if event.matches(QKeySequence.StandardKey.Copy):
+            self.copy_markdown()
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:  # noqa: N802 (Qt's name)
+        menu = QMenu(self)
+        copy = menu.addAction("Copy", self.copy_markdown)
+        copy.setEnabled(self.textCursor().hasSelection())
+        plain = menu.addAction("Copy as plain text", self.copy)
+        plain.setEnabled(self.textCursor().hasSelection())
+        menu.addAction("Select all", self.selectAll)
+        menu.exec(event.globalPos())
+        menu.deleteLater()
 
     def loadResource(self, _type: int, _name: QUrl) -> object:  # noqa: N802 (Qt's name)
         return None  # never a file, never the network
