@@ -29,7 +29,9 @@ def test_typing_a_prompt_streams_an_answer(qtbot, window: MainWindow) -> None:  
     assert view.shown_text() == view.text and not view.streaming  # all of it shows once done,
     assert view.accessibleDescription() == view.text  # to screen readers too,
     prose = view.answer.prose_views()  # and selectable at once, without hovering first
-    assert prose and all(p.isVisibleTo(window) for p in prose)
+    # (a widget added to a shown layout is shown by a queued call: wait for it)
+    qtbot.waitUntil(lambda: bool(prose) and all(p.isVisibleTo(window) for p in prose),
+                    timeout=5000)
     assert all(p.textInteractionFlags() & Qt.TextInteractionFlag.TextSelectableByMouse
                for p in prose)
     assert view.header.text() == "coder"
