@@ -304,3 +304,22 @@ def test_streaming_never_moves_the_view_of_a_reader_higher_up(qtbot) -> None:  #
     pane.messages.scroll_to_bottom()
     QApplication.processEvents()
     assert bar.value() == bar.maximum() and not pane.jump_button.isVisible()
+
+
+def test_words_typed_in_fast_still_render_as_the_markdown_reader_would(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Plain words are appended without the reader; anything that could change
+    the Markdown before it (an asterisk, an underscore, a break) goes through it."""
+    stream = answer(qtbot, "Some", streaming=True)
+    for piece in (" plain", " words", " and **bo", "ld** then", " _it_", " more", "\n\n# Head",
+                  "ing", "\n\nend"):
+        stream.append(piece)
+        stream.show_text()
+    whole = answer(qtbot, stream.text)
+    (streamed,) = stream.answer.prose_views()
+    (rendered,) = whole.answer.prose_views()
+    assert streamed.toPlainText() == rendered.toPlainText()  # the same words, as they came
+    bold = [f for b in _blocks(streamed.document()) for f in _fragments(b)
+            if f.charFormat().fontWeight() > 400]
+    assert [f.text() for f in bold][:1] == ["bold"]  # the asterisks were read, not typed in
+    stream.finish_streaming()  # rendered once, whole: exactly what the reader makes of it
+    assert streamed.document().toMarkdown() == rendered.document().toMarkdown()

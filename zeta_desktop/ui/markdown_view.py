@@ -20,6 +20,7 @@ from PySide6.QtCore import Qt, QUrl, Signal, Slot
 from PySide6.QtGui import (
     QContextMenuEvent,
     QDesktopServices,
+    QFont,
     QGuiApplication,
     QKeyEvent,
     QKeySequence,
@@ -35,6 +36,9 @@ _FEATURES = QTextDocument.MarkdownFeature(
 )
 OPENABLE_SCHEMES = ("http", "https", "mailto")
 _IMAGE = re.compile(r"!\[")
+# Text that cannot change the Markdown before it: letters, digits, spaces and
+# the punctuation that has no meaning in Markdown after a word.
+_PLAIN_WORDS = re.compile(r"(?:[^\W_]|[ ,.;:'\"?()/%-])+")
 _CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.DOTALL)
 
 
@@ -97,6 +101,9 @@ class ProseView(QTextBrowser):
         """Show `markdown`, which grew at its end: re-render only its last block."""
         if markdown == self._source:
             return
+        if markdown.startswith(self._source) and self._append_plain(markdown[len(self._source):]):
+            self._source = markdown
+            return
         if not markdown.startswith(self._committed):
             self._committed, self._tail_at = "", 0
             self.document().clear()
@@ -118,6 +125,25 @@ class ProseView(QTextBrowser):
         cursor.insertMarkdown(without_images(markdown[len(self._committed):]), _FEATURES)
         cursor.endEditBlock()
         self._source = markdown
+
+    def _append_plain(self, text: str) -> bool:
+        """Words added to plain text need no Markdown reader: type them in.
+
+        Only text that cannot change what came before (no markup character,
+        no line break) after text that is plain itself (not bold, a link,
+        code or a heading); anything else goes through the reader."""
+        if not self._source or not _PLAIN_WORDS.fullmatch(text):
+            return False
+        cursor = QTextCursor(self.document())
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        current = cursor.charFormat()
+        if (current.fontWeight() > QFont.Weight.Normal or current.fontItalic()
+                or current.isAnchor() or current.fontFixedPitch()
+                or current.fontPointSize() > 0 or cursor.block().blockFormat().headingLevel()
+                or cursor.currentTable() is not None or cursor.currentList() is not None):
+            return False
+        cursor.insertText(text, current)
+        return True
 
     # -- what the user does ------------------------------------------------------------
 
