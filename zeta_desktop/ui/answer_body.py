@@ -122,7 +122,8 @@ def _make_view(part: Part) -> ProseView | CodeBlockView:
 def _fill(view: QWidget, part: Part, streaming: bool) -> None:
     if isinstance(part, Code):
         assert isinstance(view, CodeBlockView)
-        view.set_code(part.code, part.closed)
+        # A finished answer's open fence (stopped mid-block) is done growing too.
+        view.set_code(part.code, part.closed or not streaming)
     else:
         assert isinstance(view, ProseView)
         if streaming:

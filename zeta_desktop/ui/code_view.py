@@ -32,6 +32,9 @@ from zeta_desktop.ui.highlight import PygmentsHighlighter, lexer_for
 from zeta_desktop.ui.style import set_small_text
 
 GUESS_AFTER_LINES = 3  # an unnamed block's language is guessed once it has some code
+# While code streams its block grows this many lines at a time: each growth
+# moves the chat (a layout and a repaint of the answer), so four lines, not one.
+GROW_LINES = 4
 
 
 class CodeText(QPlainTextEdit):
@@ -53,12 +56,14 @@ class CodeText(QPlainTextEdit):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self._lines = 0
         self._code = ""  # what the document holds (not read back from it each batch)
+        self._streaming = False
         self.horizontalScrollBar().rangeChanged.connect(self._fit_height)
 
-    def set_code(self, code: str) -> None:
+    def set_code(self, code: str, streaming: bool = False) -> None:
         old = self._code
-        if code == old:
+        if code == old and streaming == self._streaming:
             return
+        self._streaming = streaming
         if code.startswith(old) and old:
             cursor = QTextCursor(self.document())
             cursor.movePosition(QTextCursor.MoveOperation.End)
@@ -67,6 +72,8 @@ class CodeText(QPlainTextEdit):
             self.setPlainText(code)
         self._code = code
         lines = code.count("\n") + 1
+        if streaming:
+            lines = -(-lines // GROW_LINES) * GROW_LINES
         if lines != self._lines:
             self._lines = lines
             self._fit_height()
@@ -151,7 +158,7 @@ class CodeBlockView(QFrame):
             self.highlighter.rehighlightBlock(self.code_text.document().lastBlock())
         else:
             self.highlighter.streaming = not closed
-            self.code_text.set_code(code)
+            self.code_text.set_code(code, streaming=not closed)
         if not self._guessed and (closed or code.count("\n") >= GUESS_AFTER_LINES):
             # Once, not per batch: guessing tries every lexer pygments has.
             self._guessed = True
