@@ -186,7 +186,10 @@ class MainWindow(QMainWindow):
 
     def start_models(self) -> None:
         """Load every role in its own thread; start the GUI-thread refresh timers."""
+        from zeta_desktop.ui.highlight import warm_up
+
         self.session.start()
+        self.tasks.run_in_background(warm_up)  # code blocks highlight without a first hitch
         self.plots.start()
         self.router_panel.start()
         self._stats_timer.start()
