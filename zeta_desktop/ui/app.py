@@ -130,9 +130,24 @@ def run_self_test_with_window(
     window.start_models()
     try:
         code = run_self_test(window.session, lambda line: print(line, flush=True))
+        code |= _markdown_self_test(window)
     finally:
         window.close()
         window.shutdown()
         app.processEvents()  # type: ignore[attr-defined]
     print(f"window: ok ({os.environ['QT_QPA_PLATFORM']})", flush=True)
     return code
+
+
+def _markdown_self_test(window) -> int:  # type: ignore[no-untyped-def]
+    """An answer with a table and a Python block renders, highlighted (a frozen app
+    must carry pygments' lexers)."""
+    view = window.chat.add_answer("self-test", "| a | b |\n| --- | --- |\n| 1 | 2 |\n\n"
+                                  "```python\ndef f(x):\n    return x\n```")
+    view.finish_streaming()
+    blocks = view.answer.code_blocks()
+    lexer = blocks[0].highlighter.lexer.name if blocks else "none"
+    ok = lexer == "Python" and len(view.answer.prose_views()) == 1
+    print(f"{'ok  ' if ok else 'FAIL'} markdown: a table and a code block ({lexer} lexer)",
+          flush=True)
+    return 0 if ok else 1
