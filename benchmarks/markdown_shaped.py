@@ -9,9 +9,14 @@ then prose again, in turn.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from wrapped_engine import WrappedEngine
 
 from zeta_desktop.core.engines.base import ChatMessage, Engine, LoadSettings
 from zeta_desktop.core.engines.llama import LlamaEngine
@@ -29,16 +34,10 @@ SHAPE = (
 )
 
 
-class MarkdownShapedEngine:
+class MarkdownShapedEngine(WrappedEngine):
     def __init__(self, inner: Engine) -> None:
-        self._inner = inner
+        super().__init__(inner)
 
-    @property
-    def n_ctx(self) -> int:
-        return self._inner.n_ctx
-
-    def count_tokens(self, text: str) -> int:
-        return self._inner.count_tokens(text)
 
     def stream_chat(self, messages: Sequence[ChatMessage], *, max_tokens: int,
                     temperature: float, cancel: threading.Event) -> Iterator[str]:
@@ -53,12 +52,6 @@ class MarkdownShapedEngine:
             left -= 1
             text = piece.replace("`", "'").replace("\n", " ")
             yield SHAPE[(stage - 1) % len(SHAPE)][1].format(text) if text.strip() else text
-
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        return self._inner.embed(texts)
-
-    def close(self) -> None:
-        self._inner.close()
 
 
 def load_markdown_shaped(path: Path, settings: LoadSettings) -> Engine:

@@ -13,24 +13,20 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from wrapped_engine import WrappedEngine
+
 from zeta_desktop.core.engines.base import ChatMessage, Engine, LoadSettings
 from zeta_desktop.core.engines.llama import LlamaEngine
 
 
-class GatedEngine:
+class GatedEngine(WrappedEngine):
     def __init__(self, inner: Engine, hold_after: int, reached: threading.Event,
                  release: threading.Event) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._hold_after = hold_after
         self.reached = reached
         self.release = release
 
-    @property
-    def n_ctx(self) -> int:
-        return self._inner.n_ctx
-
-    def count_tokens(self, text: str) -> int:
-        return self._inner.count_tokens(text)
 
     def stream_chat(self, messages: Sequence[ChatMessage], *, max_tokens: int,
                     temperature: float, cancel: threading.Event) -> Iterator[str]:
@@ -41,12 +37,6 @@ class GatedEngine:
                 self.reached.set()
                 while not (cancel.is_set() or self.release.is_set()):
                     cancel.wait(0.05)  # wakes on Stop; release is checked as well
-
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        return self._inner.embed(texts)
-
-    def close(self) -> None:
-        self._inner.close()
 
 
 def gated_loader(hold_after: int, reached: threading.Event,

@@ -172,10 +172,8 @@ def test_text_selects_while_it_streams_and_copies_as_markdown(qtbot) -> None:  #
     assert QGuiApplication.clipboard().text() == "A **bold** start"
 
 
-@pytest.mark.model
-def test_a_thinking_model_thinks_live_then_the_section_folds(  # type: ignore[no-untyped-def]
-    qtbot, tiny_config: AppConfig, tmp_path: Path
-) -> None:
+def thinking_halfway(qtbot, tiny_config: AppConfig, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The real window, an answer held halfway through its thinking: (window, release)."""
     reached, release = threading.Event(), threading.Event()
     win = start_and_wait(qtbot, build_window(
         qtbot, tiny_config, tmp_path, thinking_loader(8, reached, release)))
@@ -183,6 +181,14 @@ def test_a_thinking_model_thinks_live_then_the_section_folds(  # type: ignore[no
     qtbot.mouseClick(win.chat.send_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: reached.is_set() and _thinking(win) is not None
                     and _thinking(win).text.toPlainText() != "", timeout=TIMEOUT_MS)
+    return win, release
+
+
+@pytest.mark.model
+def test_a_thinking_model_thinks_live_then_the_section_folds(  # type: ignore[no-untyped-def]
+    qtbot, tiny_config: AppConfig, tmp_path: Path
+) -> None:
+    win, release = thinking_halfway(qtbot, tiny_config, tmp_path)
     section = _thinking(win)
     assert section.expanded and section.toggle.text() == "Thinking…"
     with qtbot.waitSignal(win.bridge.sig_turn_finished, timeout=TIMEOUT_MS):
@@ -205,12 +211,7 @@ def test_a_thinking_model_thinks_live_then_the_section_folds(  # type: ignore[no
 def test_stop_while_thinking_leaves_the_thought_open(  # type: ignore[no-untyped-def]
     qtbot, tiny_config: AppConfig, tmp_path: Path
 ) -> None:
-    reached, release = threading.Event(), threading.Event()
-    win = start_and_wait(qtbot, build_window(
-        qtbot, tiny_config, tmp_path, thinking_loader(8, reached, release)))
-    win.chat.input.setPlainText("think about it")
-    qtbot.mouseClick(win.chat.send_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: reached.is_set() and _thinking(win) is not None, timeout=TIMEOUT_MS)
+    win, _release = thinking_halfway(qtbot, tiny_config, tmp_path)
     with qtbot.waitSignal(win.bridge.sig_turn_finished, timeout=TIMEOUT_MS):
         qtbot.mouseClick(win.chat.stop_button, Qt.MouseButton.LeftButton)
     section = _thinking(win)

@@ -14,23 +14,19 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from wrapped_engine import WrappedEngine
+
 from zeta_desktop.core.engines.base import ChatMessage, Engine, LoadSettings
 from zeta_desktop.core.engines.llama import LlamaEngine
 
 
-class ThinkingEngine:
+class ThinkingEngine(WrappedEngine):
     def __init__(self, inner: Engine, think_tokens: int, reached: threading.Event,
                  release: threading.Event) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._think_tokens = think_tokens
         self.reached, self.release = reached, release
 
-    @property
-    def n_ctx(self) -> int:
-        return self._inner.n_ctx
-
-    def count_tokens(self, text: str) -> int:
-        return self._inner.count_tokens(text)
 
     def stream_chat(self, messages: Sequence[ChatMessage], *, max_tokens: int,
                     temperature: float, cancel: threading.Event) -> Iterator[str]:
@@ -45,12 +41,6 @@ class ThinkingEngine:
                     cancel.wait(0.05)  # wakes on Stop; release is checked as well
             if count == self._think_tokens:
                 yield "\n</think>\n\n"
-
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        return self._inner.embed(texts)
-
-    def close(self) -> None:
-        self._inner.close()
 
 
 def thinking_loader(think_tokens: int, reached: threading.Event,
