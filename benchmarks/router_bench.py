@@ -190,6 +190,8 @@ class Collector:
 class FaultyEngine:
     """The real engine with a fault: raise, go silent, or slow down (seeded)."""
 
+    counts_tokens = True
+
     def __init__(self, inner: LlamaEngine, fault: str, seed: int, slow: threading.Event,
                  token_s: float) -> None:
         self._inner = inner

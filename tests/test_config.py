@@ -53,6 +53,7 @@ def test_invalid_values_fall_back_per_field_and_name_the_key(tmp_path: Path) -> 
         "schema_version = 1\n"
         "[roles.coder]\nmodel_path = '/m/c.gguf'\nn_ctx = 'big'\nn_threads = -3\n"
         "[roles.painter]\nmodel_path = 'p.gguf'\n"
+        "[roles.'Bad Name']\nmodel_path = 'b.gguf'\n"
         "[roles.reasoner]\ncan_chat = false\n"
         "[roles.embedder]\nlow_priority = 'no'\n"
     )
@@ -64,7 +65,10 @@ def test_invalid_values_fall_back_per_field_and_name_the_key(tmp_path: Path) -> 
     text = "\n".join(loaded.problems)
     assert "roles.coder.n_ctx" in text and "'big'" in text
     assert "roles.coder.n_threads" in text
-    assert "roles.painter is not a role" in text
+    # Roles are an open table: a new name is a role; a name unfit for one is not.
+    assert loaded.config.roles["painter"].model_path == "p.gguf"
+    assert "roles.Bad Name: a role's name is lower-case" in text
+    assert "Bad Name" not in loaded.config.roles
     assert "roles.reasoner can neither chat nor embed" in text
     assert loaded.config.roles["reasoner"].can_chat
     assert "roles.embedder.low_priority must be bool" in text

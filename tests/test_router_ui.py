@@ -134,6 +134,8 @@ def test_a_real_failover_reaches_the_answer_and_the_router_log(  # type: ignore[
     tiny_config.roles["coder"].model_path = str(broken)
 
     class DiesMidAnswer:
+        counts_tokens = True
+
         def __init__(self, inner):  # type: ignore[no-untyped-def]
             self._inner, self.n_ctx = inner, inner.n_ctx
             self.count_tokens, self.embed, self.close = (

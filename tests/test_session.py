@@ -348,6 +348,8 @@ def test_an_embedder_of_another_model_gets_no_vote_and_says_why(tiny_config: App
 class HangsMidAnswer:
     """The real engine; the chosen role's answer goes silent after two tokens (until cancelled)."""
 
+    counts_tokens = True
+
     def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
         self._inner, self.n_ctx = inner, inner.n_ctx
         self.count_tokens, self.embed, self.close = inner.count_tokens, inner.embed, inner.close

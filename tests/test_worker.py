@@ -200,6 +200,8 @@ def test_unloadable_model_is_unavailable_and_rejects_jobs(tmp_path: Path) -> Non
 class CrashesMidAnswer:
     """A real engine whose decode fails after a few tokens, as a crashing model would."""
 
+    counts_tokens = True
+
     def __init__(self, inner: LlamaEngine, after: int) -> None:
         self._inner, self._after = inner, after
         self.n_ctx = inner.n_ctx

@@ -12,6 +12,8 @@ from zeta_desktop.core.engines.base import Engine
 
 
 class WrappedEngine:
+    counts_tokens = True
+
     def __init__(self, inner: Engine) -> None:
         self._inner = inner
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+import re
 import shutil
 import tomllib
 from dataclasses import dataclass, field
@@ -19,13 +20,52 @@ from typing import Any
 import platformdirs
 import tomli_w
 
+from zeta_desktop.core.engines.endpoint import (
+    EndpointError,
+    EndpointSpec,
+    is_endpoint,
+    parse_endpoint,
+)
 from zeta_desktop.core.paths import unused_sibling
 from zeta_desktop.core.routing.router import POLICIES, THRESHOLD_LIMITS, Thresholds
 
 SCHEMA_VERSION = 1
-ROLE_NAMES: tuple[str, ...] = ("coder", "embedder", "reasoner")
+ROLE_NAMES: tuple[str, ...] = ("coder", "embedder", "reasoner")  # the built-in roles
+# Roles are an open table: any other name like these is a role of its own.
+ROLE_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 CONFIG_FILENAME = "config.toml"
 _APP_DIR_NAME = "zeta-desktop"
+
+
+@dataclass
+class ReplicaConfig:
+    """One OpenAI-compatible server serving a role. No API key here, ever:
+    `api_key_env` names the environment variable that holds it, or the OS
+    keyring has it (zeta-desktop --set-api-key URL)."""
+
+    url: str = ""  # http(s)://host:port/v1, or with #model at the end
+    model: str = ""  # the server's name for the model (when not after # in url)
+    api_key_env: str = ""
+    slots: int = 0  # parallel requests it runs; 0: read from /props, else 1
+    n_ctx: int = 0  # 0: read from /props, else the server fits the prompt
+    connect_timeout_s: float = 5.0
+    first_token_timeout_s: float = 300.0
+    idle_timeout_s: float = 60.0
+    verify_tls: bool = True
+
+    def spec(self) -> EndpointSpec:
+        """The endpoint this describes; raises EndpointError if it cannot be used."""
+        text = f"{self.url}#{self.model}" if self.model and "#" not in self.url else self.url
+        return parse_endpoint(
+            text,
+            api_key_env=self.api_key_env,
+            slots=self.slots,
+            n_ctx=self.n_ctx,
+            connect_timeout_s=self.connect_timeout_s,
+            first_token_timeout_s=self.first_token_timeout_s,
+            idle_timeout_s=self.idle_timeout_s,
+            verify_tls=self.verify_tls,
+        )
 
 
 @dataclass
@@ -46,6 +86,13 @@ class RoleConfig:
     # How well this role fits each task kind, 0..1 (0: never). Empty: the
     # role's defaults (coder: code and simple, reasoner: reasoning, ...).
     preference: dict[str, float] = field(default_factory=dict)
+    # Servers that serve this role too (replicas). The local model serves
+    # beside them when model_path is set, and alone when there are none.
+    replicas: list[ReplicaConfig] = field(default_factory=list)
+
+    @property
+    def uses_local_model(self) -> bool:
+        return bool(self.model_path) or not self.replicas
 
 
 def _default_roles() -> dict[str, RoleConfig]:
@@ -87,8 +134,13 @@ class AppConfig:
         """A copy whose roles use the given model files (for one run, never saved)."""
         result = copy.deepcopy(self)
         for role, path in overrides.items():
-            if path:
-                result.roles[role].model_path = str(Path(path).expanduser())
+            if not path:
+                continue
+            target = result.roles.setdefault(role, RoleConfig())
+            if is_endpoint(path):
+                target.model_path, target.replicas = "", [ReplicaConfig(url=path)]
+            else:
+                target.model_path, target.replicas = str(Path(path).expanduser()), []
         return result
 
 
@@ -126,7 +178,9 @@ _FIELD_RULES: dict[str, tuple[type, Any]] = {
     "temperature": (float, 0.0),
     "low_priority": (bool, None),
     "preference": (dict, None),
+    "replicas": (list, None),
 }
+_REPLICA_FIELDS = {f.name: f.type for f in dataclasses.fields(ReplicaConfig)}
 _TASK_KINDS = ("simple", "code", "reasoning", "embedding")
 WATCHDOG_LIMITS = {"token_timeout_s": (0.5, 3600.0), "first_token_timeout_s": (1.0, 7200.0)}
 
@@ -143,6 +197,49 @@ def _read_preference(name: str, value: dict[str, Any], where: str, problems: lis
             continue
         result[kind] = float(weight)
     return result
+
+
+def _read_replicas(name: str, value: list[Any], where: str,
+                   problems: list[str]) -> list[ReplicaConfig]:
+    """Each replica as a table, or as the short 'http://host:port/v1#model'."""
+    replicas = []
+    for index, raw in enumerate(value):
+        here = f"{where}: roles.{name}.replicas[{index}]"
+        if isinstance(raw, str):
+            raw = {"url": raw}
+        if not isinstance(raw, dict):
+            problems.append(f"{here} must be a table or a URL; ignored")
+            continue
+        replica = ReplicaConfig()
+        for key, item in raw.items():
+            if key in ("api_key", "key", "token"):
+                problems.append(
+                    f"{here}.{key}: an API key never lives in the config file; put it in "
+                    "the keyring (zeta-desktop --set-api-key URL) or name an environment "
+                    "variable with api_key_env; ignored"
+                )
+                continue
+            kind = _REPLICA_FIELDS.get(key)
+            if kind is None:
+                problems.append(f"{here}.{key} is not a known setting; ignored")
+                continue
+            default = getattr(replica, key)
+            if isinstance(default, float) and isinstance(item, int) and not isinstance(
+                    item, bool):
+                item = float(item)
+            if type(item) is not type(default) or (isinstance(item, int | float)
+                                                   and not isinstance(item, bool) and item < 0):
+                problems.append(f"{here}.{key} must be {type(default).__name__}, got {item!r}; "
+                                f"using {default!r}")
+                continue
+            setattr(replica, key, item)
+        try:
+            replica.spec()
+        except EndpointError as exc:
+            problems.append(f"{here}: {exc}; ignored")
+            continue
+        replicas.append(replica)
+    return replicas
 
 
 def _read_router(raw: Any, where: str, problems: list[str]) -> RouterConfig:
@@ -192,7 +289,7 @@ def _read_router(raw: Any, where: str, problems: list[str]) -> RouterConfig:
 
 
 def _read_role(name: str, raw: Any, where: str, problems: list[str]) -> RoleConfig:
-    role = _default_roles()[name]
+    role = _default_roles().get(name) or RoleConfig()
     if not isinstance(raw, dict):
         problems.append(f"{where}: [roles.{name}] must be a table; using defaults for it")
         return role
@@ -210,6 +307,8 @@ def _read_role(name: str, raw: Any, where: str, problems: list[str]) -> RoleConf
             ok = False
         if ok and key == "preference":
             value = _read_preference(name, value, where, problems)
+        if ok and key == "replicas":
+            value = _read_replicas(name, value, where, problems)
         if not ok:
             bound = f" >= {minimum}" if minimum is not None else ""
             problems.append(
@@ -240,9 +339,10 @@ def parse_config(data: dict[str, Any], where: str) -> tuple[AppConfig, list[str]
         problems.append(f"{where}: [roles] must be a table; using default roles")
         roles = {}
     for name, raw in roles.items():
-        if name not in ROLE_NAMES:
+        if not ROLE_NAME_PATTERN.match(name):
             problems.append(
-                f"{where}: roles.{name} is not a role (known: {', '.join(ROLE_NAMES)}); ignored"
+                f"{where}: roles.{name}: a role's name is lower-case letters, digits, - "
+                "and _, starting with a letter; ignored"
             )
             continue
         config.roles[name] = _read_role(name, raw, where, problems)

@@ -69,7 +69,11 @@ class HistoryRecorder:
             meta.policy = decision.policy
             meta.decision_text = explain(decision, turn.attempts)
         meta.model_file = self._model_file(turn.role) if turn.role else ""
-        meta.retries = [f"{role}: {why}" for role, why in turn.attempts]
+        meta.retries = [
+            f"{role}: {why}" + (f"\npartial answer kept:\n{turn.partials[i]}"
+                                if turn.partials.get(i) else "")
+            for i, (role, why) in enumerate(turn.attempts)
+        ]
 
     def on_turn_routed(self, turn_id: int, decision: Decision) -> None:
         turn, message = self._message(turn_id)

@@ -14,9 +14,9 @@ class TelemetryOutcomes:
         self._telemetry = telemetry
         self._fleet = fleet
 
-    def on_first_token(self, role: str) -> None:
+    def on_first_token(self, role: str, ttft_s: float | None = None) -> None:
         # Shown (card, plot) while the answer still streams, not once it ends.
-        ttft = self._fleet.worker(role).running_for_s
+        ttft = ttft_s if ttft_s is not None else self._fleet.worker(role).running_for_s
         if ttft is not None:
             self._telemetry.model(role).record_first_token(ttft)
 
@@ -33,6 +33,9 @@ class TelemetryOutcomes:
             kind=kind,
             thinking_tokens=stats.thinking_tokens,
         )
+
+    def on_backoff(self, role: str, seconds: float) -> None:
+        self._telemetry.model(role).record_backoff(seconds)
 
     def on_model_failure(self, role: str) -> float:
         return self._telemetry.model(role).record_failure()

@@ -22,7 +22,7 @@ from pathlib import Path
 from zeta_desktop.core.chat.history_recorder import HistoryRecorder
 from zeta_desktop.core.chat.outcomes import TelemetryOutcomes
 from zeta_desktop.core.chat.turn_runner import Turn, TurnListener, TurnRunner, Watchdog
-from zeta_desktop.core.config import ROLE_NAMES, AppConfig, RoleConfig, user_data_dir
+from zeta_desktop.core.config import AppConfig, RoleConfig, user_data_dir
 from zeta_desktop.core.conversation.model import (
     DEFAULT_SYSTEM_PROMPT,
     Conversation,
@@ -44,6 +44,7 @@ from zeta_desktop.core.routing.learned import PROBE_MATCH
 from zeta_desktop.core.routing.machine import MachineSource, NvmlSource
 from zeta_desktop.core.routing.router import (
     DEFAULT_PREFERENCES,
+    GENERIC_PREFERENCE,
     Decision,
     RoleProfile,
     ZetaDynamicRouter,
@@ -85,7 +86,7 @@ class ChatSession:
         self.store = store
         self.telemetry = Telemetry()
         self.fleet = Fleet(
-            {name: config.roles[name] for name in ROLE_NAMES},
+            dict(config.roles),
             engine_loader,
             on_state=self._on_worker_state,
             on_worker_added=self._register_worker,
@@ -100,8 +101,9 @@ class ChatSession:
         if max_retries is None:
             # A failed answer is tried on every other model that chats, once
             # each: with two of three models failing, the third still answers.
-            chat_roles = sum(1 for name in ROLE_NAMES if self.fleet.can_chat(name))
-            max_retries = max(1, chat_roles - 1)
+            # Each replica counts: a role with two servers can lose one.
+            chat_endpoints = sum(len(r.replicas) for r in self.fleet.roles.values() if r.can_chat)
+            max_retries = max(1, chat_endpoints - 1)
         self.runner = TurnRunner(
             self.fleet, self.router, self.classify,
             TelemetryOutcomes(self.telemetry, self.fleet), max_retries=max_retries,
@@ -133,15 +135,26 @@ class ChatSession:
     def roles(self) -> dict[str, RoleRuntime]:
         return self.fleet.roles
 
-    def _register_worker(self, name: str, worker: ModelWorker) -> None:
+    def _register_worker(self, key: str, role: str, worker: ModelWorker) -> None:
         def depth(w: ModelWorker = worker) -> tuple[int, int, str]:
             return w.queue_depth, w.in_flight, w.state.value
 
-        self.telemetry.register(name, depth, lambda w=worker: w.running_for_s)
+        self.telemetry.register(
+            key, depth, lambda w=worker: w.running_for_s, lambda w=worker: w.slots,
+            group=role, local=not worker.remote,
+        )
+
+    def endpoint_warnings(self) -> list[str]:
+        """Plain HTTP to a public address, one line per replica that does it."""
+        return [
+            f"{replica.key}: {replica.endpoint.plain_http_warning()}"
+            for replica in self.fleet.endpoints.values()
+            if replica.endpoint is not None and replica.endpoint.plain_http_warning()
+        ]
 
     def _profile(self, name: str) -> RoleProfile:
         role_config = self.config.roles[name]
-        preference = dict(DEFAULT_PREFERENCES.get(name, {}))
+        preference = dict(DEFAULT_PREFERENCES.get(name, GENERIC_PREFERENCE))
         for kind, weight in role_config.preference.items():
             preference[TaskKind(kind)] = weight
         return RoleProfile(
@@ -178,11 +191,15 @@ class ChatSession:
             self.classifier.embedding_vote = None  # checked again once the new model loads
             self.embedding_vote_ready.clear()
             self.embedding_vote_checked.clear()
-        self.fleet.roles[name].worker.shutdown()
+        old_keys = [r.key for r in self.fleet.roles[name].replicas]
+        for replica in self.fleet.roles[name].replicas:
+            replica.worker.shutdown()
         if self._vote_thread is not None:
             self._vote_thread.join()
             self._vote_thread = None
         self.fleet.replace(name, role_config)
+        for key in set(old_keys) - set(self.fleet.endpoints):
+            self.telemetry.unregister(key)
         self.router.set_profile(self._profile(name))
 
     def wait_loaded(self, timeout: float | None = None) -> bool:

@@ -30,6 +30,7 @@ from zeta_desktop.core.engines.base import (
     EngineError,
     NoRoleAvailableError,
     PromptTooLongError,
+    TransientEngineError,
 )
 from zeta_desktop.core.fleet.fleet import Fleet
 from zeta_desktop.core.fleet.worker import ChatJob, ChatListener, ChatStats, EmbedJob
@@ -40,6 +41,10 @@ from zeta_desktop.core.routing.router import Decision, ZetaDynamicRouter
 log = logging.getLogger(__name__)
 
 PROMPT_SAVE_WAIT_S = 5.0  # the dispatcher waits this long for the prompt to be on disk
+# A busy server (429/503): how often a prompt waits for one before it fails,
+# and how long it waits when the server does not say (Retry-After).
+MAX_TRANSIENT_WAITS = 5
+TRANSIENT_WAIT_S = 1.0
 WATCHDOG_EVERY_S = 0.5
 
 
@@ -96,7 +101,9 @@ class Turn:
     stats: ChatStats | None = None
     classification: Classification | None = None
     decision: Decision | None = None
-    attempts: list[tuple[str, str]] = field(default_factory=list)  # (role, failure)
+    attempts: list[tuple[str, str]] = field(default_factory=list)  # (endpoint, failure)
+    partials: dict[int, str] = field(default_factory=dict)  # attempt index -> its partial answer
+    transient_waits: int = 0  # times a busy server made it wait or move
     job: ChatJob | None = field(default=None, repr=False)
     cancelled: bool = False
     job_started_at: float | None = None  # monotonic, when the worker took this attempt
@@ -121,8 +128,11 @@ class TurnListener(Protocol):
 class ModelOutcomes(Protocol):
     """How each attempt went, for the model's telemetry and breaker."""
 
-    def on_first_token(self, role: str) -> None: ...
+    def on_first_token(self, role: str, ttft_s: float | None = None) -> None: ...
     def on_token(self, role: str) -> None: ...
+    def on_backoff(self, role: str, seconds: float) -> None:
+        """A busy server asked for a pause: keep off it, no failure counted."""
+        ...
     def on_success(self, role: str, stats: ChatStats, kind: str | None = None) -> None: ...
     def on_model_failure(self, role: str) -> float:
         """Returns the cooldown the model is now in, seconds."""
@@ -165,6 +175,7 @@ class TurnRunner(ChatListener):
             target=self._watch, name="zeta-watchdog", daemon=True
         )
         self._started = False
+        self._timers: list[threading.Timer] = []
 
     def add_listener(self, listener: TurnListener) -> None:
         self._listeners.append(listener)
@@ -188,6 +199,10 @@ class TurnRunner(ChatListener):
     def shutdown(self, timeout: float | None = None) -> None:
         self.stop()
         self._closing.set()
+        with self._lock:
+            timers, self._timers = self._timers, []
+        for timer in timers:
+            timer.cancel()
         if self._started:
             self._dispatch.put(None)
             self._dispatcher.join(timeout)
@@ -307,7 +322,11 @@ class TurnRunner(ChatListener):
             self._finish_cancelled(turn)
             return
         try:
-            if turn.forced_role is not None and turn.forced_role not in exclude:
+            forced_endpoint = (
+                self._router.best_replica(turn.forced_role, exclude)
+                if turn.forced_role is not None else None
+            )
+            if turn.forced_role is not None and forced_endpoint is not None:
                 classification = self._classify(turn.prompt)
                 role = turn.forced_role
                 if not turn.attempts and not turn.learned_from:
@@ -321,6 +340,7 @@ class TurnRunner(ChatListener):
                     spilled=False,
                     preferred=role,
                     classification=classification,
+                    endpoint=forced_endpoint,
                 )
             else:
                 decision = self.route(turn.prompt, exclude=exclude)
@@ -328,12 +348,12 @@ class TurnRunner(ChatListener):
             self._fail(turn, str(exc))
             return
         with self._lock:
-            turn.role, turn.reason, turn.decision = decision.role, decision.reason, decision
+            turn.role, turn.reason, turn.decision = decision.target, decision.reason, decision
             turn.classification = decision.classification
             turn.status = TurnStatus.QUEUED
         self._emit("on_turn_routed", turn.turn_id, decision)
         if decision.kind is TaskKind.EMBEDDING:
-            self._submit_embedding(turn, decision.role)
+            self._submit_embedding(turn, decision.target)
             return
         role_config = self._fleet.roles[decision.role].config
         job = ChatJob(
@@ -347,7 +367,7 @@ class TurnRunner(ChatListener):
             turn.job = job
             if turn.cancelled:
                 job.cancel.set()
-        self._fleet.worker(decision.role).submit(job)
+        self._fleet.worker(decision.target).submit(job)
 
     def _submit_embedding(self, turn: Turn, role: str) -> None:
         try:
@@ -437,7 +457,9 @@ class TurnRunner(ChatListener):
         if turn is None:
             return
         if not turn.answer:  # this job's first token (a retry starts the answer over)
-            self._outcomes.on_first_token(turn.role)
+            started = turn.job_started_at
+            self._outcomes.on_first_token(
+                turn.role, None if started is None else self._clock() - started)
         self._outcomes.on_token(turn.role)
         turn.last_token_at = self._clock()
         turn.answer += text
@@ -470,6 +492,11 @@ class TurnRunner(ChatListener):
             if turn is not None:
                 self._finish_cancelled(turn)
             return
+        if isinstance(error, TransientEngineError) and not partial:
+            self._outcomes.on_backoff(role, error.retry_after_s or TRANSIENT_WAIT_S)
+            if turn is not None:
+                self._wait_or_move(turn, role, message, error.retry_after_s)
+            return
         if isinstance(error, PromptTooLongError):
             # The prompt's fault, not the model's: no breaker; only a model
             # with a larger context could take it.
@@ -484,6 +511,8 @@ class TurnRunner(ChatListener):
             self._ended(turn)
             self._emit("on_turn_failed", turn.turn_id, f"{role}: {message}")
             return
+        if partial:  # kept: the retry starts over, but what came is not lost
+            turn.partials[len(turn.attempts)] = turn.answer
         if len(turn.attempts) < self.max_retries:
             failed_roles = frozenset(r for r, _ in turn.attempts) | {role}
             log.info("turn %d failed on %s (%s); retrying, %s cools down %.0f s",
@@ -492,9 +521,45 @@ class TurnRunner(ChatListener):
             return
         self._fail(turn, f"{role}: {message}")
 
-    def _retry_for_context(self, turn: Turn, role: str, message: str) -> None:
+    def _wait_or_move(self, turn: Turn, endpoint: str, message: str,
+                      retry_after_s: float | None) -> None:
+        """A busy server: to another replica or role now if one can take it,
+        else back to this one once it asked us to wait."""
+        tried = frozenset(r for r, _ in turn.attempts)
+        if turn.transient_waits >= MAX_TRANSIENT_WAITS:
+            self._fail(turn, f"{endpoint}: {message} (still busy after "
+                             f"{MAX_TRANSIENT_WAITS} tries)")
+            return
+        turn.transient_waits += 1
+        kind = turn.decision.kind if turn.decision is not None else TaskKind.SIMPLE
+        try:
+            elsewhere = self._router.route(kind, exclude=tried | {endpoint}, commit=False)
+        except NoRoleAvailableError:
+            elsewhere = None
+        forced = turn.forced_role
+        if elsewhere is not None and (forced is None or elsewhere.role == forced):
+            delay, exclude = 0.0, tried | {endpoint}
+        else:
+            delay, exclude = retry_after_s or TRANSIENT_WAIT_S, tried
+        with self._lock:
+            turn.answer, turn.job, turn.status = "", None, TurnStatus.ROUTING
+            turn.job_started_at = turn.last_token_at = None
+        where = "another model" if delay == 0 else f"the same server in {delay:.0f} s"
+        log.info("turn %d: %s busy (%s); to %s", turn.turn_id, endpoint, message, where)
+        self._emit("on_turn_retried", turn.turn_id, endpoint, f"{message}; trying {where}")
+        if delay == 0:
+            self._dispatch.put((turn, exclude))
+            return
+        timer = threading.Timer(delay, self._dispatch.put, args=((turn, exclude),))
+        timer.daemon = True
+        with self._lock:
+            self._timers = [t for t in self._timers if t.is_alive()] + [timer]
+        timer.start()
+
+    def _retry_for_context(self, turn: Turn, endpoint: str, message: str) -> None:
+        role = self._fleet.role_of(endpoint)
         n_ctx = self._fleet.roles[role].config.n_ctx
-        tried = {r for r, _ in turn.attempts} | {role}
+        tried = {self._fleet.role_of(r) for r, _ in turn.attempts} | {role}
         larger = [
             r for r, rt in self._fleet.roles.items()
             if r not in tried and rt.can_chat and rt.config.n_ctx > n_ctx
@@ -504,7 +569,8 @@ class TurnRunner(ChatListener):
             self._fail(turn, f"{role}: {message}")
             return
         target = max(larger, key=lambda r: self._fleet.roles[r].config.n_ctx)
-        self._redispatch(turn, role, message, frozenset(tried), forced_role=target)
+        excluded = frozenset(r for r, _ in turn.attempts) | {endpoint}
+        self._redispatch(turn, endpoint, message, excluded, forced_role=target)
 
 
 

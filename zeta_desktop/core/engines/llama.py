@@ -67,6 +67,8 @@ def default_thread_count() -> int:
 class LlamaEngine:
     """A loaded `llama_cpp.Llama`. Only the owning worker thread may call it."""
 
+    counts_tokens = True
+
     def __init__(self, llm: Any, path: Path, settings: LoadSettings) -> None:
         self._llm = llm
         self.path = path

@@ -1,21 +1,36 @@
-"""The fleet: one worker per role, built from the config, replaced one at a time."""
+"""The fleet: the workers of every role, built from the config, replaced a role at a time.
+
+A role is served by replicas: its local GGUF model, OpenAI-compatible
+servers, or both. Each replica is an endpoint with its own worker, and so its
+own telemetry, breaker, service time and slots. Its key is the role's name
+for the first replica and `role#2`, `role#3` ... for the others, so a role
+with one replica reads as before everywhere.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from zeta_desktop.core.engines.base import Engine, LoadSettings, ModelLoadError
+from zeta_desktop.core.engines.endpoint import EndpointError, EndpointSpec
+from zeta_desktop.core.fleet.health import HealthPoller, Watched
 from zeta_desktop.core.fleet.worker import EmbedJob, ModelWorker, StateCallback, WorkerState
 from zeta_desktop.core.models.files import ModelFileError, ModelSource, resolve_model
 
 log = logging.getLogger(__name__)
 
 EngineLoader = Callable[[Path, LoadSettings], Engine]
+
+
+class ReplicaSettings(Protocol):
+    """A server serving a role (duck-typed: core.config.ReplicaConfig)."""
+
+    def spec(self) -> EndpointSpec: ...
 
 
 class RoleSettings(Protocol):
@@ -30,14 +45,37 @@ class RoleSettings(Protocol):
     low_priority: bool
     max_tokens: int
     temperature: float
+    replicas: Sequence[ReplicaSettings]
+
+    @property
+    def uses_local_model(self) -> bool: ...
+
+
+@dataclass
+class Replica:
+    """One endpoint of a role: a local model or a server."""
+
+    key: str
+    role: str
+    worker: ModelWorker
+    endpoint: EndpointSpec | None = None  # None: the local model
+
+    @property
+    def label(self) -> str:
+        return self.endpoint.label if self.endpoint else self.worker.model_path.name
 
 
 @dataclass
 class RoleRuntime:
     name: str
     config: RoleSettings
-    source: ModelSource | None
-    worker: ModelWorker
+    source: ModelSource | None  # the local model's file, if the role has one
+    replicas: list[Replica] = field(default_factory=list)
+
+    @property
+    def worker(self) -> ModelWorker:
+        """The first replica's worker (the only one, for most roles)."""
+        return self.replicas[0].worker
 
     @property
     def can_chat(self) -> bool:
@@ -52,8 +90,8 @@ def _unloadable(message: str) -> EngineLoader:
     return loader
 
 
-# A new worker: (role name, worker) -> None; the telemetry registers it.
-WorkerAdded = Callable[[str, ModelWorker], None]
+# A new endpoint's worker: (its key, its role, the worker); the telemetry registers it.
+WorkerAdded = Callable[[str, str, ModelWorker], None]
 
 
 class Fleet:
@@ -72,6 +110,7 @@ class Fleet:
         # A swap racing the app's shutdown must not start a worker nobody ends.
         self._swap_lock = threading.Lock()
         self._closed = False
+        self.health = HealthPoller()
         self.roles: dict[str, RoleRuntime] = {
             name: self._make_role(name, config) for name, config in roles.items()
         }
@@ -84,24 +123,77 @@ class Fleet:
             embedding=config.can_embed,
             low_priority=config.low_priority,
         )
+        runtime = RoleRuntime(name, config, None)
+        if config.uses_local_model:
+            try:
+                runtime.source = resolve_model(config.model_path, embedding_role=config.can_embed)
+                path, loader = runtime.source.path, self._engine_loader
+            except ModelFileError as exc:
+                path = Path(config.model_path or "demo model")
+                loader = _unloadable(str(exc))
+            worker = ModelWorker(name, path, settings, loader, on_state=self._on_state)
+            runtime.replicas.append(Replica(name, name, worker))
+        for replica in config.replicas:
+            key = name if not runtime.replicas else f"{name}#{len(runtime.replicas) + 1}"
+            runtime.replicas.append(self._remote_replica(key, name, replica, settings))
+        for replica in runtime.replicas:
+            self._on_worker_added(replica.key, name, replica.worker)
+        return runtime
+
+    def _remote_replica(self, key: str, role: str, replica: ReplicaSettings,
+                        settings: LoadSettings) -> Replica:
         try:
-            source: ModelSource | None = resolve_model(
-                config.model_path, embedding_role=config.can_embed
-            )
-            path, loader = source.path, self._engine_loader
-        except ModelFileError as exc:
-            source, path = None, Path(config.model_path or "demo model")
-            loader = _unloadable(str(exc))
-        worker = ModelWorker(name, path, settings, loader, on_state=self._on_state)
-        self._on_worker_added(name, worker)
-        return RoleRuntime(name, config, source, worker)
+            spec = replica.spec()
+        except EndpointError as exc:
+            worker = ModelWorker(key, Path("server"), settings, _unloadable(str(exc)),
+                                 on_state=self._on_state, remote=True)
+            return Replica(key, role, worker)
+        worker = ModelWorker(key, Path(spec.label), settings, self._remote_loader(key, spec),
+                             on_state=self._on_state, slots=spec.slots or 1, remote=True)
+        return Replica(key, role, worker, spec)
+
+    def _remote_loader(self, key: str, spec: EndpointSpec) -> EngineLoader:
+        """Connecting is asking the server once: a replica starts unavailable,
+        with the reason, if the server is down or lacks the model."""
+
+        def load(_path: Path, _settings: LoadSettings) -> Engine:
+            from zeta_desktop.core.engines.remote import RemoteEngine
+            from zeta_desktop.core.engines.server_probe import ServerProbe
+
+            engine = RemoteEngine(spec)
+            worker = self.replica(key).worker
+            watched = Watched(worker, ServerProbe(spec), engine.learn_context)
+            HealthPoller.apply(key, watched, watched.probe.check())
+            self.health.watch(key, watched)
+            return engine
+
+        return load
 
     def start(self) -> None:
         for runtime in self.roles.values():
-            runtime.worker.start()
+            for replica in runtime.replicas:
+                replica.worker.start()
+        self.health.start()
 
-    def worker(self, role: str) -> ModelWorker:
-        return self.roles[role].worker
+    @property
+    def endpoints(self) -> dict[str, Replica]:
+        """Every replica of every role, by key."""
+        return {r.key: r for runtime in self.roles.values() for r in runtime.replicas}
+
+    def replica(self, key: str) -> Replica:
+        for runtime in self.roles.values():
+            for replica in runtime.replicas:
+                if replica.key == key:
+                    return replica
+        raise KeyError(key)
+
+    def role_of(self, key: str) -> str:
+        """The role an endpoint serves (a role's own name is its first replica's key)."""
+        return key if key in self.roles else self.replica(key).role
+
+    def worker(self, key: str) -> ModelWorker:
+        """An endpoint's worker; a role's name gives its first replica's."""
+        return self.replica(key).worker
 
     def can_chat(self, role: str) -> bool:
         return self.roles[role].can_chat
@@ -112,8 +204,15 @@ class Fleet:
     def embed_role(self) -> str | None:
         return next((r for r in self.roles if self.can_embed(r)), None)
 
-    def model_file(self, role: str) -> str:
-        source = self.roles[role].source
+    def model_file(self, key: str) -> str:
+        """What served an answer: the local file's name, or model@host for a server."""
+        try:
+            replica = self.replica(key)
+        except KeyError:
+            return ""
+        if replica.endpoint is not None:
+            return replica.endpoint.label
+        source = self.roles[replica.role].source
         return source.path.name if source is not None else ""
 
     def replace(self, name: str, config: RoleSettings, timeout: float | None = None) -> None:
@@ -122,28 +221,36 @@ class Fleet:
         Joins the old worker (which may still be loading), so call it off the
         GUI thread.
         """
-        self.roles[name].worker.shutdown(timeout)
+        old = self.roles.get(name)
+        for replica in old.replicas if old is not None else []:
+            self.health.forget(replica.key)
+            replica.worker.shutdown(timeout)
         with self._swap_lock:
             if self._closed:
                 log.info("not loading %s for %s: the app is closing", config.model_path, name)
                 return
             runtime = self._make_role(name, config)
             self.roles[name] = runtime
-            runtime.worker.start()
+            for replica in runtime.replicas:
+                replica.worker.start()
 
     def wait_loaded(self, timeout: float | None = None) -> bool:
-        return all(r.worker.wait_loaded(timeout) for r in self.roles.values())
+        return all(r.worker.wait_loaded(timeout) for r in self.endpoints.values())
 
     def usable(self, role: str) -> bool:
-        return self.roles[role].worker.state not in (WorkerState.UNAVAILABLE, WorkerState.STOPPED)
+        """Some replica of the role can take work now."""
+        return any(r.worker.state not in (WorkerState.UNAVAILABLE, WorkerState.STOPPED)
+                   for r in self.roles[role].replicas)
 
     def shutdown(self, timeout: float | None = None) -> None:
         with self._swap_lock:
             self._closed = True
-        for runtime in self.roles.values():
-            runtime.worker.cancel_all()
-        for runtime in self.roles.values():
-            runtime.worker.shutdown(timeout)
+        self.health.stop(timeout)
+        workers = [r.worker for r in self.endpoints.values()]
+        for worker in workers:
+            worker.cancel_all()
+        for worker in workers:
+            worker.shutdown(timeout)
 
     def embed_on(self, role: str, texts: list[str], timeout: float | None) -> list[list[float]]:
         job = EmbedJob(texts)

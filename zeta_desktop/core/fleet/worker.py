@@ -16,7 +16,14 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zeta_desktop.core.engines.base import ChatMessage, Engine, EngineError, LoadSettings
+from zeta_desktop.core.engines.base import (
+    CancelEvent,
+    ChatMessage,
+    Engine,
+    EngineError,
+    LoadSettings,
+    TransientEngineError,
+)
 from zeta_desktop.core.engines.context_fit import fit_messages_counted
 from zeta_desktop.core.engines.thinking import ThinkingCounter
 from zeta_desktop.core.fleet.thread_priority import lower_current_thread_priority
@@ -97,7 +104,7 @@ class ChatJob:
     listener: ChatListener
     max_tokens: int
     temperature: float
-    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel: threading.Event = field(default_factory=CancelEvent)
     submitted_at: float = field(default_factory=time.perf_counter)
     tag: object = None  # the submitter's handle (a turn id, a benchmark record)
 
@@ -115,7 +122,11 @@ StateCallback = Callable[[str, WorkerState, str], None]
 
 
 class ModelWorker:
-    """Owns one engine on one thread; jobs go through its queue."""
+    """Owns one engine on one thread; jobs go through its queue.
+
+    A remote engine (a server with several slots) is served by one thread per
+    slot, all taking jobs from the same queue; a local model always has one.
+    """
 
     def __init__(
         self,
@@ -124,9 +135,17 @@ class ModelWorker:
         settings: LoadSettings,
         engine_factory: EngineFactory,
         on_state: StateCallback | None = None,
+        slots: int = 1,
+        remote: bool = False,
     ) -> None:
-        self.role = role
+        self.role = role  # the endpoint's id: the role's name, or name#n for more replicas
         self.model_path = model_path
+        self.remote = remote
+        self._slots = max(1, slots)
+        self._serving: list[threading.Thread] = []
+        self._engine: Engine | None = None
+        self._down = ""  # why the server is down (the health thread says), or ''
+        self._server_load: tuple[int, int] | None = None  # (running, waiting) it reports
         self.settings = settings
         self._engine_factory = engine_factory
         self._on_state = on_state
@@ -134,8 +153,8 @@ class ModelWorker:
         self._state = WorkerState.LOADING
         self._detail = ""
         self._state_lock = threading.Lock()
-        self._current: ChatJob | None = None
-        self._current_since: float | None = None  # perf_counter() when it started
+        self._running: dict[int, tuple[ChatJob, float]] = {}  # thread id -> (job, started)
+        self._running_lock = threading.Lock()
         self._ready = threading.Event()
         self._closing = False
         self._submit_lock = threading.Lock()
@@ -158,19 +177,67 @@ class ModelWorker:
             return self._detail
 
     @property
+    def slots(self) -> int:
+        return self._slots
+
+    @property
     def queue_depth(self) -> int:
-        """Jobs waiting, not counting the one running."""
-        return self._queue.qsize()
+        """Jobs waiting, not counting those running; with a server's own
+        waiting requests (other clients') when it reports them."""
+        waiting = self._queue.qsize()
+        load = self._server_load
+        if load is not None:
+            waiting += max(0, load[1])
+        return waiting
 
     @property
     def in_flight(self) -> int:
-        return 1 if self._current is not None else 0
+        with self._running_lock:
+            ours = len(self._running)
+        load = self._server_load
+        return max(ours, min(load[0], self._slots)) if load is not None else ours
 
     @property
     def running_for_s(self) -> float | None:
-        """How long the running chat job has run, or None when none runs."""
-        since = self._current_since  # read once: the worker thread may clear it
-        return None if since is None else time.perf_counter() - since
+        """How long the longest-running chat job has run (the first to free a
+        slot), or None when none runs."""
+        with self._running_lock:
+            starts = [since for _, since in self._running.values()]
+        return time.perf_counter() - min(starts) if starts else None
+
+    # -- the health thread (remote replicas) ----------------------------------------
+
+    def set_server_state(self, up: bool, detail: str = "",
+                         load: tuple[int, int] | None = None,
+                         slots: int | None = None) -> None:
+        """What the server's health and load say. A down server gets nothing:
+        its queued jobs go back to the router, and it recovers by itself."""
+        self._server_load = load if up else None
+        if slots is not None and slots > self._slots:
+            self._add_slots(slots)
+        if not up:
+            self._down = detail or "the server is down"
+            self._set_state(WorkerState.UNAVAILABLE, self._down)
+            for job in self._drain():
+                self._reject(job, f"{self.role}: {self._down}", transient=True)
+            return
+        was_down, self._down = self._down, ""
+        if was_down and self._engine is not None:
+            with self._running_lock:
+                busy = bool(self._running)
+            self._set_state(WorkerState.BUSY if busy else WorkerState.READY)
+
+    def _add_slots(self, slots: int) -> None:
+        with self._submit_lock:
+            if self._closing:
+                return
+            extra = slots - self._slots
+            self._slots = slots
+            engine = self._engine
+        if engine is None:
+            return  # started with the others once loaded
+        for _ in range(extra):
+            self._start_serving(engine)
 
     def wait_loaded(self, timeout: float | None = None) -> bool:
         """True once the load finished, whether it worked or not."""
@@ -185,9 +252,10 @@ class ModelWorker:
         self._reject(job, f"{self.role} was shut down")
 
     def cancel_all(self) -> None:
-        current = self._current
-        if current is not None:
-            current.cancel.set()
+        with self._running_lock:
+            running = [job for job, _ in self._running.values()]
+        for job in running:
+            job.cancel.set()
         for job in self._drain():
             self._reject(job, "stopped before it started")
 
@@ -206,6 +274,8 @@ class ModelWorker:
     # -- worker thread ------------------------------------------------------
 
     def _set_state(self, state: WorkerState, detail: str = "") -> None:
+        if self._down and state in (WorkerState.READY, WorkerState.BUSY):
+            state, detail = WorkerState.UNAVAILABLE, self._down
         with self._state_lock:
             if self._state is state and self._detail == detail:
                 return
@@ -225,11 +295,12 @@ class ModelWorker:
                 return drained
             drained.append(item)
 
-    def _reject(self, job: object, message: str) -> None:
+    def _reject(self, job: object, message: str, transient: bool = False) -> None:
+        error = TransientEngineError(message) if transient else EngineError(message)
         if isinstance(job, ChatJob):
-            job.listener.on_failed(job, self.role, message, partial=False)
+            job.listener.on_failed(job, self.role, message, partial=False, error=error)
         elif isinstance(job, EmbedJob) and not job.result.done():
-            job.result.set_exception(EngineError(message))
+            job.result.set_exception(error)
 
     def _run(self) -> None:
         engine: Engine | None = None
@@ -250,28 +321,52 @@ class ModelWorker:
         else:
             self.load_seconds = time.perf_counter() - started
             self._set_state(WorkerState.READY)
+        if engine is not None:
+            with self._submit_lock:
+                self._engine = engine
+                extra = 0 if self._closing else self._slots - 1
+            for _ in range(extra):
+                self._start_serving(engine)
         self._ready.set()
         try:
-            while True:
-                job = self._queue.get()
-                if job is _SHUTDOWN:
-                    break
-                if engine is None:
-                    self._reject(job, f"{self.role} is unavailable: {self.detail}")
-                    continue
-                self._set_state(WorkerState.BUSY)
-                try:
-                    if isinstance(job, ChatJob):
-                        self._run_chat(engine, job)
-                    elif isinstance(job, EmbedJob):
-                        self._run_embed(engine, job)
-                finally:
-                    if self._queue.empty():
-                        self._set_state(WorkerState.READY)
+            self._serve(engine)
         finally:
+            for thread in list(self._serving):
+                thread.join()
             if engine is not None:
                 engine.close()
             self._set_state(WorkerState.STOPPED)
+
+    def _start_serving(self, engine: Engine) -> None:
+        thread = threading.Thread(target=self._serve, args=(engine,), daemon=True,
+                                  name=f"zeta-model-{self.role}-{len(self._serving) + 2}")
+        self._serving.append(thread)
+        thread.start()
+
+    def _serve(self, engine: Engine | None) -> None:
+        """Take jobs until shutdown; one of these runs per slot."""
+        while True:
+            job = self._queue.get()
+            if job is _SHUTDOWN:
+                self._queue.put(_SHUTDOWN)  # for the other slots' threads
+                return
+            if engine is None:
+                self._reject(job, f"{self.role} is unavailable: {self.detail}")
+                continue
+            if self._down:
+                self._reject(job, f"{self.role}: {self._down}", transient=True)
+                continue
+            self._set_state(WorkerState.BUSY)
+            try:
+                if isinstance(job, ChatJob):
+                    self._run_chat(engine, job)
+                elif isinstance(job, EmbedJob):
+                    self._run_embed(engine, job)
+            finally:
+                with self._running_lock:
+                    idle = not self._running
+                if idle and self._queue.empty():
+                    self._set_state(WorkerState.READY)
 
     def _run_embed(self, engine: Engine, job: EmbedJob) -> None:
         if not job.result.set_running_or_notify_cancel():
@@ -288,17 +383,22 @@ class ModelWorker:
         if job.cancel.is_set():
             job.listener.on_failed(job, self.role, "stopped before it started", partial=False)
             return
-        started = self._current_since = time.perf_counter()
-        self._current = job
+        started = time.perf_counter()
+        me = threading.get_ident()
+        with self._running_lock:
+            self._running[me] = (job, started)
         first_token_at: float | None = None
         last_token_at = started
         n_tokens = prompt_tokens = 0
         thinking = ThinkingCounter()
         job.listener.on_started(job, self.role)
         try:
-            messages, max_tokens, prompt_tokens = fit_messages_counted(
-                job.messages, engine.n_ctx, job.max_tokens, engine.count_tokens
-            )
+            if engine.counts_tokens:
+                messages, max_tokens, prompt_tokens = fit_messages_counted(
+                    job.messages, engine.n_ctx, job.max_tokens, engine.count_tokens
+                )
+            else:  # a server fits the prompt itself, or says it is too long
+                messages, max_tokens = list(job.messages), job.max_tokens
             for piece in engine.stream_chat(
                 messages,
                 max_tokens=max_tokens,
@@ -321,8 +421,8 @@ class ModelWorker:
             )
             return
         finally:
-            self._current = None
-            self._current_since = None
+            with self._running_lock:
+                self._running.pop(me, None)
         ended = time.perf_counter()
         stats = ChatStats(
             n_tokens=n_tokens,

@@ -72,6 +72,12 @@ DEFAULT_PREFERENCES: dict[str, dict[TaskKind, float]] = {
     "reasoner": {TaskKind.SIMPLE: 0.7, TaskKind.CODE: 0.8, TaskKind.REASONING: 1.0},
 }
 
+# A role the user named themselves: fit for chat of every kind until its
+# preference says otherwise.
+GENERIC_PREFERENCE: dict[TaskKind, float] = {
+    TaskKind.SIMPLE: 0.7, TaskKind.CODE: 0.7, TaskKind.REASONING: 0.7,
+}
+
 
 @dataclass(frozen=True)
 class RoleProfile:
@@ -89,7 +95,7 @@ class RoleProfile:
 
 @dataclass(slots=True)
 class Decision:
-    role: str
+    role: str  # the role chosen by task fit and cost
     kind: TaskKind
     policy: str
     reason: str
@@ -99,6 +105,12 @@ class Decision:
     predicted_wait_s: dict[str, float] = field(default_factory=dict)
     classification: Classification | None = None
     signals: dict[str, ModelSignals] = field(default_factory=dict)
+    endpoint: str = ""  # the replica of that role, by predicted completion ('' = the role's own)
+
+    @property
+    def target(self) -> str:
+        """The endpoint key to submit to."""
+        return self.endpoint or self.role
 
 
 @dataclass(frozen=True)
@@ -268,14 +280,23 @@ class ZetaDynamicRouter:
     # -- estimates --------------------------------------------------------------
 
     def service_s(self, role: str, signals: ModelSignals) -> float:
-        return self._service_estimate.get(role) or signals.service_s or self.prior_service_s
+        key = signals.role or role  # the endpoint's: replicas of a role differ
+        return self._service_estimate.get(key) or signals.service_s or self.prior_service_s
 
     def predicted_wait_s(self, role: str, signals: ModelSignals) -> float:
-        """Until this new job would start: the queue, plus what is left of the running job."""
+        """Until this new job would start: the queue, plus what is left of the
+        running job; a server with several slots starts it at once while one
+        is free, and drains its queue that many at a time."""
         service = self.service_s(role, signals)
-        return signals.queue_depth * service + signals.in_flight * self._left_of_running(
-            service, signals.running_for_s
-        )
+        slots = max(1, signals.slots)
+        if slots == 1:
+            return signals.queue_depth * service + signals.in_flight * self._left_of_running(
+                service, signals.running_for_s
+            )
+        ahead = signals.queue_depth - max(0, slots - signals.in_flight)
+        if ahead < 0:
+            return 0.0
+        return self._left_of_running(service, signals.running_for_s) + (ahead // slots) * service
 
     @staticmethod
     def _left_of_running(service: float, running_for: float | None) -> float:
@@ -297,6 +318,35 @@ class ZetaDynamicRouter:
     def spill_limit(self, role: str) -> int:
         return min(self._thresholds.max_queue, self._spill_limit.get(role, 10**6))
 
+    def best_replica(self, role: str, exclude: Collection[str] = (),
+                     kind: TaskKind = TaskKind.SIMPLE) -> str | None:
+        """The replica of `role` a job sent there should go to (the user chose
+        the role); one not tried yet even if it is down, so the user hears why;
+        None when every replica was tried."""
+        snap = self.telemetry.snapshot()
+        best = self._best_replicas(kind, snap, exclude).get(role)
+        if best is not None:
+            return best.role
+        return next((key for key, signals in snap.models.items()
+                     if signals.role_name == role and key not in exclude), None)
+
+    def _best_replicas(
+        self, kind: TaskKind, snap: Snapshot, exclude: Collection[str]
+    ) -> dict[str, ModelSignals]:
+        """Step two, worked out first: each role's replica predicted to finish
+        this task soonest (queue, slots, service time), one not cooling down
+        where there is one. Roles are then weighed by that replica's signals."""
+        by_role: dict[str, list[ModelSignals]] = {}
+        for key, signals in snap.models.items():
+            if key in exclude or signals.state in UNSERVABLE_STATES:
+                continue
+            by_role.setdefault(signals.role_name, []).append(signals)
+        return {
+            role: min(options, key=lambda s: (
+                s.cooling_down, self.predicted_completion_s(s.role, s, kind)))
+            for role, options in by_role.items()
+        }
+
     # -- routing ------------------------------------------------------------------
 
     def route(
@@ -309,21 +359,20 @@ class ZetaDynamicRouter:
     ) -> Decision:
         """Choose a model for a task. `commit=False` previews the choice without
         moving the router's state (hysteresis, round-robin turn)."""
-        snap = snapshot or self.telemetry.snapshot()
+        full = snapshot or self.telemetry.snapshot()
         profiles = self.profiles
-        models = snap.models
+        # Two steps: the role by task fit against its best replica's cost,
+        # then that replica. The role-level logic below sees one endpoint per
+        # role (the role's own key when it has a single replica).
+        models = self._best_replicas(kind, full, exclude)
+        snap = Snapshot(models, full.machine, full.taken_at)
         fits = {role: profile.fit(kind) for role, profile in profiles.items()}
-        capable = [
-            role
-            for role, fit in fits.items()
-            if fit > 0
-            and role not in exclude
-            and role in models
-            and models[role].state not in UNSERVABLE_STATES
-        ]
+        capable = [role for role, fit in fits.items() if fit > 0 and role in models]
         if not capable:
             reasons = ", ".join(
-                f"{role} {snap.models[role].state}" for role in profiles if role in snap.models
+                f"{key} {signals.state}" + (" (tried)" if key in exclude else "")
+                for key, signals in full.models.items()
+                if signals.role_name in profiles
             )
             raise NoRoleAvailableError(
                 f"no model can serve a {kind.value} task right now ({reasons or 'none loaded'})"
@@ -337,7 +386,17 @@ class ZetaDynamicRouter:
         else:
             role, runner_up, reason = self._baseline(policy, kind, capable, snap, commit)
             spilled = role != preferred
-        waits = {r: self.predicted_wait_s(r, snap.models[r]) for r in capable}
+        waits = {
+            key: self.predicted_wait_s(key, signals)
+            for key, signals in full.models.items()
+            if signals.role_name in capable and key not in exclude
+            and signals.state not in UNSERVABLE_STATES
+        }
+        endpoint = models[role].role
+        replicas = sum(1 for s in full.models.values() if s.role_name == role)
+        if replicas > 1:
+            reason += (f"; replica {endpoint}, predicted wait {waits[endpoint]:.1f} s "
+                       f"({models[role].slots} slot(s))")
         return Decision(
             role=role,
             kind=kind,
@@ -348,7 +407,8 @@ class ZetaDynamicRouter:
             preferred=preferred,
             predicted_wait_s=waits,
             classification=classification,
-            signals=snap.models,
+            signals=full.models,
+            endpoint=endpoint,
         )
 
     def _baseline(
@@ -377,8 +437,9 @@ class ZetaDynamicRouter:
     def _queue_breaks(self, role: str, signals: ModelSignals) -> list[str]:
         """Soft limits: the model is busy. Reasons to look elsewhere, not to avoid it."""
         broken = []
-        limit = self.spill_limit(role)
-        if signals.load > limit:
+        limit = self.spill_limit(signals.role or role)
+        # A server's extra slots are room, not queue.
+        if signals.load - (max(1, signals.slots) - 1) > limit:
             broken.append(f"{role} queue {signals.load} > {limit}")
         wait = self.predicted_wait_s(role, signals)
         if wait > self._thresholds.max_wait_s:
@@ -397,7 +458,8 @@ class ZetaDynamicRouter:
         if signals.success_rate < t.min_success_rate:
             broken.append(f"{role} success {signals.success_rate:.0%} < {t.min_success_rate:.0%}")
         machine = snap.machine
-        if self.profiles[role].on_gpu and machine is not None:
+        # The GPU readings are this machine's: a server's replica is not held to them.
+        if self.profiles[role].on_gpu and signals.local and machine is not None:
             util, mem = machine.max_gpu_util_pct, machine.max_gpu_mem_pct
             if util is not None and util > t.gpu_util_ceiling_pct:
                 broken.append(f"GPU {util:.0f}% busy > {t.gpu_util_ceiling_pct:.0f}%")
@@ -408,7 +470,8 @@ class ZetaDynamicRouter:
     def _comfortably_within(self, role: str, signals: ModelSignals) -> bool:
         """Hysteresis: leave a spill only once the preferred model has real room."""
         return (
-            signals.load <= max(0, self.spill_limit(role) - 1)
+            signals.load - (max(1, signals.slots) - 1)
+            <= max(0, self.spill_limit(signals.role or role) - 1)
             and self.predicted_wait_s(role, signals)
             <= self.RETURN_WAIT_FRACTION * self._thresholds.max_wait_s
         )

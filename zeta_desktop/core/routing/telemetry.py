@@ -64,6 +64,16 @@ class ModelSignals:
     # thinking model's reasoning counts as tokens: it takes decode time).
     last_tokens: int = 0
     last_thinking_tokens: int = 0
+    # The endpoint: the role it serves (its own key for a role's first
+    # replica), how many requests it runs at once, and whether it runs on
+    # this machine (the GPU ceilings apply only there).
+    group: str = ""
+    slots: int = 1
+    local: bool = True
+
+    @property
+    def role_name(self) -> str:
+        return self.group or self.role
 
     @property
     def newest_ttft_s(self) -> float | None:
@@ -94,10 +104,16 @@ class ModelTelemetry:
         role: str,
         depth: Callable[[], tuple[int, int, str]],
         running_for: Callable[[], float | None] | None = None,
+        slots: Callable[[], int] | None = None,
+        group: str = "",
+        local: bool = True,
     ) -> None:
-        self.role = role
+        self.role = role  # the endpoint's key
+        self.group = group or role
+        self.local = local
         self._depth = depth  # live (queued, in flight, state) from the worker
         self._running_for = running_for
+        self._slots = slots
         self._lock = threading.Lock()
         self.ttft_s: float | None = None
         self.last_ttft_s: float | None = None
@@ -160,6 +176,13 @@ class ModelTelemetry:
             self._cooldown_until = 0.0
             self.completed += 1
 
+    def record_backoff(self, seconds: float, now: float | None = None) -> None:
+        """A busy server asked us to wait (429/503 Retry-After): keep off it that
+        long, without counting a failure against it."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._cooldown_until = max(self._cooldown_until, now + seconds)
+
     def record_failure(self, now: float | None = None) -> float:
         """Count a failure and open the breaker; returns the cooldown in seconds."""
         now = time.monotonic() if now is None else now
@@ -194,6 +217,7 @@ class ModelTelemetry:
     def signals(self, now: float) -> ModelSignals:
         queued, in_flight, state = self._depth()
         running_for = self._running_for() if self._running_for is not None else None
+        slots = self._slots() if self._slots is not None else 1
         with self._lock:
             rate = self._success_rate(now)
             return ModelSignals(
@@ -215,6 +239,9 @@ class ModelTelemetry:
                 last_ttft_s=self.last_ttft_s,
                 last_tokens=self.last_tokens,
                 last_thinking_tokens=self.last_thinking_tokens,
+                group=self.group,
+                slots=slots,
+                local=self.local,
                 service_by_kind={
                     kind: value
                     for kind, (value, count) in self._kind_service.items()
@@ -281,12 +308,21 @@ class Telemetry:
         role: str,
         depth: Callable[[], tuple[int, int, str]],
         running_for: Callable[[], float | None] | None = None,
+        slots: Callable[[], int] | None = None,
+        group: str = "",
+        local: bool = True,
     ) -> ModelTelemetry:
+        """Track an endpoint: `role` is its key, `group` the role it serves."""
         with self._lock:
-            model = ModelTelemetry(role, depth, running_for)
+            model = ModelTelemetry(role, depth, running_for, slots, group, local)
             self.models[role] = model
             self.model_series.setdefault(role, Series(MODEL_SERIES))
             return model
+
+    def unregister(self, role: str) -> None:
+        """Stop tracking an endpoint that is gone (its series stay for the plot)."""
+        with self._lock:
+            self.models.pop(role, None)
 
     def model(self, role: str) -> ModelTelemetry:
         return self.models[role]

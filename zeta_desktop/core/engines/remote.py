@@ -1,0 +1,376 @@
+"""An OpenAI-compatible server as an engine: llama-server, vLLM, Ollama, SGLang.
+
+Thread-safe (httpx's client is): a remote replica's worker runs one thread
+per server slot, each with its own stream. `httpx` is imported lazily.
+
+Stop and the timeouts act at once: each stream's socket is shut down from
+the thread that stops it, which wakes a read blocked on a server that has
+gone silent. A flag checked between tokens would wait for a token that
+never comes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from zeta_desktop.core.engines.base import (
+    CancelEvent,
+    ChatMessage,
+    EngineError,
+    PromptTooLongError,
+    TransientEngineError,
+)
+from zeta_desktop.core.engines.endpoint import EndpointSpec
+from zeta_desktop.core.engines.sse import read_events
+
+log = logging.getLogger(__name__)
+
+# How servers word "the prompt does not fit": OpenAI and vLLM, llama-server,
+# llama-cpp-python, Ollama.
+_TOO_LONG_MARKERS = (
+    "context_length_exceeded",
+    "maximum context length",
+    "exceeds the available context size",
+    "exceed_context_size",
+    "exceed context window",
+    "context window",
+    "too many tokens",
+)
+_GUARD_TICK_S = 0.05
+
+
+def server_message(body: bytes | str, limit: int = 300) -> str:
+    """The human part of an error body: OpenAI's error.message, FastAPI's detail, or text."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return " ".join(text.split())[:limit] or "(no message)"
+    if isinstance(data, dict):
+        error = data.get("error", data.get("detail", data.get("message")))
+        if isinstance(error, dict):
+            error = error.get("message") or error.get("msg") or json.dumps(error)
+        if isinstance(error, list):  # FastAPI validation errors
+            error = "; ".join(str(e.get("msg", e)) if isinstance(e, dict) else str(e)
+                              for e in error)
+        if error:
+            return str(error)[:limit]
+    return text[:limit]
+
+
+def retry_after_s(value: str | None) -> float | None:
+    """Retry-After as seconds: a number, or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _too_long(message: str) -> bool:
+    lowered = message.lower()
+    return any(marker in lowered for marker in _TOO_LONG_MARKERS)
+
+
+class _Deadlines:
+    """One thread that aborts the streams whose time ran out (first token, idle)."""
+
+    def __init__(self) -> None:
+        self._watched: dict[int, tuple[float, str, Callable[[str], None]]] = {}
+        self._lock = threading.Lock()
+        self._ids = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, seconds: float, why: str, abort: Callable[[str], None]) -> int:
+        with self._lock:
+            self._ids += 1
+            self._watched[self._ids] = (time.monotonic() + seconds, why, abort)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="zeta-remote-deadlines",
+                                                daemon=True)
+                self._thread.start()
+            return self._ids
+
+    def extend(self, handle: int, seconds: float, why: str) -> None:
+        with self._lock:
+            entry = self._watched.get(handle)
+            if entry is not None:
+                self._watched[handle] = (time.monotonic() + seconds, why, entry[2])
+
+    def forget(self, handle: int) -> None:
+        with self._lock:
+            self._watched.pop(handle, None)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(_GUARD_TICK_S):
+            now = time.monotonic()
+            with self._lock:
+                due = [(h, why, abort) for h, (at, why, abort) in self._watched.items()
+                       if at <= now]
+                for handle, _, _ in due:
+                    del self._watched[handle]
+            for _, why, abort in due:
+                abort(why)
+
+
+class _Stream:
+    """One request's connection, so another thread can cut it."""
+
+    def __init__(self) -> None:
+        self.socket: socket.socket | None = None
+        self.aborted = ""  # why it was cut, once it was
+        self._lock = threading.Lock()
+
+    def trace(self, name: str, info: dict[str, Any]) -> None:
+        # httpcore's trace hook hands over the new connection's stream.
+        if name == "connection.connect_tcp.complete":
+            stream = info.get("return_value")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            with self._lock:
+                self.socket = sock
+                cut = bool(self.aborted)
+            if cut:
+                self._shutdown()
+
+    def abort(self, why: str) -> None:
+        with self._lock:
+            if self.aborted:
+                return
+            self.aborted = why
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        # shutdown, not close: close leaves a recv() blocked in another thread.
+        with self._lock:
+            sock = self.socket
+        if sock is not None:
+            with contextlib.suppress(OSError):  # already closed
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+class RemoteEngine:
+    """One endpoint. No request is made until the first job (see server_probe)."""
+
+    counts_tokens = False
+
+    def __init__(self, spec: EndpointSpec, transport: Any = None) -> None:
+        import httpx
+
+        self.spec = spec
+        self._httpx = httpx
+        read_backstop = max(spec.first_token_timeout_s, spec.idle_timeout_s) + 5.0
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(read_backstop, connect=spec.connect_timeout_s),
+            verify=spec.verify_tls,
+            # A fresh connection per request: its socket is then known (see
+            # _Stream), so Stop can cut even a request still waiting for headers.
+            limits=httpx.Limits(max_keepalive_connections=0),
+            transport=transport,
+            follow_redirects=False,
+        )
+        self._n_ctx = spec.n_ctx
+        self._deadlines = _Deadlines()
+        self.last_prompt_tokens = 0
+
+    # -- what the server told the probe ------------------------------------------
+
+    @property
+    def n_ctx(self) -> int:
+        """The server's context size if known, else 0 (the server fits the prompt)."""
+        return self._n_ctx
+
+    def learn_context(self, n_ctx: int) -> None:
+        if not self.spec.n_ctx and n_ctx > 0:
+            self._n_ctx = n_ctx
+
+    def count_tokens(self, text: str) -> int:
+        raise EngineError(f"{self.spec.label}: the client cannot count this server's tokens")
+
+    # -- requests ---------------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        key = self.spec.api_key()
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    def _url(self, path: str) -> str:
+        return f"{self.spec.base_url}/{path}"
+
+    def stream_chat(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int,
+        temperature: float,
+        cancel: threading.Event,
+    ) -> Iterator[str]:
+        spec = self.spec
+        body = {
+            "model": spec.model,
+            "messages": list(messages),
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "stream": True,
+        }
+        stream = _Stream()
+        remove_hook = cancel.on_set(lambda: stream.abort("stopped")) if isinstance(
+            cancel, CancelEvent) else (lambda: None)
+        guard = self._deadlines.watch(
+            spec.first_token_timeout_s,
+            f"no first token within {spec.first_token_timeout_s:g} s",
+            stream.abort,
+        )
+        request = self._client.build_request(
+            "POST", self._url("chat/completions"), json=body, headers=self._headers(),
+            extensions={"trace": stream.trace},
+        )
+        finished = False
+        try:
+            response = self._client.send(request, stream=True)
+            try:
+                if response.status_code >= 400:
+                    response.read()
+                    raise self.http_error(response.status_code, response.content,
+                                          response.headers.get("retry-after"))
+                for event in read_events(response.iter_lines()):
+                    if cancel.is_set():
+                        return
+                    piece, finished = self._chat_event(event.data)
+                    self._deadlines.extend(
+                        guard, spec.idle_timeout_s,
+                        f"no token for {spec.idle_timeout_s:g} s",
+                    )
+                    if piece:
+                        yield piece
+            finally:
+                response.close()
+        except self._httpx.HTTPError as exc:
+            if cancel.is_set():
+                return
+            raise self.network_error(exc, stream.aborted) from exc
+        finally:
+            self._deadlines.forget(guard)
+            remove_hook()
+        if not finished and not cancel.is_set():
+            raise EngineError(
+                f"{spec.label}: the stream ended before the answer did (no finish_reason); "
+                "the server may have stopped"
+            )
+
+    def _chat_event(self, data: str) -> tuple[str, bool]:
+        """One chunk -> (its text, whether the answer finished)."""
+        try:
+            chunk = json.loads(data)
+        except ValueError as exc:
+            raise EngineError(
+                f"{self.spec.label}: the server sent something that is not JSON: {data[:120]!r}"
+            ) from exc
+        if not isinstance(chunk, dict):
+            raise EngineError(f"{self.spec.label}: unexpected chunk {data[:120]!r}")
+        if "error" in chunk:  # an error in the middle of a stream
+            message = server_message(data)
+            if _too_long(message):
+                raise PromptTooLongError(f"{self.spec.label} says: {message}")
+            raise EngineError(f"{self.spec.label}: the server failed mid-answer: {message}")
+        usage = chunk.get("usage")
+        if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int):
+            self.last_prompt_tokens = usage["prompt_tokens"]
+        choices = chunk.get("choices") or []
+        if not choices:
+            return "", False
+        choice = choices[0] if isinstance(choices[0], dict) else {}
+        delta = choice.get("delta") or {}
+        text = delta.get("content") or ""
+        if not isinstance(text, str):
+            raise EngineError(f"{self.spec.label}: unexpected content {text!r:.120}")
+        return text, choice.get("finish_reason") is not None
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        spec = self.spec
+        try:
+            response = self._client.post(
+                self._url("embeddings"),
+                json={"model": spec.model, "input": list(texts)},
+                headers=self._headers(),
+                timeout=self._httpx.Timeout(spec.first_token_timeout_s,
+                                            connect=spec.connect_timeout_s),
+            )
+        except self._httpx.HTTPError as exc:
+            raise self.network_error(exc, "") from exc
+        if response.status_code >= 400:
+            raise self.http_error(response.status_code, response.content,
+                                  response.headers.get("retry-after"))
+        try:
+            rows = sorted(response.json()["data"], key=lambda row: row["index"])
+            vectors = np.asarray([row["embedding"] for row in rows], dtype=np.float64)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise EngineError(f"{spec.label}: the embeddings answer is not as expected: "
+                              f"{response.text[:120]!r}") from exc
+        if vectors.ndim != 2 or len(vectors) != len(texts):
+            raise EngineError(f"{spec.label}: {len(vectors)} vectors for {len(texts)} texts")
+        # Unit length, as the local engine gives them: cosine is then a dot product.
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return (vectors / np.where(norms > 0, norms, 1.0)).tolist()
+
+    # -- errors -----------------------------------------------------------------
+
+    def http_error(self, status: int, body: bytes, retry_after: str | None) -> EngineError:
+        label = self.spec.label
+        message = server_message(body)
+        if status in (429, 503):
+            wait = retry_after_s(retry_after)
+            after = f"; retry after {wait:.0f} s" if wait is not None else ""
+            what = "busy" if status == 429 else "unavailable"
+            return TransientEngineError(f"{label} is {what} ({status}: {message}){after}", wait)
+        if _too_long(message):
+            return PromptTooLongError(f"{label} says the prompt is too long: {message}")
+        if status in (401, 403):
+            return EngineError(
+                f"{label} refused the request ({status}: {message}); check its API key "
+                "(keyring, or the environment variable the config names)"
+            )
+        if status == 404:
+            return EngineError(
+                f"{label}: not found (404: {message}); check that the URL ends in /v1 "
+                "and the model name"
+            )
+        return EngineError(f"{label}: the server answered {status}: {message}")
+
+    def network_error(self, exc: Exception, aborted: str) -> EngineError:
+        label, httpx = self.spec.label, self._httpx
+        if aborted:
+            return EngineError(f"{label}: {aborted}")
+        if isinstance(exc, httpx.ConnectTimeout):
+            return EngineError(f"{label}: no connection within {self.spec.connect_timeout_s:g} s")
+        if isinstance(exc, httpx.ConnectError):
+            return EngineError(f"{label}: cannot connect ({exc})")
+        if isinstance(exc, httpx.TimeoutException):
+            return EngineError(f"{label}: the server did not answer in time ({exc})")
+        if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+            return EngineError(f"{label}: the connection broke mid-answer ({exc})")
+        return EngineError(f"{label}: {type(exc).__name__}: {exc}")
+
+    def close(self) -> None:
+        self._deadlines.close()
+        self._client.close()

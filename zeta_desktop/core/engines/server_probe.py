@@ -1,0 +1,166 @@
+"""Is a server up, does it serve our model, and how loaded is it?
+
+Read the way each server offers it:
+- health: llama-server's `/health` (503 while it loads the model); where a
+  server has none (llama-cpp-python, vLLM's is at the root too, Ollama has
+  none), `/v1/models` answering counts as up;
+- the model: `/v1/models` must list it, else every request would fail;
+- slots and context: llama-server's `/props` (`total_slots`,
+  `default_generation_settings.n_ctx`);
+- load: Prometheus text at `/metrics` where offered: llama-server's
+  `llamacpp:requests_processing` and `requests_deferred`, vLLM's
+  `num_requests_running`, `num_requests_waiting` and `kv_cache_usage_perc`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from zeta_desktop.core.engines.endpoint import EndpointSpec
+from zeta_desktop.core.engines.remote import server_message
+
+_METRIC_LINE = re.compile(r"^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+([-+0-9.eEnaNInf]+)")
+_RUNNING = ("llamacpp:requests_processing", "vllm:num_requests_running")
+_WAITING = ("llamacpp:requests_deferred", "vllm:num_requests_waiting")
+_KV_CACHE = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")
+
+
+@dataclass(frozen=True)
+class ServerLoad:
+    running: int
+    waiting: int
+    kv_cache_pct: float | None = None
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    up: bool
+    detail: str  # why it is down, or what it serves
+    slots: int | None = None
+    n_ctx: int | None = None
+    load: ServerLoad | None = None
+
+
+def parse_metrics(text: str) -> ServerLoad | None:
+    """Running and waiting requests from Prometheus text; None if it has neither."""
+    totals: dict[str, float] = {}
+    for line in text.splitlines():
+        match = _METRIC_LINE.match(line)
+        if match is None:
+            continue
+        name, value = match.group(1), match.group(3)
+        try:
+            totals[name] = totals.get(name, 0.0) + float(value)  # summed over labels
+        except ValueError:
+            continue
+    running = next((totals[n] for n in _RUNNING if n in totals), None)
+    waiting = next((totals[n] for n in _WAITING if n in totals), None)
+    if running is None and waiting is None:
+        return None
+    kv = next((totals[n] for n in _KV_CACHE if n in totals), None)
+    return ServerLoad(int(running or 0), int(waiting or 0),
+                      None if kv is None else 100.0 * kv)
+
+
+def _model_ids(data: Any) -> list[str]:
+    rows = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(rows, list):
+        rows = data.get("models") if isinstance(data, dict) else None  # Ollama's /api/tags
+    ids = []
+    for row in rows or []:
+        if isinstance(row, dict):
+            ident = row.get("id") or row.get("name") or row.get("model")
+            if isinstance(ident, str):
+                ids.append(ident)
+    return ids
+
+
+class ServerProbe:
+    """Asks one server; one instance per replica, called from the health thread."""
+
+    def __init__(self, spec: EndpointSpec, timeout_s: float = 3.0, transport: Any = None):
+        import httpx
+
+        self.spec = spec
+        self._httpx = httpx
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, spec.connect_timeout_s)),
+            verify=spec.verify_tls,
+            transport=transport,
+        )
+        self._has_health: bool | None = None  # None: not asked yet
+        self._has_metrics: bool | None = None
+        self._props: tuple[int | None, int | None] | None = None
+
+    def _get(self, url: str) -> Any:
+        key = self.spec.api_key()
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return self._client.get(url, headers=headers)
+
+    def check(self) -> ProbeResult:
+        spec = self.spec
+        root = spec.server_root
+        try:
+            if self._has_health is not False:
+                health = self._get(f"{root}/health")
+                if health.status_code == 404:
+                    self._has_health = False
+                elif health.status_code == 503:
+                    return ProbeResult(False, f"{spec.label} is starting: "
+                                              f"{server_message(health.content)}")
+                elif health.status_code >= 400:
+                    return ProbeResult(False, f"{spec.label}: /health answered "
+                                              f"{health.status_code}")
+                else:
+                    self._has_health = True
+            models = self._get(f"{spec.base_url}/models")
+        except self._httpx.HTTPError as exc:
+            return ProbeResult(False, f"{spec.label} is unreachable: {exc or type(exc).__name__}")
+        if models.status_code in (401, 403):
+            return ProbeResult(False, f"{spec.label} refused the API key ({models.status_code})")
+        if models.status_code >= 400:
+            return ProbeResult(False, f"{spec.label}: /v1/models answered {models.status_code}: "
+                                      f"{server_message(models.content)}")
+        try:
+            ids = _model_ids(models.json())
+        except ValueError:
+            return ProbeResult(False, f"{spec.label}: /v1/models is not JSON; is this an "
+                                      "OpenAI-compatible server?")
+        if ids and spec.model not in ids:
+            shown = ", ".join(ids[:5]) + (" ..." if len(ids) > 5 else "")
+            return ProbeResult(False, f"{spec.label}: the server has no model {spec.model!r} "
+                                      f"(it serves: {shown})")
+        slots, n_ctx = self._read_props(root)
+        return ProbeResult(True, f"serves {spec.model}", slots, n_ctx, self._read_metrics(root))
+
+    def _read_props(self, root: str) -> tuple[int | None, int | None]:
+        if self._props is None:
+            slots = n_ctx = None
+            try:
+                props = self._get(f"{root}/props")
+                if props.status_code == 200:
+                    data = props.json()
+                    slots = data.get("total_slots")
+                    n_ctx = (data.get("default_generation_settings") or {}).get("n_ctx")
+            except (self._httpx.HTTPError, ValueError, AttributeError):
+                pass
+            self._props = (slots if isinstance(slots, int) and slots > 0 else None,
+                           n_ctx if isinstance(n_ctx, int) and n_ctx > 0 else None)
+        return self._props
+
+    def _read_metrics(self, root: str) -> ServerLoad | None:
+        if self._has_metrics is False:
+            return None
+        try:
+            response = self._get(f"{root}/metrics")
+        except self._httpx.HTTPError:
+            return None
+        load = parse_metrics(response.text) if response.status_code == 200 else None
+        if self._has_metrics is None:
+            self._has_metrics = load is not None
+        return load
+
+    def close(self) -> None:
+        self._client.close()
