@@ -21,8 +21,14 @@ def _app_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, help="settings file (default: platform config dir)")
     for role in ROLE_NAMES:
         parser.add_argument(
-            f"--{role}", metavar="PATH", help=f"GGUF file for the {role} role, this run only"
+            f"--{role}", metavar="PATH|URL",
+            help=f"GGUF file, or an OpenAI-compatible server as http(s)://host:port/v1#model, "
+            f"for the {role} role, this run only",
         )
+    parser.add_argument(
+        "--set-api-key", metavar="URL",
+        help="store the API key for a server (read from standard input) in the OS keyring, exit",
+    )
     parser.add_argument(
         "--self-test",
         action="store_true",
@@ -39,6 +45,33 @@ def _load(args: argparse.Namespace) -> LoadedConfig:
     return loaded
 
 
+def _set_api_key(url: str) -> int:
+    from zeta_desktop.core.engines.endpoint import EndpointError, parse_endpoint, store_keyring_key
+
+    try:
+        spec = parse_endpoint(url if "#" in url else f"{url}#any")
+    except EndpointError as exc:
+        print(f"zeta-desktop: {exc}", file=sys.stderr)
+        return 2
+    if sys.stdin.isatty():
+        import getpass
+
+        key = getpass.getpass(f"API key for {spec.base_url}: ")
+    else:
+        key = sys.stdin.readline().strip()
+    if not key:
+        print("zeta-desktop: no key given; nothing stored", file=sys.stderr)
+        return 2
+    try:
+        store_keyring_key(spec.base_url, key)
+    except Exception as exc:  # keyring raises its own errors per backend
+        print(f"zeta-desktop: the keyring could not store it ({exc}); name an environment "
+              "variable in the config instead (api_key_env)", file=sys.stderr)
+        return 1
+    print(f"zeta-desktop: stored the key for {spec.base_url} in the OS keyring")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["route"]:
@@ -50,8 +83,19 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.set_api_key:
+        return _set_api_key(args.set_api_key)
     loaded = _load(args)
     run_config = loaded.config.with_model_overrides({r: getattr(args, r) for r in ROLE_NAMES})
+    for name, role in run_config.roles.items():
+        for replica in role.replicas:
+            try:
+                warning = replica.spec().plain_http_warning()
+            except ValueError as exc:
+                print(f"zeta-desktop: roles.{name}: {exc}", file=sys.stderr)
+                return 2
+            if warning:
+                print(f"zeta-desktop: warning: {warning}", file=sys.stderr)
     from zeta_desktop.core.engines.llama import LlamaEngine
 
     if args.self_test:

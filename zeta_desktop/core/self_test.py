@@ -1,4 +1,4 @@
-"""`--self-test`: load every role, stream from each chat role, embed once, report."""
+"""`--self-test`: load every role, stream from each chat replica, embed once, report."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ def run_self_test(
     """Returns 0 when every role loaded and did its work, else 1."""
     session.wait_loaded(timeout)
     failures = 0
-    for name, runtime in session.roles.items():
-        worker = runtime.worker
-        model = runtime.source.path.name if runtime.source else "(none)"
+    replicas = [(r, runtime) for runtime in session.roles.values() for r in runtime.replicas]
+    for replica, runtime in replicas:
+        name, worker = replica.key, replica.worker
+        model = session.fleet.model_file(name) or "(none)"
         if worker.state is WorkerState.UNAVAILABLE or worker.load_seconds is None:
             emit(f"FAIL {name}: {model}: {worker.detail}")
             failures += 1

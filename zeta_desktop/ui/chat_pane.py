@@ -23,7 +23,7 @@ from zeta_desktop.core.routing.router import Decision
 from zeta_desktop.ui.message_list import MessageList
 from zeta_desktop.ui.message_view import MessageView
 from zeta_desktop.ui.paint_turns import PaintTurns
-from zeta_desktop.ui.style import ROLE_COLOURS
+from zeta_desktop.ui.style import role_colour
 
 
 class PromptEdit(QPlainTextEdit):
@@ -250,7 +250,7 @@ class ChatPane(QWidget):
         self.messages.build(key)
 
     def _show_role(self, view: MessageView, role: str, reason: str) -> None:
-        colour = ROLE_COLOURS.get(role, "#6b7280")
+        colour = role_colour(role)
         view.header.setText(role)
         view.header.setToolTip(reason)
         view.set_colour(colour)
@@ -266,7 +266,7 @@ class ChatPane(QWidget):
                 label += " · override"
             elif decision.spilled:
                 label += " · spilled"
-            view.set_badge(label, ROLE_COLOURS.get(decision.role, "#6b7280"))
+            view.set_badge(label, role_colour(decision.role))
 
     @Slot(int, str, str)
     def on_turn_retried(self, turn_id: int, failed_role: str, message: str) -> None:

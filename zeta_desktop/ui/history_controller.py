@@ -35,7 +35,7 @@ from zeta_desktop.core.store.history import SearchHit
 from zeta_desktop.ui.chat_pane import ChatPane
 from zeta_desktop.ui.message_view import MessageView
 from zeta_desktop.ui.sidebar import Sidebar
-from zeta_desktop.ui.style import ROLE_COLOURS
+from zeta_desktop.ui.style import role_colour
 from zeta_desktop.ui.system_prompt_dialog import SystemPromptDialog
 from zeta_desktop.ui.tasks import TaskManager
 
@@ -224,7 +224,7 @@ class HistoryController(QObject):
             view.answer.thinking_seconds = meta.thinking_s
             view.set_text_so_far(message.content)
             if meta.role:
-                colour = ROLE_COLOURS.get(meta.role, "#6b7280")
+                colour = role_colour(meta.role)
                 view.header.setText(meta.role)
                 view.header.setToolTip(meta.reason)
                 view.set_colour(colour)

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 from zeta_desktop.core.routing.telemetry import Telemetry
 from zeta_desktop.ui.live_text import LiveText
 from zeta_desktop.ui.paint_turns import PaintTurns
-from zeta_desktop.ui.style import ROLE_COLOURS, set_small_text
+from zeta_desktop.ui.style import role_colour, set_small_text
 
 WINDOWS_S = {"60 s": 60.0, "10 min": 600.0}
 REFRESH_MS = 100  # each plot's refresh period
@@ -142,7 +142,9 @@ class LoadPlots(QWidget):
         # PlotCurveItem, not plot()'s PlotDataItem: its setData costs a tenth.
         self.curves: dict[tuple[str, str], LiveCurve] = {}
         for role in roles:
-            pen = pg.mkPen(ROLE_COLOURS.get(role, "#6b7280"), width=2)
+            # A role's further replicas: its colour, dashed.
+            style = Qt.PenStyle.DashLine if "#" in role else Qt.PenStyle.SolidLine
+            pen = pg.mkPen(role_colour(role), width=2, style=style)
             for name in ("load", "tokens_per_s", "ttft_s"):
                 self.curves[(name, role)] = self._curve(name, pen)
         self.machine_curves = {

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from zeta_desktop import APP_NAME
 from zeta_desktop.core.chat.session import ChatSession, EngineLoader, default_history_path
-from zeta_desktop.core.config import ROLE_NAMES, AppConfig, LoadedConfig, save_config
+from zeta_desktop.core.config import AppConfig, LoadedConfig, save_config
 from zeta_desktop.core.fleet.worker import ChatStats
 from zeta_desktop.core.routing.router import Decision, explain
 from zeta_desktop.core.store.history import HistoryStore
@@ -81,8 +81,11 @@ class MainWindow(QMainWindow):
         # The chat and the plots take turns to repaint (see paint_turns).
         paint_turns = PaintTurns()
         self.chat = ChatPane(paint_turns)
-        self.roles_panel = RolePanel(list(ROLE_NAMES))
-        self.plots = LoadPlots(self.session.telemetry, list(ROLE_NAMES), paint_turns)
+        # Built from the config's open table of roles; the plots draw every
+        # endpoint (a role's replicas each get a curve).
+        self.roles_panel = RolePanel(list(self.session.roles))
+        self.plots = LoadPlots(self.session.telemetry, list(self.session.fleet.endpoints),
+                               paint_turns)
         self.router_panel = RouterPanel(self.session)
         self.router_log = QPlainTextEdit()
         self.router_log.setReadOnly(True)
@@ -180,6 +183,8 @@ class MainWindow(QMainWindow):
         self.chat.input.setFocus()
         for problem in loaded.problems:
             self.add_alert(f"Settings: {problem}")
+        for warning in self.session.endpoint_warnings():
+            self.add_alert(f"Security: {warning}")
         self.history.restore()
 
     # -- start and stop -------------------------------------------------------

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
 
 from zeta_desktop.core.routing.telemetry import ModelSignals
 from zeta_desktop.ui.live_text import LiveText
-from zeta_desktop.ui.style import ROLE_COLOURS, STATE_COLOURS, set_small_text, set_text_colour
+from zeta_desktop.ui.style import STATE_COLOURS, role_colour, set_small_text, set_text_colour
 
 ROLE_BLURBS = {
     "coder": "code · ~7B",
@@ -32,7 +32,7 @@ class RoleCard(QFrame):
     def __init__(self, role: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.role = role
-        colour = ROLE_COLOURS.get(role, "#6b7280")
+        colour = role_colour(role)
         self.setObjectName("roleCard")
         self.setStyleSheet(
             f"QFrame#roleCard {{ border: 1px solid palette(mid); border-top: 3px solid {colour};"

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 from zeta_desktop.core.chat.session import ChatSession
 from zeta_desktop.core.engines.base import NoRoleAvailableError
 from zeta_desktop.core.routing.router import POLICIES, Thresholds, ZetaDynamicRouter
-from zeta_desktop.ui.style import ROLE_COLOURS
+from zeta_desktop.ui.style import role_colour
 
 PREVIEW_ROWS = 20
 
@@ -221,7 +221,7 @@ class RouterPanel(QWidget):
             cells = (
                 (prompt, None, None, False),
                 (f"{role} ({turn.classification.kind.value})",
-                 ROLE_COLOURS.get(role, "#6b7280"),
+                 role_colour(role),
                  f"went to {turn.role} when sent" if bold else "", bold),
                 (why, None, full, False),
             )

@@ -1,5 +1,7 @@
 """Colours shared by the chat badges, the role cards and the plots."""
 
+import zlib
+
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QWidget
 
@@ -8,6 +10,16 @@ ROLE_COLOURS = {
     "embedder": "#10b981",
     "reasoner": "#f59e0b",
 }
+# Roles the user named: a colour each, the same every run.
+_MORE_COLOURS = ("#8b5cf6", "#ef4444", "#14b8a6", "#ec4899", "#84cc16", "#0ea5e9", "#f97316")
+
+
+def role_colour(key: str) -> str:
+    """A role's colour; its replicas (`reasoner#2`) share it."""
+    role = key.split("#", 1)[0]
+    if role in ROLE_COLOURS:
+        return ROLE_COLOURS[role]
+    return _MORE_COLOURS[zlib.crc32(role.encode()) % len(_MORE_COLOURS)]
 
 STATE_COLOURS = {
     "loading": "#6b7280",

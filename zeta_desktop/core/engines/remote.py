@@ -245,7 +245,7 @@ class RemoteEngine:
             "POST", self._url("chat/completions"), json=body, headers=self._headers(),
             extensions={"trace": stream.trace},
         )
-        finished = False
+        finished = streamed = False
         try:
             response = self._client.send(request, stream=True)
             try:
@@ -257,6 +257,7 @@ class RemoteEngine:
                     if cancel.is_set():
                         return
                     piece, finished = self._chat_event(event.data)
+                    streamed = True
                     self._deadlines.extend(
                         guard, spec.idle_timeout_s,
                         f"no token for {spec.idle_timeout_s:g} s",
@@ -273,6 +274,13 @@ class RemoteEngine:
             self._deadlines.forget(guard)
             remove_hook()
         if not finished and not cancel.is_set():
+            if not streamed:
+                # llama-cpp-python's server, for one, answers 200 and then ends
+                # the stream when it rejects a prompt.
+                raise EngineError(
+                    f"{spec.label}: the server closed the stream without an answer; it may "
+                    "have rejected the prompt (too long for its context?); its log says why"
+                )
             raise EngineError(
                 f"{spec.label}: the stream ended before the answer did (no finish_reason); "
                 "the server may have stopped"
