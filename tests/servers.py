@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 
 START_TIMEOUT_S = 60.0
+JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 def free_port() -> int:

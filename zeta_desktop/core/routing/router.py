@@ -341,6 +341,19 @@ class ZetaDynamicRouter:
             if key in exclude or signals.state in UNSERVABLE_STATES:
                 continue
             by_role.setdefault(signals.role_name, []).append(signals)
+        for role, options in by_role.items():
+            # A replica with no history yet (new, or just back) is priced like
+            # its siblings, which serve the same role, not at the cold prior:
+            # else it would lose to a busy sibling that has a short record.
+            known = [self.service_s(s.role, s) for s in options
+                     if s.service_s is not None or s.role in self._service_estimate]
+            if known and len(known) < len(options):
+                typical = statistics.median(known)
+                by_role[role] = [
+                    s if s.service_s is not None or s.role in self._service_estimate
+                    else dataclasses.replace(s, service_s=typical)
+                    for s in options
+                ]
         return {
             role: min(options, key=lambda s: (
                 s.cooling_down, self.predicted_completion_s(s.role, s, kind)))
