@@ -67,6 +67,9 @@ class LlamaServer:
             "--model", str(self.model), "--model_alias", self.alias,
             "--host", "127.0.0.1", "--port", str(self.port),
             "--n_threads", "1", "--n_ctx", str(self.n_ctx),
+            # By default a new request cuts the one streaming; queue them instead,
+            # as llama-server and vLLM do.
+            "--interrupt_requests", "false",
         ]
         if self.embedding:
             command += ["--embedding", "true"]
