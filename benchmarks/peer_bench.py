@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import statistics
@@ -43,9 +42,9 @@ from pathlib import Path
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no fetch at import
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import httpx  # noqa: E402
-from bench_results import demo_model, print_checks, write_results  # noqa: E402
-from router_bench import (  # noqa: E402
+import httpx
+from bench_results import demo_model, print_checks, write_results
+from router_bench import (
     ACCEPTABLE_QUALITY,
     EVAL_SEEDS,
     MAX_TOKENS,
@@ -57,13 +56,13 @@ from router_bench import (  # noqa: E402
     pct,
     workload,
 )
-from servers import LlamaServer  # noqa: E402
+from servers import LlamaServer
 
-from zeta_desktop.core.chat.session import ChatSession  # noqa: E402
-from zeta_desktop.core.config import AppConfig, ReplicaConfig, RoleConfig  # noqa: E402
-from zeta_desktop.core.engines.llama import LlamaEngine  # noqa: E402
-from zeta_desktop.core.routing.classifier import TaskKind  # noqa: E402
-from zeta_desktop.core.routing.machine import MachineReading, RecordedSource  # noqa: E402
+from zeta_desktop.core.chat.session import ChatSession
+from zeta_desktop.core.config import AppConfig, ReplicaConfig, RoleConfig
+from zeta_desktop.core.engines.llama import LlamaEngine
+from zeta_desktop.core.routing.classifier import TaskKind
+from zeta_desktop.core.routing.machine import MachineReading, RecordedSource
 
 ROLES = ("coder", "embedder", "reasoner")
 STATIC_ROLE = {TaskKind.CODE: "coder", TaskKind.SIMPLE: "embedder",

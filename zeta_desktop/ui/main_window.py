@@ -83,7 +83,7 @@ class MainWindow(QMainWindow):
         self.chat = ChatPane(paint_turns)
         # Built from the config's open table of roles; the plots draw every
         # endpoint (a role's replicas each get a curve).
-        self.roles_panel = RolePanel(list(self.session.roles))
+        self.roles_panel = RolePanel(list(self.session.fleet.endpoints))
         self.plots = LoadPlots(self.session.telemetry, list(self.session.fleet.endpoints),
                                paint_turns)
         self.router_panel = RouterPanel(self.session)
@@ -236,7 +236,14 @@ class MainWindow(QMainWindow):
         parts = []
         demo_roles = []
         for name, runtime in self.session.roles.items():
-            card = self.roles_panel.cards[name]
+            for replica in runtime.replicas:
+                if replica.endpoint is not None and replica.key in self.roles_panel.cards:
+                    self.roles_panel.cards[replica.key].set_model(
+                        replica.endpoint.label, replica.endpoint.base_url)
+                    parts.append(f"{replica.key}: {replica.endpoint.label}")
+            card = self.roles_panel.cards.get(name)
+            if card is None or not runtime.config.uses_local_model:
+                continue
             if runtime.source is None:
                 card.set_model("no model file", "")
                 parts.append(f"{name}: none")
@@ -450,7 +457,8 @@ class MainWindow(QMainWindow):
             self.chat.add_notice(f"Could not save settings to {self._loaded.path}: {exc}")
         role_config = self.session.config.roles[role]
         role_config.model_path = path
-        self.roles_panel.cards[role].set_model(Path(path).name, path)
+        if role in self.roles_panel.cards:
+            self.roles_panel.cards[role].set_model(Path(path).name, path)
         self.tasks.run_in_background(
             lambda: self.session.replace_role(role, role_config),
             lambda _r: self._refresh_model_labels(),

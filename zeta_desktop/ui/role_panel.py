@@ -64,7 +64,9 @@ class RoleCard(QFrame):
         self.choose_button = QPushButton("Choose GGUF…")
         self.choose_button.setStyleSheet("padding: 1px 6px; font-size: 11px;")
         self.choose_button.setToolTip(f"Point the {role} role at a GGUF file on this machine")
-        self.choose_button.clicked.connect(lambda: self.sig_choose_model.emit(self.role))
+        # A replica's card (reasoner#2) changes its role's own model file.
+        self.choose_button.clicked.connect(
+            lambda: self.sig_choose_model.emit(self.role.split("#", 1)[0]))
 
         top = QHBoxLayout()
         top.setSpacing(8)
@@ -138,6 +140,7 @@ class RolePanel(QWidget):
     """Forwarded from a role card: the role whose model file to change."""
 
     def __init__(self, roles: list[str], parent: QWidget | None = None) -> None:
+        """`roles`: every endpoint's key, so each replica has its own card."""
         super().__init__(parent)
         self.cards: dict[str, RoleCard] = {}
         layout = QVBoxLayout(self)
