@@ -300,3 +300,19 @@ def test_a_low_priority_worker_decodes_below_the_gui_thread(tiny_model: Path) ->
         from zeta_desktop.core.fleet.thread_priority import lower_current_thread_priority
 
         assert lower_current_thread_priority() is not None  # says why it cannot
+
+
+def test_a_state_listener_that_raises_never_ends_the_models_thread(tiny_model: Path) -> None:
+    def broken_listener(role: str, state: WorkerState, detail: str) -> None:
+        raise KeyError(role)  # as a listener that does not know a replica's key
+
+    w = ModelWorker("coder#2", tiny_model, SETTINGS, LlamaEngine.load, on_state=broken_listener)
+    w.start()
+    try:
+        assert w.wait_loaded(TIMEOUT)
+        recorder = Recorder()
+        w.submit(chat_job(recorder))
+        assert recorder.done.wait(TIMEOUT)
+        assert recorder.events[-1] == "finished" and w.is_alive()
+    finally:
+        w.shutdown(TIMEOUT)

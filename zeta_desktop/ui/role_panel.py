@@ -52,7 +52,10 @@ class RoleCard(QFrame):
         self.model_label.setStyleSheet("color: #374151;")
         self.detail_label = QLabel("")
         self.detail_label.setTextFormat(Qt.TextFormat.PlainText)
-        self.detail_label.setWordWrap(True)
+        # One line: the card keeps its height when a server goes down (the
+        # column does not grow); the whole reason is in the tooltip.
+        self.detail_label.setWordWrap(False)
+        self.detail_label.setMinimumWidth(1)
         self.detail_label.setStyleSheet("color: #dc2626;")
         self.detail_label.hide()
         self.stats_label = LiveText("queue 10+1 · TTFT 10.00 s · 100 tok/s · 100% ok")
@@ -128,6 +131,7 @@ class RoleCard(QFrame):
         set_text_colour(self.state_label, colour)
         if state == "unavailable" and detail:
             self.detail_label.setText(detail)
+            self.detail_label.setToolTip(detail)
             self.detail_label.show()
         else:
             self.detail_label.hide()

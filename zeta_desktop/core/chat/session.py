@@ -30,7 +30,7 @@ from zeta_desktop.core.conversation.model import (
     MessageStatus,
 )
 from zeta_desktop.core.engines.base import ChatMessage, EngineError, NoRoleAvailableError
-from zeta_desktop.core.fleet.fleet import EngineLoader, Fleet, RoleRuntime
+from zeta_desktop.core.fleet.fleet import EngineLoader, Fleet, RoleRuntime, endpoint_role
 from zeta_desktop.core.fleet.worker import ModelWorker, WorkerState
 from zeta_desktop.core.routing.classifier import (
     Classification,
@@ -239,22 +239,24 @@ class ChatSession:
         self.router.reset_learned()
         self._save_learned()
 
-    def _on_worker_state(self, role: str, state: WorkerState, detail: str) -> None:
+    def _on_worker_state(self, key: str, state: WorkerState, detail: str) -> None:
+        role = endpoint_role(key)  # a replica (coder#2) reports under its own key
         if (
             state is WorkerState.READY
             and self.config.router.semantic
+            and role in self.fleet.roles
             and self.can_embed(role)
             and self.classifier.embedding_vote is None
             and self._vote_thread is None
         ):
             self._vote_thread = threading.Thread(
-                target=self._attach_embedding_vote, args=(role,), name="zeta-embed-vote",
+                target=self._attach_embedding_vote, args=(key,), name="zeta-embed-vote",
                 daemon=True,
             )
             self._vote_thread.start()
         if self._listener is not None:
             try:
-                self._listener.on_role_state(role, state, detail)
+                self._listener.on_role_state(key, state, detail)
             except Exception:  # the listener's bug never stops the worker
                 log.exception("a listener failed on on_role_state")
 

@@ -116,6 +116,12 @@ class ServerProbe:
                 else:
                     self._has_health = True
             models = self._get(f"{spec.base_url}/models")
+        except self._httpx.ConnectError as exc:
+            return ProbeResult(False, f"{spec.label} is unreachable ({exc}); "
+                                      "is the server running?")
+        except self._httpx.TimeoutException:
+            return ProbeResult(False, f"{spec.label} is unreachable: no answer within "
+                                      f"{self._client.timeout.read:g} s")
         except self._httpx.HTTPError as exc:
             return ProbeResult(False, f"{spec.label} is unreachable: {exc or type(exc).__name__}")
         if models.status_code in (401, 403):

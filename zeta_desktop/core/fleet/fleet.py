@@ -83,6 +83,11 @@ class RoleRuntime:
         return self.config.can_chat and (self.source is None or self.source.can_chat)
 
 
+def endpoint_role(key: str) -> str:
+    """The role an endpoint key belongs to: `reasoner#2` -> `reasoner`."""
+    return key.split("#", 1)[0]
+
+
 def _unloadable(message: str) -> EngineLoader:
     def loader(_path: Path, _settings: LoadSettings) -> Engine:
         raise ModelLoadError(message)
@@ -189,7 +194,7 @@ class Fleet:
 
     def role_of(self, key: str) -> str:
         """The role an endpoint serves (a role's own name is its first replica's key)."""
-        return key if key in self.roles else self.replica(key).role
+        return endpoint_role(key)
 
     def worker(self, key: str) -> ModelWorker:
         """An endpoint's worker; a role's name gives its first replica's."""

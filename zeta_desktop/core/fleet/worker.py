@@ -281,7 +281,10 @@ class ModelWorker:
                 return
             self._state, self._detail = state, detail
         if self._on_state is not None:
-            self._on_state(self.role, state, detail)
+            try:
+                self._on_state(self.role, state, detail)
+            except Exception:  # a listener's bug must never end the model's thread
+                log.exception("a state listener failed for %s", self.role)
 
     def _drain(self) -> list[object]:
         drained = []
