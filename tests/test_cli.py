@@ -47,6 +47,30 @@ def test_self_test_with_tiny_models(tiny_model: Path) -> None:
     assert "window: ok (offscreen)" in lines
 
 
+def test_self_test_with_roles_on_servers(tiny_model: Path) -> None:
+    from servers import LlamaServer
+
+    server = LlamaServer(tiny_model, "tiny", embedding=True, n_ctx=512).start()
+    try:
+        result = run_cli(
+            "--self-test",
+            "--coder", server.endpoint,
+            "--embedder", server.endpoint,
+            "--reasoner", f"{server.url}#no-such-model",
+        )
+    finally:
+        server.stop()
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    coder = next(li for li in lines if li.startswith("ok   coder: "))
+    assert f"tiny@127.0.0.1:{server.port}" in coder and "tok/s" in coder
+    embedder = next(li for li in lines if li.startswith("ok   embedder: "))
+    assert "embedding 2x64" in embedder
+    reasoner = next(li for li in lines if li.startswith("FAIL reasoner: "))
+    assert "has no model 'no-such-model' (it serves: tiny)" in reasoner
+    assert "warning" not in result.stderr  # loopback over plain HTTP is fine
+
+
 def test_self_test_fails_naming_the_broken_role(tiny_model: Path, tmp_path: Path) -> None:
     result = run_cli(
         "--self-test",

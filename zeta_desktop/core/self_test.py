@@ -23,7 +23,8 @@ def run_self_test(
         name, worker = replica.key, replica.worker
         model = session.fleet.model_file(name) or "(none)"
         if worker.state is WorkerState.UNAVAILABLE or worker.load_seconds is None:
-            emit(f"FAIL {name}: {model}: {worker.detail}")
+            detail = worker.detail.removeprefix(f"{model}: ")  # a server's names itself
+            emit(f"FAIL {name}: {model}: {detail}")
             failures += 1
             continue
         parts = [f"{name}: {model}", f"load {worker.load_seconds:.2f} s"]

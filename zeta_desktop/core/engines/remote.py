@@ -331,8 +331,11 @@ class RemoteEngine:
                                   response.headers.get("retry-after"))
         try:
             rows = sorted(response.json()["data"], key=lambda row: row["index"])
-            vectors = np.asarray([row["embedding"] for row in rows], dtype=np.float64)
-        except (ValueError, KeyError, TypeError) as exc:
+            # A model with no pooling type gives one vector per token (so does
+            # llama-cpp-python's server): their mean, as MEAN pooling would.
+            vectors = np.asarray([np.asarray(row["embedding"], dtype=np.float64).reshape(
+                -1, len(np.atleast_2d(row["embedding"])[0])).mean(axis=0) for row in rows])
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
             raise EngineError(f"{spec.label}: the embeddings answer is not as expected: "
                               f"{response.text[:120]!r}") from exc
         if vectors.ndim != 2 or len(vectors) != len(texts):
