@@ -63,11 +63,13 @@ def write_tiny_llama(
     seed: int = 0,
     chat_template: str | None = CHATML_TEMPLATE,
     pooling_mean: bool = False,
+    split_max_tensors: int = 0,
 ) -> Path:
     rng = np.random.default_rng(seed)
     tokens, scores, types = _vocab()
     n_vocab = len(tokens)
-    writer = gguf.GGUFWriter(str(path), "llama")
+    # split_max_tensors > 0 writes a real split model: path-0000k-of-0000n.gguf.
+    writer = gguf.GGUFWriter(str(path), "llama", split_max_tensors=split_max_tensors)
     writer.add_name("zeta-tiny-test")
     writer.add_context_length(n_ctx)
     writer.add_embedding_length(n_embd)

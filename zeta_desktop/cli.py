@@ -15,7 +15,8 @@ def _app_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zeta-desktop",
         description="Chat with several local GGUF models, routed per prompt. "
-        "Subcommand: `zeta-desktop route --help` prints routing decisions.",
+        "Subcommands: `zeta-desktop route --help` prints routing decisions; "
+        "`zeta-desktop models --help` lists the GGUF models found on this machine.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--config", type=Path, help="settings file (default: platform config dir)")
@@ -78,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         from zeta_desktop.route_cli import main as route_main
 
         return route_main(argv[1:])
+    if argv[:1] == ["models"]:
+        from zeta_desktop.models_cli import main as models_main
+
+        return models_main(argv[1:])
     args = _app_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
