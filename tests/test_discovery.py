@@ -9,9 +9,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from test_cli import run_cli
 from tiny_gguf import write_tiny_llama
+
 from zeta_desktop.core.models.discovery import Place, default_places, scan
 from zeta_desktop.core.models.gguf_info import read_info
 from zeta_desktop.core.models.memory import estimate
