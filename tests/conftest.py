@@ -14,11 +14,21 @@ from tiny_gguf import write_tiny_llama
 from zeta_desktop.core.config import AppConfig, RoleConfig
 
 
+@pytest.fixture(scope="session")
+def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test reads or writes the real user's settings."""
+def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _session_cache: Path) -> None:
+    """No test reads or writes the real user's settings.
+
+    The cache (which model files passed their load check) lasts the session:
+    each model file is checked in a child process once, not once per test.
+    """
     monkeypatch.setenv("ZETA_CONFIG", str(tmp_path / "config" / "config.toml"))
     monkeypatch.setenv("ZETA_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("ZETA_CACHE_DIR", str(_session_cache))
 
 
 @pytest.fixture(autouse=True)

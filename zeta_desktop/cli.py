@@ -79,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         from zeta_desktop.route_cli import main as route_main
 
         return route_main(argv[1:])
+    if argv[:1] == ["_load-check"]:  # the app's own child process (load_check.py)
+        from zeta_desktop.load_check_cli import main as load_check_main
+
+        return load_check_main(argv[1:])
     if argv[:1] == ["models"]:
         from zeta_desktop.models_cli import main as models_main
 

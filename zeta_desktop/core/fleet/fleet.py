@@ -21,6 +21,7 @@ from zeta_desktop.core.engines.endpoint import EndpointError, EndpointSpec
 from zeta_desktop.core.fleet.health import HealthPoller, Watched
 from zeta_desktop.core.fleet.worker import EmbedJob, ModelWorker, StateCallback, WorkerState
 from zeta_desktop.core.models.files import ModelFileError, ModelSource, resolve_model
+from zeta_desktop.core.models.load_check import check_model_loads
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,21 @@ def endpoint_role(key: str) -> str:
     return key.split("#", 1)[0]
 
 
+def checked_first(loader: EngineLoader) -> EngineLoader:
+    """Load a file the app has not loaded before in a child process first:
+    a file that makes ggml abort then fails there, not in the app."""
+
+    def load(path: Path, settings: LoadSettings) -> Engine:
+        result = check_model_loads(path, settings.n_ctx, settings.embedding)
+        if not result.ok:
+            raise ModelLoadError(result.reason)
+        if not result.cached:
+            log.info("%s passed its load check in %.2f s", path.name, result.seconds)
+        return loader(path, settings)
+
+    return load
+
+
 def _unloadable(message: str) -> EngineLoader:
     def loader(_path: Path, _settings: LoadSettings) -> Engine:
         raise ModelLoadError(message)
@@ -132,7 +148,7 @@ class Fleet:
         if config.uses_local_model:
             try:
                 runtime.source = resolve_model(config.model_path, embedding_role=config.can_embed)
-                path, loader = runtime.source.path, self._engine_loader
+                path, loader = runtime.source.path, checked_first(self._engine_loader)
             except ModelFileError as exc:
                 path = Path(config.model_path or "demo model")
                 loader = _unloadable(str(exc))
