@@ -17,11 +17,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from bench_results import write_results  # noqa: E402
+from bench_results import write_results
 
-from zeta_desktop.core.models.files import resolve_model  # noqa: E402
-from zeta_desktop.core.models.gguf_info import read_info  # noqa: E402
-from zeta_desktop.core.models.memory import estimate  # noqa: E402
+from zeta_desktop.core.models.files import resolve_model
+from zeta_desktop.core.models.gguf_info import read_info
+from zeta_desktop.core.models.memory import estimate
 
 CHILD = r"""
 import json, sys, psutil

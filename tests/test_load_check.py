@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from session_events import TIMEOUT, make_session
+
 from zeta_desktop.core.config import AppConfig, RoleConfig
 from zeta_desktop.core.fleet.worker import WorkerState
 from zeta_desktop.core.models import load_check
