@@ -157,10 +157,14 @@ def test_a_real_failover_reaches_the_answer_and_the_router_log(  # type: ignore[
     turn = window.session.turn(turn_id)
     assert turn.status == "done"
     assert turn.attempts == [("coder", "RuntimeError: decode failed")] and turn.role != "coder"
+    # The turn ends on a worker thread; the window hears of it through the
+    # bridge a moment later: wait for the window, not only the turn.
+    qtbot.waitUntil(lambda: window.answer_view(turn_id) is not None
+                    and "coder failed" in window.answer_view(turn_id).footer.text()
+                    and window.answer_view(turn_id).text == turn.answer, timeout=TIMEOUT_MS)
     log = window.router_log.toPlainText()
     assert f"failover: turn {turn_id} failed on coder (RuntimeError: decode failed)" in log
     view = window.answer_view(turn_id)
-    assert view is not None and "coder failed" in view.footer.text()
     assert view.text == turn.answer  # the retry's answer, not the dead one's two tokens
     assert window.session.telemetry.snapshot().models["coder"].failed == 1
     window.close()

@@ -530,7 +530,12 @@ class ZetaDynamicRouter:
             ]
             if candidates and not pref_hard:
                 candidates.append(preferred)
-            # No acceptable model is fit to take it: the cheapest of all, fit-weighted.
+            if not candidates and not pref_hard:
+                # Only busy, and no other model does this task acceptably: a
+                # queue on the right model beats an answer from a poor one.
+                candidates = [preferred]
+            # The preferred model is failing and no acceptable one can take it:
+            # the cheapest of all, fit-weighted.
             pool = candidates or [r for r in capable if not models[r].cooling_down] or capable
             costs = {r: self._cost(r, kind, models[r]) for r in pool}
             ranked = sorted(pool, key=costs.__getitem__)
