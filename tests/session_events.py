@@ -65,9 +65,10 @@ class Events:
             )
 
 
-def make_session(config: AppConfig, loader=LlamaEngine.load, store=None) -> ChatSession:  # type: ignore[no-untyped-def]
+def make_session(config: AppConfig, loader=LlamaEngine.load, store=None, machine=None  # type: ignore[no-untyped-def]
+                 ) -> ChatSession:
     events = Events()
-    session = ChatSession(config, loader, listener=events, store=store)
+    session = ChatSession(config, loader, listener=events, store=store, machine=machine)
     session.events = events  # type: ignore[attr-defined]
     session.start()
     assert session.wait_loaded(TIMEOUT)

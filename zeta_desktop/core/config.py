@@ -26,6 +26,7 @@ from zeta_desktop.core.engines.endpoint import (
     is_endpoint,
     parse_endpoint,
 )
+from zeta_desktop.core.models.fit import AUTO_GPU_LAYERS
 from zeta_desktop.core.paths import unused_sibling
 from zeta_desktop.core.routing.router import POLICIES, THRESHOLD_LIMITS, Thresholds
 
@@ -74,7 +75,7 @@ class RoleConfig:
 
     model_path: str = ""  # empty: the bundled demo model
     n_ctx: int = 4096
-    n_gpu_layers: int = 0  # -1 offloads every layer
+    n_gpu_layers: int = 0  # -1 offloads every layer; "auto" in the file (-2): as many as fit
     n_threads: int = 0  # 0: chosen from the CPU count at load time
     can_chat: bool = True
     can_embed: bool = False
@@ -294,6 +295,10 @@ def _read_role(name: str, raw: Any, where: str, problems: list[str]) -> RoleConf
         problems.append(f"{where}: [roles.{name}] must be a table; using defaults for it")
         return role
     for key, value in raw.items():
+        if key == "n_gpu_layers" and value == "auto":
+            value = AUTO_GPU_LAYERS
+            role.n_gpu_layers = value
+            continue
         rule = _FIELD_RULES.get(key)
         if rule is None:
             problems.append(f"{where}: roles.{name}.{key} is not a known setting; ignored")
@@ -388,10 +393,17 @@ def load_config(path: Path | None = None) -> LoadedConfig:
     return LoadedConfig(config, path, problems, backup)
 
 
+def _role_to_dict(role: RoleConfig) -> dict[str, Any]:
+    data = dataclasses.asdict(role)
+    if role.n_gpu_layers == AUTO_GPU_LAYERS:
+        data["n_gpu_layers"] = "auto"
+    return data
+
+
 def config_to_dict(config: AppConfig) -> dict[str, Any]:
     return {
         "schema_version": config.schema_version,
-        "roles": {name: dataclasses.asdict(role) for name, role in config.roles.items()},
+        "roles": {name: _role_to_dict(role) for name, role in config.roles.items()},
         "router": dataclasses.asdict(config.router),
     }
 

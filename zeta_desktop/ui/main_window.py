@@ -281,6 +281,9 @@ class MainWindow(QMainWindow):
             card = self.roles_panel.cards.get(role)
             if card is not None:
                 card.set_stats(signals, telemetry.recent_tokens_per_s(role))
+                plan = self.session.fleet.plans.get(role)
+                if plan is not None:
+                    card.set_memory(plan.estimate.total_bytes, plan.message)
         new, self._adjustments_shown = self.session.router.adjustments_since(
             self._adjustments_shown
         )

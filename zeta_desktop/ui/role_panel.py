@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from zeta_desktop.core.models.memory import mib
 from zeta_desktop.core.routing.telemetry import ModelSignals
 from zeta_desktop.ui.live_text import LiveText
 from zeta_desktop.ui.style import STATE_COLOURS, role_colour, set_small_text, set_text_colour
@@ -47,6 +48,8 @@ class RoleCard(QFrame):
         bold = self.state_label.font()
         bold.setWeight(QFont.Weight.DemiBold)
         self.state_label.setFont(bold)
+        self._model_text = ""
+        self._memory: int | None = None  # the estimate shown, bytes
         self.model_label = QLabel("")
         self.model_label.setTextFormat(Qt.TextFormat.PlainText)
         self.model_label.setStyleSheet("color: #374151;")
@@ -93,8 +96,19 @@ class RoleCard(QFrame):
         return self._state
 
     def set_model(self, text: str, tooltip: str) -> None:
+        self._model_text, self._memory = text, None
         self.model_label.setText(text)
         self.model_label.setToolTip(tooltip)
+
+    def set_memory(self, estimate_bytes: int, note: str = "") -> None:
+        """The model's memory estimate beside its name (weights, KV cache, compute)."""
+        if self._memory == estimate_bytes:
+            return  # called by the stats timer: only a change repaints
+        self._memory = estimate_bytes
+        self.model_label.setText(f"{self._model_text} · ~{mib(estimate_bytes)}")
+        tooltip = self.model_label.toolTip().split("\n")[0]
+        extra = f"\nmemory estimate before loading: {mib(estimate_bytes)}"
+        self.model_label.setToolTip(tooltip + extra + (f"\n{note}" if note else ""))
 
     def set_stats(self, signals: ModelSignals, live_tokens_per_s: float | None = None) -> None:
         """The compact live row: queue, last TTFT, tokens/s, success rate.

@@ -85,11 +85,13 @@ class ChatSession:
         self.system_prompt = system_prompt  # for new conversations
         self.store = store
         self.telemetry = Telemetry()
+        self._machine = machine if machine is not None else NvmlSource()
         self.fleet = Fleet(
             dict(config.roles),
             engine_loader,
             on_state=self._on_worker_state,
             on_worker_added=self._register_worker,
+            free_memory=self._free_memory,
         )
         self.router = ZetaDynamicRouter(
             {name: self._profile(name) for name in self.fleet.roles},
@@ -120,7 +122,7 @@ class ChatSession:
         if listener is not None:
             self.runner.add_listener(listener)
         self._sampler = TelemetrySampler(
-            self.telemetry, self.router, machine if machine is not None else NvmlSource()
+            self.telemetry, self.router, self._machine
         )
         self._started = False
         self._vote_thread: threading.Thread | None = None
@@ -143,6 +145,15 @@ class ChatSession:
             key, depth, lambda w=worker: w.running_for_s, lambda w=worker: w.slots,
             group=role, local=not worker.remote,
         )
+
+    def _free_memory(self) -> tuple[int, int | None]:
+        """Free RAM and VRAM (None: no GPU reading) from the machine readings."""
+        reading = self.telemetry.machine or self._machine.read()
+        ram = int(max(0.0, reading.ram_total_mb - reading.ram_used_mb) * 2**20)
+        gpus = [g for g in reading.gpus if g.mem_total_mb and g.mem_used_mb is not None]
+        if not gpus:
+            return ram, None
+        return ram, int(sum(g.mem_total_mb - g.mem_used_mb for g in gpus) * 2**20)  # type: ignore[operator]
 
     def endpoint_warnings(self) -> list[str]:
         """Plain HTTP to a public address, one line per replica that does it."""

@@ -9,6 +9,7 @@ with one replica reads as before everywhere.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -21,6 +22,8 @@ from zeta_desktop.core.engines.endpoint import EndpointError, EndpointSpec
 from zeta_desktop.core.fleet.health import HealthPoller, Watched
 from zeta_desktop.core.fleet.worker import EmbedJob, ModelWorker, StateCallback, WorkerState
 from zeta_desktop.core.models.files import ModelFileError, ModelSource, resolve_model
+from zeta_desktop.core.models.fit import FitPlan, Reservations, plan_load
+from zeta_desktop.core.models.gguf_info import read_info
 from zeta_desktop.core.models.load_check import check_model_loads
 
 log = logging.getLogger(__name__)
@@ -89,19 +92,14 @@ def endpoint_role(key: str) -> str:
     return key.split("#", 1)[0]
 
 
-def checked_first(loader: EngineLoader) -> EngineLoader:
-    """Load a file the app has not loaded before in a child process first:
-    a file that makes ggml abort then fails there, not in the app."""
+# Free (RAM, VRAM or None without a GPU) in bytes, from the machine readings.
+FreeMemory = Callable[[], tuple[int, int | None]]
 
-    def load(path: Path, settings: LoadSettings) -> Engine:
-        result = check_model_loads(path, settings.n_ctx, settings.embedding)
-        if not result.ok:
-            raise ModelLoadError(result.reason)
-        if not result.cached:
-            log.info("%s passed its load check in %.2f s", path.name, result.seconds)
-        return loader(path, settings)
 
-    return load
+def psutil_free_memory() -> tuple[int, int | None]:
+    import psutil
+
+    return int(psutil.virtual_memory().available), None
 
 
 def _unloadable(message: str) -> EngineLoader:
@@ -124,6 +122,7 @@ class Fleet:
         engine_loader: EngineLoader,
         on_state: StateCallback,
         on_worker_added: WorkerAdded,
+        free_memory: FreeMemory = psutil_free_memory,
     ) -> None:
         self._engine_loader = engine_loader
         self._on_state = on_state
@@ -132,6 +131,9 @@ class Fleet:
         self._swap_lock = threading.Lock()
         self._closed = False
         self.health = HealthPoller()
+        self._free_memory = free_memory
+        self._reservations = Reservations()
+        self.plans: dict[str, FitPlan] = {}  # each local model's memory plan, once made
         self.roles: dict[str, RoleRuntime] = {
             name: self._make_role(name, config) for name, config in roles.items()
         }
@@ -148,7 +150,7 @@ class Fleet:
         if config.uses_local_model:
             try:
                 runtime.source = resolve_model(config.model_path, embedding_role=config.can_embed)
-                path, loader = runtime.source.path, checked_first(self._engine_loader)
+                path, loader = runtime.source.path, self._guarded(name, self._engine_loader)
             except ModelFileError as exc:
                 path = Path(config.model_path or "demo model")
                 loader = _unloadable(str(exc))
@@ -160,6 +162,38 @@ class Fleet:
         for replica in runtime.replicas:
             self._on_worker_added(replica.key, name, replica.worker)
         return runtime
+
+    def _guarded(self, key: str, loader: EngineLoader) -> EngineLoader:
+        """Before a local load: plan it against free memory (refused with the
+        numbers if it does not fit; "auto" layers resolved), then, for a file
+        not loaded before, load it once in a child process, so a file that
+        makes ggml abort fails there and not in the app."""
+
+        def load(path: Path, settings: LoadSettings) -> Engine:
+            info = read_info(path)
+            if not info.error:  # an unreadable header: the load says why
+                ram, vram = self._free_memory()
+                held_ram, held_vram = self._reservations.others(key)
+                plan = plan_load(info, settings.n_ctx, settings.n_gpu_layers, ram - held_ram,
+                                 None if vram is None else vram - held_vram)
+                self.plans[key] = plan
+                if not plan.ok:
+                    raise ModelLoadError(plan.message)
+                if plan.message:
+                    log.info("%s: %s", key, plan.message)
+                settings = dataclasses.replace(settings, n_gpu_layers=plan.n_gpu_layers)
+                self._reservations.hold(key, plan.estimate)
+            try:
+                result = check_model_loads(path, settings.n_ctx, settings.embedding)
+                if not result.ok:
+                    raise ModelLoadError(result.reason)
+                if not result.cached:
+                    log.info("%s passed its load check in %.2f s", path.name, result.seconds)
+                return loader(path, settings)
+            finally:
+                self._reservations.release(key)
+
+        return load
 
     def _remote_replica(self, key: str, role: str, replica: ReplicaSettings,
                         settings: LoadSettings) -> Replica:
