@@ -52,7 +52,8 @@ def test_the_same_load_goes_ahead_with_room(tiny_model: Path) -> None:
     try:
         assert session.fleet.worker("coder").state is WorkerState.READY
         plan = session.fleet.plans["coder"]
-        assert plan.ok and plan.estimate.total_bytes == estimate(read_info(tiny_model), 512).total_bytes
+        expected = estimate(read_info(tiny_model), 512).total_bytes
+        assert plan.ok and plan.estimate.total_bytes == expected
     finally:
         session.shutdown(TIMEOUT)
 
