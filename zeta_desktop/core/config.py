@@ -130,6 +130,8 @@ class AppConfig:
     schema_version: int = SCHEMA_VERSION
     roles: dict[str, RoleConfig] = field(default_factory=_default_roles)
     router: RouterConfig = field(default_factory=RouterConfig)
+    # Folders of GGUF models the model picker scans beside the usual places.
+    model_folders: list[str] = field(default_factory=list)
 
     def with_model_overrides(self, overrides: dict[str, str | None]) -> AppConfig:
         """A copy whose roles use the given model files (for one run, never saved)."""
@@ -353,8 +355,13 @@ def parse_config(data: dict[str, Any], where: str) -> tuple[AppConfig, list[str]
         config.roles[name] = _read_role(name, raw, where, problems)
     if "router" in data:
         config.router = _read_router(data["router"], where, problems)
+    folders = data.get("model_folders", [])
+    if isinstance(folders, list) and all(isinstance(f, str) for f in folders):
+        config.model_folders = list(folders)
+    else:
+        problems.append(f"{where}: model_folders must be a list of folder paths; ignored")
     for key in data:
-        if key not in ("schema_version", "roles", "router"):
+        if key not in ("schema_version", "roles", "router", "model_folders"):
             problems.append(f"{where}: {key} is not a known setting; ignored")
     return config, problems
 
@@ -405,6 +412,7 @@ def config_to_dict(config: AppConfig) -> dict[str, Any]:
         "schema_version": config.schema_version,
         "roles": {name: _role_to_dict(role) for name, role in config.roles.items()},
         "router": dataclasses.asdict(config.router),
+        "model_folders": list(config.model_folders),
     }
 
 

@@ -12,7 +12,6 @@ from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QMainWindow,
@@ -77,6 +76,7 @@ class MainWindow(QMainWindow):
         self._shut_down = False
         self._adjustments_shown = 0
         self.decision_dialog: QDialog | None = None
+        self.model_picker: QDialog | None = None
 
         # The chat and the plots take turns to repaint (see paint_turns).
         paint_turns = PaintTurns()
@@ -440,11 +440,30 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _on_choose_model(self, role: str) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, f"Choose a GGUF file for {role}", str(Path.home()), "GGUF models (*.gguf)"
+        """The model picker: what discovery finds, the role's best fit selected."""
+        from zeta_desktop.ui.model_picker import ModelPicker
+
+        config = self.session.config.roles[role]
+        picker = ModelPicker(
+            role, wants_embedding=config.can_embed and not config.can_chat,
+            n_ctx=config.n_ctx, n_gpu_layers=config.n_gpu_layers, tasks=self.tasks,
+            folders=self._loaded.config.model_folders, on_folder_added=self._remember_folder,
+            parent=self,
         )
-        if path:
-            self.set_role_model(role, path)
+        picker.sig_chosen.connect(lambda chosen_role, path: self.set_role_model(chosen_role, path))
+        picker.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.model_picker = picker
+        picker.show()
+        picker.start_scan()
+
+    def _remember_folder(self, folder: str) -> None:
+        saved = self._loaded.config
+        if folder not in saved.model_folders:
+            saved.model_folders.append(folder)
+            try:
+                save_config(saved, self._loaded.path)
+            except OSError as exc:
+                self.chat.add_notice(f"Could not save settings to {self._loaded.path}: {exc}")
 
     def set_role_model(self, role: str, path: str) -> None:
         """Load another file for a role and remember it in the config file.
