@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
-
 from conftest import build_window, start_and_wait
+from PySide6.QtCore import Qt
 from tiny_gguf import write_tiny_llama
+
 from zeta_desktop.core.config import AppConfig, load_config
 from zeta_desktop.core.fleet.worker import WorkerState
 
