@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from servers import wait_until
 
 from zeta_desktop.core.engines.base import ChatMessage, EngineError, LoadSettings
 from zeta_desktop.core.engines.llama import LlamaEngine
@@ -316,3 +317,25 @@ def test_a_state_listener_that_raises_never_ends_the_models_thread(tiny_model: P
         assert recorder.events[-1] == "finished" and w.is_alive()
     finally:
         w.shutdown(TIMEOUT)
+
+
+def test_an_idle_model_unloads_and_the_next_job_loads_it_again(tiny_model: Path) -> None:
+    states: list[str] = []
+    w = ModelWorker("coder", tiny_model, SETTINGS, LlamaEngine.load,
+                    on_state=lambda _r, state, _d: states.append(state.value),
+                    idle_unload_s=0.2)
+    w.start()
+    try:
+        assert w.wait_loaded(TIMEOUT)
+        first = Recorder()
+        w.submit(chat_job(first))
+        assert first.done.wait(TIMEOUT) and first.events[-1] == "finished"
+        wait_until(lambda: w.state is WorkerState.UNLOADED, TIMEOUT, "the idle unload")
+        assert w.detail.startswith("idle for") and w.is_alive()
+        second = Recorder()
+        w.submit(chat_job(second))
+        assert second.done.wait(TIMEOUT) and second.events[-1] == "finished"
+        assert w.loads == 2 and states.count("loading") == 2
+    finally:
+        w.shutdown(TIMEOUT)
+    assert w.state is WorkerState.STOPPED

@@ -87,6 +87,9 @@ class RoleConfig:
     # How well this role fits each task kind, 0..1 (0: never). Empty: the
     # role's defaults (coder: code and simple, reasoner: reasoning, ...).
     preference: dict[str, float] = field(default_factory=dict)
+    # Unload the model after this many minutes without a prompt, load it again
+    # for the next (Ollama's keep_alive); 0: keep it loaded.
+    idle_unload_min: float = 0.0
     # Servers that serve this role too (replicas). The local model serves
     # beside them when model_path is set, and alone when there are none.
     replicas: list[ReplicaConfig] = field(default_factory=list)
@@ -182,6 +185,7 @@ _FIELD_RULES: dict[str, tuple[type, Any]] = {
     "low_priority": (bool, None),
     "preference": (dict, None),
     "replicas": (list, None),
+    "idle_unload_min": (float, 0.0),
 }
 _REPLICA_FIELDS = {f.name: f.type for f in dataclasses.fields(ReplicaConfig)}
 _TASK_KINDS = ("simple", "code", "reasoning", "embedding")

@@ -26,6 +26,9 @@ ROLE_BLURBS = {
 }
 
 
+STATE_TEXT = {"unloaded": "unloaded (idle)"}
+
+
 class RoleCard(QFrame):
     sig_choose_model = Signal(str)
     """The user wants to pick another GGUF file for this role."""
@@ -132,7 +135,7 @@ class RoleCard(QFrame):
                 self.thinking_label.show()
         self.stats_label.setText(" · ".join(parts))  # LiveText: an unchanged text is a no-op
         cooling = signals.cooling_down and self._state in ("ready", "busy")
-        shown = "cooling down" if cooling else self._state
+        shown = "cooling down" if cooling else STATE_TEXT.get(self._state, self._state)
         if self.state_label.text() != shown:
             self.state_label.setText(shown)
             colour = STATE_COLOURS.get("unavailable" if cooling else self._state, "#6b7280")
@@ -141,7 +144,7 @@ class RoleCard(QFrame):
     def set_state(self, state: str, detail: str) -> None:
         self._state = state
         colour = STATE_COLOURS.get(state, "#6b7280")
-        self.state_label.setText(state)
+        self.state_label.setText(STATE_TEXT.get(state, state))
         set_text_colour(self.state_label, colour)
         if state == "unavailable" and detail:
             self.detail_label.setText(detail)

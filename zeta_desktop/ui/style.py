@@ -27,6 +27,7 @@ STATE_COLOURS = {
     "busy": "#2563eb",
     "unavailable": "#dc2626",
     "stopped": "#6b7280",
+    "unloaded": "#6b7280",
 }
 
 

@@ -154,7 +154,9 @@ class Fleet:
             except ModelFileError as exc:
                 path = Path(config.model_path or "demo model")
                 loader = _unloadable(str(exc))
-            worker = ModelWorker(name, path, settings, loader, on_state=self._on_state)
+            idle_min = getattr(config, "idle_unload_min", 0.0)
+            worker = ModelWorker(name, path, settings, loader, on_state=self._on_state,
+                                 idle_unload_s=idle_min * 60 if idle_min > 0 else None)
             runtime.replicas.append(Replica(name, name, worker))
         for replica in config.replicas:
             key = name if not runtime.replicas else f"{name}#{len(runtime.replicas) + 1}"

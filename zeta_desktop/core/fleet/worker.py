@@ -36,6 +36,7 @@ class WorkerState(enum.Enum):
     READY = "ready"
     BUSY = "busy"
     UNAVAILABLE = "unavailable"
+    UNLOADED = "unloaded"  # idle too long: the model is out of memory until a job needs it
     STOPPED = "stopped"
 
 
@@ -137,10 +138,15 @@ class ModelWorker:
         on_state: StateCallback | None = None,
         slots: int = 1,
         remote: bool = False,
+        idle_unload_s: float | None = None,
     ) -> None:
         self.role = role  # the endpoint's id: the role's name, or name#n for more replicas
         self.model_path = model_path
         self.remote = remote
+        # Unload after this long without a job, reload on the next (a local
+        # model only: Ollama's keep_alive). None: stay loaded.
+        self.idle_unload_s = idle_unload_s if not remote and slots == 1 else None
+        self.loads = 0  # how many times the model was loaded (idle unloads reload it)
         self._slots = max(1, slots)
         self._serving: list[threading.Thread] = []
         self._engine: Engine | None = None
@@ -305,25 +311,30 @@ class ModelWorker:
         elif isinstance(job, EmbedJob) and not job.result.done():
             job.result.set_exception(error)
 
-    def _run(self) -> None:
-        engine: Engine | None = None
-        if self.settings.low_priority:
-            # Before the load, so that threads the backend starts inherit it.
-            why_not = lower_current_thread_priority()
-            if why_not:
-                log.info("%s runs at normal priority: %s", self.role, why_not)
+    def _load_engine(self) -> Engine | None:
         self._set_state(WorkerState.LOADING, self.model_path.name)
         started = time.perf_counter()
         try:
             engine = self._engine_factory(self.model_path, self.settings)
         except EngineError as exc:
             self._set_state(WorkerState.UNAVAILABLE, str(exc))
+            return None
         except Exception as exc:  # a backend bug must not kill the thread silently
             log.exception("loading %s failed", self.model_path)
             self._set_state(WorkerState.UNAVAILABLE, f"{type(exc).__name__}: {exc}")
-        else:
-            self.load_seconds = time.perf_counter() - started
-            self._set_state(WorkerState.READY)
+            return None
+        self.load_seconds = time.perf_counter() - started
+        self.loads += 1
+        self._set_state(WorkerState.READY)
+        return engine
+
+    def _run(self) -> None:
+        if self.settings.low_priority:
+            # Before the load, so that threads the backend starts inherit it.
+            why_not = lower_current_thread_priority()
+            if why_not:
+                log.info("%s runs at normal priority: %s", self.role, why_not)
+        engine = self._load_engine()
         if engine is not None:
             with self._submit_lock:
                 self._engine = engine
@@ -336,8 +347,9 @@ class ModelWorker:
         finally:
             for thread in list(self._serving):
                 thread.join()
-            if engine is not None:
-                engine.close()
+            if self._engine is not None:
+                self._engine.close()
+                self._engine = None
             self._set_state(WorkerState.STOPPED)
 
     def _start_serving(self, engine: Engine) -> None:
@@ -348,11 +360,27 @@ class ModelWorker:
 
     def _serve(self, engine: Engine | None) -> None:
         """Take jobs until shutdown; one of these runs per slot."""
+        unloaded = False
         while True:
-            job = self._queue.get()
+            idle_limit = self.idle_unload_s if engine is not None else None
+            try:
+                job = self._queue.get(timeout=idle_limit)
+            except queue.Empty:  # idle too long: give the memory back
+                with self._submit_lock:
+                    self._engine = None
+                engine.close()  # type: ignore[union-attr]
+                engine, unloaded = None, True
+                minutes = (self.idle_unload_s or 0) / 60
+                self._set_state(WorkerState.UNLOADED, f"idle for {minutes:g} min")
+                continue
             if job is _SHUTDOWN:
                 self._queue.put(_SHUTDOWN)  # for the other slots' threads
                 return
+            if engine is None and unloaded:  # the next job that needs it: load again
+                engine = self._load_engine()
+                with self._submit_lock:
+                    self._engine = engine
+                unloaded = False  # a failed reload leaves it unavailable, with why
             if engine is None:
                 self._reject(job, f"{self.role} is unavailable: {self.detail}")
                 continue
