@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -40,10 +40,12 @@ class MarkdownShapedEngine(WrappedEngine):
 
 
     def stream_chat(self, messages: Sequence[ChatMessage], *, max_tokens: int,
-                    temperature: float, cancel: threading.Event) -> Iterator[str]:
+                    temperature: float, cancel: threading.Event,
+                    sampling: Mapping[str, float] | None = None) -> Iterator[str]:
         stage, left = 0, 0
         for piece in self._inner.stream_chat(messages, max_tokens=max_tokens,
-                                             temperature=temperature, cancel=cancel):
+                                             temperature=temperature, cancel=cancel,
+                **({"sampling": sampling} if sampling else {})):
             if left == 0:
                 before, _wrap, left = SHAPE[stage % len(SHAPE)]
                 stage += 1

@@ -10,7 +10,7 @@ set. It changes no token.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from wrapped_engine import WrappedEngine
@@ -29,9 +29,11 @@ class GatedEngine(WrappedEngine):
 
 
     def stream_chat(self, messages: Sequence[ChatMessage], *, max_tokens: int,
-                    temperature: float, cancel: threading.Event) -> Iterator[str]:
+                    temperature: float, cancel: threading.Event,
+                    sampling: Mapping[str, float] | None = None) -> Iterator[str]:
         for count, piece in enumerate(self._inner.stream_chat(
-                messages, max_tokens=max_tokens, temperature=temperature, cancel=cancel), 1):
+                messages, max_tokens=max_tokens, temperature=temperature, cancel=cancel,
+                **({"sampling": sampling} if sampling else {})), 1):
             yield piece
             if count == self._hold_after:
                 self.reached.set()

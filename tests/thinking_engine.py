@@ -11,7 +11,7 @@ a test looks at a thought in progress without racing the model.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from wrapped_engine import WrappedEngine
@@ -29,10 +29,12 @@ class ThinkingEngine(WrappedEngine):
 
 
     def stream_chat(self, messages: Sequence[ChatMessage], *, max_tokens: int,
-                    temperature: float, cancel: threading.Event) -> Iterator[str]:
+                    temperature: float, cancel: threading.Event,
+                    sampling: Mapping[str, float] | None = None) -> Iterator[str]:
         yield "<think>\n"
         pieces = self._inner.stream_chat(messages, max_tokens=max_tokens,
-                                         temperature=temperature, cancel=cancel)
+                                         temperature=temperature, cancel=cancel,
+                **({"sampling": sampling} if sampling else {}))
         for count, piece in enumerate(pieces, 1):
             yield piece
             if count == self._think_tokens // 2:

@@ -87,6 +87,12 @@ class RoleConfig:
     # How well this role fits each task kind, 0..1 (0: never). Empty: the
     # role's defaults (coder: code and simple, reasoner: reasoning, ...).
     preference: dict[str, float] = field(default_factory=dict)
+    # Sampling beyond temperature, only what is set here is sent (top_p, top_k,
+    # min_p, repeat_penalty); unset: the model's own defaults.
+    sampling: dict[str, float] = field(default_factory=dict)
+    # This role's default system prompt (used where a conversation kept the
+    # app's default); empty: the app's.
+    system_prompt: str = ""
     # Unload the model after this many minutes without a prompt, load it again
     # for the next (Ollama's keep_alive); 0: keep it loaded.
     idle_unload_min: float = 0.0
@@ -186,7 +192,11 @@ _FIELD_RULES: dict[str, tuple[type, Any]] = {
     "preference": (dict, None),
     "replicas": (list, None),
     "idle_unload_min": (float, 0.0),
+    "sampling": (dict, None),
+    "system_prompt": (str, None),
 }
+SAMPLING_LIMITS = {"top_p": (0.0, 1.0), "top_k": (0, 1000), "min_p": (0.0, 1.0),
+                   "repeat_penalty": (0.5, 2.5)}
 _REPLICA_FIELDS = {f.name: f.type for f in dataclasses.fields(ReplicaConfig)}
 _TASK_KINDS = ("simple", "code", "reasoning", "embedding")
 WATCHDOG_LIMITS = {"token_timeout_s": (0.5, 3600.0), "first_token_timeout_s": (1.0, 7200.0)}
@@ -247,6 +257,22 @@ def _read_replicas(name: str, value: list[Any], where: str,
             continue
         replicas.append(replica)
     return replicas
+
+
+def _read_sampling(name: str, value: dict[str, Any], where: str,
+                   problems: list[str]) -> dict[str, float]:
+    result = {}
+    for key, number in value.items():
+        limits = SAMPLING_LIMITS.get(key)
+        ok = limits is not None and isinstance(number, int | float) and not isinstance(
+            number, bool) and limits[0] <= number <= limits[1]
+        if not ok:
+            known = ", ".join(f"{k} {lo:g}..{hi:g}" for k, (lo, hi) in SAMPLING_LIMITS.items())
+            problems.append(f"{where}: roles.{name}.sampling.{key} = {number!r} is not one of "
+                            f"{known}; ignored")
+            continue
+        result[key] = float(number)
+    return result
 
 
 def _read_router(raw: Any, where: str, problems: list[str]) -> RouterConfig:
@@ -320,6 +346,8 @@ def _read_role(name: str, raw: Any, where: str, problems: list[str]) -> RoleConf
             value = _read_preference(name, value, where, problems)
         if ok and key == "replicas":
             value = _read_replicas(name, value, where, problems)
+        if ok and key == "sampling":
+            value = _read_sampling(name, value, where, problems)
         if not ok:
             bound = f" >= {minimum}" if minimum is not None else ""
             problems.append(

@@ -65,6 +65,7 @@ class ChatPane(QWidget):
         super().__init__(parent)
         self._paint_turns = paint_turns
         self._answers: dict[object, MessageView] = {}  # answers with widgets now
+        self._notices: list[str] = []
         self._active: set[object] = set()
         self._unshown: set[object] = set()  # answers with tokens the label lacks
         self._text_timer = QTimer(self)
@@ -243,7 +244,12 @@ class ChatPane(QWidget):
     def editing(self) -> str | None:
         return self._editing
 
+    def notice_texts(self) -> list[str]:
+        """The notices shown in this chat so far (newest last)."""
+        return list(self._notices)
+
     def add_notice(self, text: str, colour: str = "#dc2626") -> None:
+        self._notices.append(text)
         key = object()
         self.messages.add(key, lambda: MessageView("Zeta", text, colour), text)
         self.messages.scroll_to_bottom()

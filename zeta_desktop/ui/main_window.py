@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import time
@@ -25,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from zeta_desktop import APP_NAME
 from zeta_desktop.core.chat.session import ChatSession, EngineLoader, default_history_path
-from zeta_desktop.core.config import AppConfig, LoadedConfig, save_config
+from zeta_desktop.core.config import AppConfig, LoadedConfig, RoleConfig, save_config
 from zeta_desktop.core.fleet.worker import ChatStats
 from zeta_desktop.core.routing.router import Decision, explain
 from zeta_desktop.core.store.history import HistoryStore
@@ -77,6 +78,7 @@ class MainWindow(QMainWindow):
         self._adjustments_shown = 0
         self.decision_dialog: QDialog | None = None
         self.model_picker: QDialog | None = None
+        self.role_settings: QDialog | None = None
 
         # The chat and the plots take turns to repaint (see paint_turns).
         paint_turns = PaintTurns()
@@ -153,6 +155,7 @@ class MainWindow(QMainWindow):
         self.chat.sig_stop.connect(self._on_stop)
         self.chat.sig_show_decision.connect(self.show_decision)
         self.roles_panel.sig_choose_model.connect(self._on_choose_model)
+        self.roles_panel.sig_settings.connect(self._on_role_settings)
         self.router_panel.sig_settings_changed.connect(self._on_router_settings_changed)
 
         self._save_timer = QTimer(self)
@@ -455,6 +458,41 @@ class MainWindow(QMainWindow):
         self.model_picker = picker
         picker.show()
         picker.start_scan()
+
+    @Slot(str)
+    def _on_role_settings(self, role: str) -> None:
+        from zeta_desktop.ui.role_settings import RoleSettingsDialog
+
+        dialog = RoleSettingsDialog(role, self.session.config.roles[role], parent=self)
+        dialog.sig_apply.connect(self.apply_role_settings)
+        dialog.sig_pick_model.connect(self._on_choose_model)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.role_settings = dialog
+        dialog.show()
+
+    def apply_role_settings(self, role: str, config: RoleConfig) -> None:
+        """Reload the role with these settings beside the old model, which keeps
+        answering until the new one is ready; saved once it is."""
+        self.chat.add_notice(f"Reloading {role} with its new settings; it keeps answering "
+                             "meanwhile.", "#4b5563")
+
+        def done(why: str) -> None:
+            if why:
+                self.chat.add_notice(f"Kept {role} as it was: {why}")
+                return
+            saved = self._loaded.config
+            saved.roles[role] = copy.deepcopy(config)
+            try:
+                save_config(saved, self._loaded.path)
+            except OSError as exc:
+                self.chat.add_notice(f"Could not save settings to {self._loaded.path}: {exc}")
+            self._refresh_model_labels()
+            self.chat.add_notice(f"{role} reloaded with its new settings.", "#15803d")
+
+        self.tasks.run_in_background(
+            lambda: self.session.replace_role_hot(role, config), done,
+            lambda exc: self.chat.add_notice(f"Could not reload {role}: {exc}"),
+        )
 
     def _remember_folder(self, folder: str) -> None:
         saved = self._loaded.config

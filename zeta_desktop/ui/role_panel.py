@@ -33,6 +33,9 @@ class RoleCard(QFrame):
     sig_choose_model = Signal(str)
     """The user wants to pick another GGUF file for this role."""
 
+    sig_settings = Signal(str)
+    """The user wants this role's settings."""
+
     def __init__(self, role: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.role = role
@@ -88,8 +91,15 @@ class RoleCard(QFrame):
         layout.addLayout(top)
         layout.addWidget(self.detail_label)
         layout.addWidget(self.thinking_label)
+        self.settings_button = QPushButton("Settings…")
+        self.settings_button.setStyleSheet("padding: 1px 6px; font-size: 11px;")
+        self.settings_button.setToolTip(f"The {role} role's context, GPU layers, sampling, "
+                                        "system prompt and idle unload")
+        self.settings_button.clicked.connect(
+            lambda: self.sig_settings.emit(self.role.split("#", 1)[0]))
         bottom = QHBoxLayout()
         bottom.addWidget(self.stats_label, 1)
+        bottom.addWidget(self.settings_button)
         bottom.addWidget(self.choose_button)
         layout.addLayout(bottom)
         self.set_state("loading", "")
@@ -160,6 +170,9 @@ class RolePanel(QWidget):
     sig_choose_model = Signal(str)
     """Forwarded from a role card: the role whose model file to change."""
 
+    sig_settings = Signal(str)
+    """Forwarded from a role card: the role whose settings to show."""
+
     def __init__(self, roles: list[str], parent: QWidget | None = None) -> None:
         """`roles`: every endpoint's key, so each replica has its own card."""
         super().__init__(parent)
@@ -170,6 +183,7 @@ class RolePanel(QWidget):
         for role in roles:
             card = RoleCard(role)
             card.sig_choose_model.connect(self.sig_choose_model)
+            card.sig_settings.connect(self.sig_settings)
             self.cards[role] = card
             layout.addWidget(card)
 

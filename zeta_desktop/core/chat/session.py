@@ -213,6 +213,31 @@ class ChatSession:
             self.telemetry.unregister(key)
         self.router.set_profile(self._profile(name))
 
+    def replace_role_hot(self, name: str, role_config: RoleConfig) -> str:
+        """New settings for a role, applied by loading it anew beside the old
+        model, which keeps answering until the new one is ready. Returns '' or
+        why not (the old model and settings are kept). Call it off the GUI thread."""
+        old_keys = [r.key for r in self.fleet.roles[name].replicas] if name in self.roles else []
+        why = self.fleet.replace_hot(name, role_config)
+        if why:
+            return why
+        self.config.roles[name] = role_config
+        for key in set(old_keys) - set(self.fleet.endpoints):
+            self.telemetry.unregister(key)
+        self.router.set_profile(self._profile(name))
+        if role_config.can_embed and self.config.router.semantic:
+            # The new model may not be the one the embedding index was built with.
+            if self._vote_thread is not None:
+                self._vote_thread.join()
+            self.classifier.embedding_vote = None
+            self.embedding_vote_ready.clear()
+            self.embedding_vote_checked.clear()
+            self._vote_thread = threading.Thread(
+                target=self._attach_embedding_vote, args=(name,), name="zeta-embed-vote",
+                daemon=True)
+            self._vote_thread.start()
+        return ""
+
     def wait_loaded(self, timeout: float | None = None) -> bool:
         return self.fleet.wait_loaded(timeout)
 

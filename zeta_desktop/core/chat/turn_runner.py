@@ -25,6 +25,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from zeta_desktop.core.conversation.model import DEFAULT_SYSTEM_PROMPT
 from zeta_desktop.core.engines.base import (
     ChatMessage,
     EngineError,
@@ -356,12 +357,19 @@ class TurnRunner(ChatListener):
             self._submit_embedding(turn, decision.target)
             return
         role_config = self._fleet.roles[decision.role].config
+        messages = turn.history()
+        role_prompt = getattr(role_config, "system_prompt", "")
+        if (role_prompt and messages and messages[0]["role"] == "system"
+                and messages[0]["content"] == DEFAULT_SYSTEM_PROMPT):
+            # The role's own default, where the conversation kept the app's.
+            messages = [{"role": "system", "content": role_prompt}, *messages[1:]]
         job = ChatJob(
-            messages=turn.history(),
+            messages=messages,
             listener=self,
             max_tokens=role_config.max_tokens,
             temperature=role_config.temperature,
             tag=turn.turn_id,
+            sampling=dict(getattr(role_config, "sampling", {}) or {}),
         )
         with self._lock:
             turn.job = job
@@ -526,6 +534,9 @@ class TurnRunner(ChatListener):
         """A busy server: to another replica or role now if one can take it,
         else back to this one once it asked us to wait."""
         tried = frozenset(r for r, _ in turn.attempts)
+        if self._closing.is_set():
+            self._fail(turn, f"{endpoint}: {message}")
+            return
         if turn.transient_waits >= MAX_TRANSIENT_WAITS:
             self._fail(turn, f"{endpoint}: {message} (still busy after "
                              f"{MAX_TRANSIENT_WAITS} tries)")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -97,8 +97,11 @@ class Engine(Protocol):
         max_tokens: int,
         temperature: float,
         cancel: threading.Event,
+        sampling: Mapping[str, float] | None = None,
     ) -> Iterator[str]:
-        """Yield text pieces; stop at the next token once `cancel` is set."""
+        """Yield text pieces; stop at the next token once `cancel` is set.
+        `sampling`: top_p, top_k, min_p, repeat_penalty the user set (only
+        passed when set; engines that take none may omit it)."""
         ...
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:

@@ -6,7 +6,7 @@ import ctypes
 import os
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +127,7 @@ class LlamaEngine:
         max_tokens: int,
         temperature: float,
         cancel: threading.Event,
+        sampling: Mapping[str, float] | None = None,
     ) -> Iterator[str]:
         # The model's own chat handler formats the prompt and picks the stop
         # rules and sampling; the tokens are then pulled here rather than
@@ -134,7 +135,8 @@ class LlamaEngine:
         # the whole answer so far. That Python work holds the GIL, and with
         # three models doing it the window waited for the GIL (make bench-ui,
         # window never shown: p99 stall 1.7-2.8 -> 1.0 ms).
-        request = self._chat_request(messages, max_tokens=max_tokens, temperature=temperature)
+        request = self._chat_request(messages, max_tokens=max_tokens, temperature=temperature,
+                                     sampling=sampling)
         prompt: list[int] = request["prompt"]
         n_ctx = self.n_ctx
         if len(prompt) >= n_ctx:
@@ -204,7 +206,8 @@ class LlamaEngine:
         return True
 
     def _chat_request(
-        self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float
+        self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float,
+        sampling: Mapping[str, float] | None = None,
     ) -> dict[str, Any]:
         """What the model's chat handler would ask create_completion for: the
         prompt tokens, stop strings and sampling settings of this chat format."""
@@ -217,6 +220,7 @@ class LlamaEngine:
                 max_tokens=max_tokens,
                 temperature=temperature,
                 stream=True,
+                **{k: (int(v) if k == "top_k" else v) for k, v in (sampling or {}).items()},
             )
         except ValueError as exc:  # a template that rejects the conversation
             raise EngineError(f"{self.path.name}: chat template: {exc}") from exc

@@ -18,7 +18,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -224,15 +224,19 @@ class RemoteEngine:
         max_tokens: int,
         temperature: float,
         cancel: threading.Event,
+        sampling: Mapping[str, float] | None = None,
     ) -> Iterator[str]:
         spec = self.spec
-        body = {
+        body: dict[str, Any] = {
             "model": spec.model,
             "messages": list(messages),
             "max_tokens": max_tokens,
             "temperature": temperature,
             "stream": True,
         }
+        # top_p is OpenAI's; top_k, min_p and repeat_penalty are llama-server's
+        # names (vLLM takes top_k and min_p too). Sent only when the user set them.
+        body.update({k: (int(v) if k == "top_k" else v) for k, v in (sampling or {}).items()})
         stream = _Stream()
         remove_hook = cancel.on_set(lambda: stream.abort("stopped")) if isinstance(
             cancel, CancelEvent) else (lambda: None)

@@ -138,7 +138,7 @@ class Fleet:
             name: self._make_role(name, config) for name, config in roles.items()
         }
 
-    def _make_role(self, name: str, config: RoleSettings) -> RoleRuntime:
+    def _make_role(self, name: str, config: RoleSettings, register: bool = True) -> RoleRuntime:
         settings = LoadSettings(
             n_ctx=config.n_ctx,
             n_gpu_layers=config.n_gpu_layers,
@@ -161,8 +161,9 @@ class Fleet:
         for replica in config.replicas:
             key = name if not runtime.replicas else f"{name}#{len(runtime.replicas) + 1}"
             runtime.replicas.append(self._remote_replica(key, name, replica, settings))
-        for replica in runtime.replicas:
-            self._on_worker_added(replica.key, name, replica.worker)
+        if register:
+            for replica in runtime.replicas:
+                self._on_worker_added(replica.key, name, replica.worker)
         return runtime
 
     def _guarded(self, key: str, loader: EngineLoader) -> EngineLoader:
@@ -205,11 +206,15 @@ class Fleet:
             worker = ModelWorker(key, Path("server"), settings, _unloadable(str(exc)),
                                  on_state=self._on_state, remote=True)
             return Replica(key, role, worker)
-        worker = ModelWorker(key, Path(spec.label), settings, self._remote_loader(key, spec),
+        holder: list[ModelWorker] = []
+        worker = ModelWorker(key, Path(spec.label), settings,
+                             self._remote_loader(key, spec, holder),
                              on_state=self._on_state, slots=spec.slots or 1, remote=True)
+        holder.append(worker)
         return Replica(key, role, worker, spec)
 
-    def _remote_loader(self, key: str, spec: EndpointSpec) -> EngineLoader:
+    def _remote_loader(self, key: str, spec: EndpointSpec,
+                       holder: list[ModelWorker]) -> EngineLoader:
         """Connecting is asking the server once: a replica starts unavailable,
         with the reason, if the server is down or lacks the model."""
 
@@ -218,7 +223,7 @@ class Fleet:
             from zeta_desktop.core.engines.server_probe import ServerProbe
 
             engine = RemoteEngine(spec)
-            worker = self.replica(key).worker
+            worker = holder[0]
             watched = Watched(worker, ServerProbe(spec), engine.learn_context)
             HealthPoller.apply(key, watched, watched.probe.check())
             self.health.watch(key, watched)
@@ -290,6 +295,45 @@ class Fleet:
             self.roles[name] = runtime
             for replica in runtime.replicas:
                 replica.worker.start()
+
+    def replace_hot(self, name: str, config: RoleSettings, timeout: float | None = None) -> str:
+        """Load a role's new model beside the old one, and swap once it is ready.
+
+        The old replicas keep answering meanwhile and finish what they hold.
+        Returns '' once swapped, or why not (the old model is kept): a local
+        model that does not load, or does not fit beside the one serving.
+        Waits for the load, so call it off the GUI thread.
+        """
+        with self._swap_lock:
+            if self._closed:
+                return "the app is closing"
+            runtime = self._make_role(name, config, register=False)
+        for replica in runtime.replicas:
+            replica.worker.start()
+        for replica in runtime.replicas:
+            replica.worker.wait_loaded(timeout)
+        local = [r for r in runtime.replicas if r.endpoint is None]
+        failed = [r for r in local if r.worker.state is WorkerState.UNAVAILABLE]
+        if failed:
+            why = failed[0].worker.detail
+            for replica in runtime.replicas:
+                self.health.forget(replica.key)
+                replica.worker.shutdown(timeout)
+            return why
+        with self._swap_lock:
+            if self._closed:
+                for replica in runtime.replicas:
+                    replica.worker.shutdown(timeout)
+                return "the app is closing"
+            old = self.roles.get(name)
+            self.roles[name] = runtime
+        for replica in runtime.replicas:
+            self._on_worker_added(replica.key, name, replica.worker)
+        for replica in old.replicas if old is not None else []:
+            if replica.key not in {r.key for r in runtime.replicas}:
+                self.health.forget(replica.key)
+            replica.worker.retire(timeout)
+        return ""
 
     def wait_loaded(self, timeout: float | None = None) -> bool:
         return all(r.worker.wait_loaded(timeout) for r in self.endpoints.values())

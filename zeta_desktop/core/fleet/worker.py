@@ -108,6 +108,9 @@ class ChatJob:
     cancel: threading.Event = field(default_factory=CancelEvent)
     submitted_at: float = field(default_factory=time.perf_counter)
     tag: object = None  # the submitter's handle (a turn id, a benchmark record)
+    # Sampling the user set for the role (top_p, top_k, min_p, repeat_penalty);
+    # empty: the model's own defaults.
+    sampling: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(eq=False)
@@ -254,8 +257,19 @@ class ModelWorker:
             if not self._closing:
                 self._queue.put(job)
                 return
-        # After shutdown nobody would ever run it: say so at once.
-        self._reject(job, f"{self.role} was shut down")
+        # After shutdown nobody would ever run it: say so at once. Not the
+        # model's fault (a role swapped or the app closing): no breaker.
+        self._reject(job, f"{self.role} was shut down", transient=True)
+
+    def retire(self, timeout: float | None = None) -> None:
+        """End once the jobs it holds (running and queued) are done; take no
+        new ones and report no more states (a replacement now has its key)."""
+        self._on_state = None
+        with self._submit_lock:
+            self._closing = True
+        self._queue.put(_SHUTDOWN)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
 
     def cancel_all(self) -> None:
         with self._running_lock:
@@ -430,11 +444,13 @@ class ModelWorker:
                 )
             else:  # a server fits the prompt itself, or says it is too long
                 messages, max_tokens = list(job.messages), job.max_tokens
+            extra = {"sampling": job.sampling} if job.sampling else {}
             for piece in engine.stream_chat(
                 messages,
                 max_tokens=max_tokens,
                 temperature=job.temperature,
                 cancel=job.cancel,
+                **extra,
             ):
                 last_token_at = time.perf_counter()
                 if first_token_at is None:
