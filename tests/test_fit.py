@@ -98,3 +98,23 @@ def test_gpu_check_runs_where_there_is_a_gpu_and_says_so_where_there_is_none() -
         assert "1. self-test" in result.stdout and "4. ceilings" in result.stdout
     else:
         assert "gpu-check: no NVIDIA GPU reading here (" in result.stdout
+
+
+@pytest.mark.parametrize("which, n_ctx", [("tiny", 512), ("demo", 2048), ("demo", 8192),
+                                          ("embedder", 512)])
+def test_the_estimate_is_within_15_percent_of_what_llama_cpp_allocates(
+        which: str, n_ctx: int, tiny_model: Path) -> None:
+    from zeta_desktop.core.engines.base import LoadSettings
+    from zeta_desktop.core.engines.llama import LlamaEngine
+    from zeta_desktop.core.models.files import resolve_model
+
+    path = {"tiny": tiny_model, "demo": resolve_model("").path,
+            "embedder": resolve_model("", embedding_role=True).path}[which]
+    engine = LlamaEngine.load(path, LoadSettings(n_ctx, 0, 1, embedding=which == "embedder"))
+    try:
+        taken = sum(engine.allocated.values())
+        assert set(engine.allocated) >= {"model", "compute"}
+    finally:
+        engine.close()
+    predicted = estimate(read_info(path), n_ctx).total_bytes
+    assert 0.85 <= predicted / taken <= 1.15, (predicted, engine.allocated)

@@ -286,7 +286,9 @@ class MainWindow(QMainWindow):
                 card.set_stats(signals, telemetry.recent_tokens_per_s(role))
                 plan = self.session.fleet.plans.get(role)
                 if plan is not None:
-                    card.set_memory(plan.estimate.total_bytes, plan.message)
+                    worker = self.session.fleet.worker(role)
+                    card.set_memory(plan.estimate.total_bytes, plan.message,
+                                    worker.allocated_bytes)
         new, self._adjustments_shown = self.session.router.adjustments_since(
             self._adjustments_shown
         )

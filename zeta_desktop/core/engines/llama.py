@@ -51,6 +51,24 @@ class _CompletionRequest:
         return iter(())
 
 
+# llama.cpp's own account of what a load allocated, from its log:
+# "CPU_Mapped model buffer size = 92.10 MiB", "CPU KV buffer size = 45.00 MiB",
+# "CPU compute buffer size = 99.38 MiB", "CPU  output buffer size = 0.19 MiB".
+_BUFFER_LINE = re.compile(
+    r"(?P<device>\S+)\s+(?P<kind>model|KV|compute|output) buffer size\s*=\s*(?P<mib>[\d.]+) MiB")
+
+
+def allocated_bytes(log_lines: list[tuple[int, str]]) -> dict[str, int]:
+    """Bytes per kind (model, KV, compute, output) that llama.cpp said it allocated."""
+    taken: dict[str, int] = {}
+    for _level, line in log_lines:
+        match = _BUFFER_LINE.search(line)
+        if match is not None:
+            kind = match.group("kind")
+            taken[kind] = taken.get(kind, 0) + int(float(match.group("mib")) * 2**20)
+    return taken
+
+
 def _too_long(prompt_tokens: int, n_ctx: int) -> str:
     return (
         f"the prompt is {prompt_tokens} tokens but this model's context holds {n_ctx}; "
@@ -73,6 +91,7 @@ class LlamaEngine:
         self._llm = llm
         self.path = path
         self.settings = settings
+        self.allocated: dict[str, int] = {}  # what llama.cpp allocated, by kind (its log)
         self._llama_cpp = import_llama_cpp()
         self._piece_buffer = ctypes.create_string_buffer(64)
         model = llm._model.model
@@ -111,7 +130,9 @@ class LlamaEngine:
             except (ValueError, RuntimeError, OSError) as exc:
                 raise ModelLoadError(f"{path.name}: {load_failure_reason(log_lines)}") from exc
         llm.verbose = False  # no per-request prints from here on
-        return cls(llm, path, settings)
+        engine = cls(llm, path, settings)
+        engine.allocated = allocated_bytes(log_lines)
+        return engine
 
     @property
     def n_ctx(self) -> int:

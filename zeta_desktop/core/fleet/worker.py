@@ -150,6 +150,7 @@ class ModelWorker:
         # model only: Ollama's keep_alive). None: stay loaded.
         self.idle_unload_s = idle_unload_s if not remote and slots == 1 else None
         self.loads = 0  # how many times the model was loaded (idle unloads reload it)
+        self.allocated_bytes = 0
         self._slots = max(1, slots)
         self._serving: list[threading.Thread] = []
         self._engine: Engine | None = None
@@ -339,6 +340,8 @@ class ModelWorker:
             return None
         self.load_seconds = time.perf_counter() - started
         self.loads += 1
+        # What llama.cpp said it allocated (a local model), to set against the estimate.
+        self.allocated_bytes = sum(getattr(engine, "allocated", {}).values())
         self._set_state(WorkerState.READY)
         return engine
 
