@@ -123,3 +123,19 @@ def test_models_cli_prints_one_json_object_per_model(home: Path) -> None:
     assert "error" in by_name["corrupt.gguf"]
     text = run_cli("models", "--only-paths", "--path", str(home / "models"))
     assert "unreadable" in text.stdout and "corrupt.gguf" in text.stdout
+
+
+def test_a_role_is_suggested_from_the_header_and_the_name(tmp_path: Path) -> None:
+    from zeta_desktop.core.models.suits import suggested_role
+
+    chat = read_info(write_tiny_llama(tmp_path / "qwen2.5-coder-7b-instruct-q4_k_m.gguf"))
+    assert suggested_role(chat) == "coder"
+    thinker = read_info(write_tiny_llama(tmp_path / "deepseek-r1-distill-qwen-14b.gguf"))
+    assert suggested_role(thinker) == "reasoner"
+    embed = read_info(write_tiny_llama(tmp_path / "e.gguf", pooling_mean=True,
+                                       chat_template=None))
+    assert suggested_role(embed) == "embedder"
+    plain = read_info(write_tiny_llama(tmp_path / "llama-3.2-3b-instruct.gguf"))
+    assert suggested_role(plain) == "coder"  # a small general chat model
+    plain.parameters = 14_000_000_000
+    assert suggested_role(plain) == "reasoner"  # a 14B-class one

@@ -10,14 +10,18 @@ from pathlib import Path
 from zeta_desktop.core.config import AppConfig, RoleConfig, load_config
 from zeta_desktop.core.models.discovery import Found, Place, default_places, scan
 from zeta_desktop.core.models.memory import estimate, mib
+from zeta_desktop.core.models.suits import suggested_role as suits
 
 
 def suggested_role(found: Found, config: AppConfig) -> str:
-    """The role a model suits: an embedder for an embedding model, else the
-    first chat role (a user's table may name them otherwise)."""
+    """The built-in role the model suits, if the config has it; else a role
+    of the config that does the same kind of work."""
+    role = suits(found.info, found.display_name)
+    if role in config.roles:
+        return role
     wanted = "embed" if found.info.is_embedding else "chat"
-    for name, role in config.roles.items():
-        if (role.can_embed if wanted == "embed" else role.can_chat and not role.can_embed):
+    for name, settings in config.roles.items():
+        if settings.can_embed if wanted == "embed" else settings.can_chat:
             return name
     return next(iter(config.roles), "")
 

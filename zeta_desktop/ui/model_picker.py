@@ -31,10 +31,11 @@ from PySide6.QtWidgets import (
 
 from zeta_desktop.core.models.discovery import Found, Place, default_places, scan
 from zeta_desktop.core.models.memory import estimate, mib
+from zeta_desktop.core.models.suits import suggested_role
 from zeta_desktop.ui.tasks import TaskManager
 
 COLUMNS = ("Model", "Kind", "Parameters", "Quantisation", "Context", "Size", "Needs here",
-           "Where")
+           "Suits", "Where")
 
 
 class _SortItem(QTableWidgetItem):
@@ -176,6 +177,7 @@ class ModelPicker(QDialog):
                 _SortItem(f"{info.context_length:,}", info.context_length),
                 _SortItem(mib(info.file_bytes), info.file_bytes),
                 _SortItem(f"~{mib(needs)}", needs),
+                QTableWidgetItem(suggested_role(info, found.display_name)),
                 QTableWidgetItem(found.place),
             ]
             for column, cell in enumerate(cells, start=1):
