@@ -21,7 +21,12 @@ from zeta_desktop.core.engines.base import Engine, LoadSettings, ModelLoadError
 from zeta_desktop.core.engines.endpoint import EndpointError, EndpointSpec
 from zeta_desktop.core.fleet.health import HealthPoller, Watched
 from zeta_desktop.core.fleet.worker import EmbedJob, ModelWorker, StateCallback, WorkerState
-from zeta_desktop.core.models.files import ModelFileError, ModelSource, resolve_model
+from zeta_desktop.core.models.files import (
+    ModelFileError,
+    ModelSource,
+    check_model_file,
+    resolve_model,
+)
 from zeta_desktop.core.models.fit import FitPlan, Reservations, plan_load
 from zeta_desktop.core.models.gguf_info import read_info
 from zeta_desktop.core.models.load_check import check_model_loads
@@ -173,6 +178,10 @@ class Fleet:
         makes ggml abort fails there and not in the app."""
 
         def load(path: Path, settings: LoadSettings) -> Engine:
+            try:
+                check_model_file(path)  # missing, empty, not GGUF: said plainly first
+            except ModelFileError as exc:
+                raise ModelLoadError(str(exc)) from exc
             info = read_info(path)
             if not info.error:  # an unreadable header: the load says why
                 ram, vram = self._free_memory()

@@ -105,7 +105,8 @@ def read_info(path: Path) -> GGUFInfo:
     info = GGUFInfo(parts[0], parts=parts if len(parts) > 1 else [])
     missing = [p.name for p in parts if not p.is_file()]
     if missing:
-        info.error = f"split model: missing {', '.join(missing)}"
+        info.error = (f"split model: missing {', '.join(missing)}" if len(parts) > 1
+                      else f"{path.name} not found")
         return info
     info.file_bytes = sum(p.stat().st_size for p in parts)
     try:
