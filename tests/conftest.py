@@ -31,6 +31,18 @@ def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _session_cac
     monkeypatch.setenv("ZETA_CACHE_DIR", str(_session_cache))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_collection_on_other_threads() -> Iterator[None]:
+    """As in the app (MainWindow's GarbageCollector): no automatic collection,
+    which would run on whichever thread allocated last, model threads included,
+    and free Qt objects there. Each test's garbage is freed below, on this thread."""
+    import gc
+
+    gc.disable()
+    yield
+    gc.enable()
+
+
 @pytest.fixture(autouse=True)
 def _qt_garbage_freed_on_the_main_thread() -> Iterator[None]:
     """Free a test's cyclic garbage here, on the main thread.
