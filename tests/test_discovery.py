@@ -139,3 +139,31 @@ def test_a_role_is_suggested_from_the_header_and_the_name(tmp_path: Path) -> Non
     assert suggested_role(plain) == "coder"  # a small general chat model
     plain.parameters = 14_000_000_000
     assert suggested_role(plain) == "reasoner"  # a 14B-class one
+
+
+@pytest.mark.parametrize("which", ["tiny", "demo", "embedder", "split"])
+def test_the_fast_header_reader_agrees_with_the_gguf_packages(which: str, tiny_model: Path,
+                                                              tmp_path: Path) -> None:
+    import gguf
+
+    from zeta_desktop.core.models.files import resolve_model
+    from zeta_desktop.core.models.gguf_header import read_header
+
+    if which == "split":
+        write_tiny_llama(tmp_path / "s.gguf", split_max_tensors=10)
+        path = tmp_path / "s-00001-of-00003.gguf"
+    else:
+        path = {"tiny": tiny_model, "demo": resolve_model("").path,
+                "embedder": resolve_model("", embedding_role=True).path}[which]
+    fast = read_header(path)
+    slow = gguf.GGUFReader(path)
+    kept = {k: f for k, f in slow.fields.items() if not k.startswith("GGUF.")}  # its own
+    assert set(fast.fields) == set(kept)
+    for key, field in kept.items():
+        value = fast.fields[key]
+        if field.types[0] == gguf.GGUFValueType.ARRAY:
+            assert value.length == len(field.data), key
+        else:
+            assert value == pytest.approx(field.contents()), key
+    assert [(t.name, t.shape, t.type_name) for t in fast.tensors] == [
+        (t.name, tuple(int(d) for d in t.shape), t.tensor_type.name) for t in slow.tensors]

@@ -8,7 +8,6 @@ import logging
 import time
 from pathlib import Path
 
-from pyqtgraph.util.garbage_collector import GarbageCollector
 from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
@@ -33,6 +32,7 @@ from zeta_desktop.core.routing.router import Decision, explain
 from zeta_desktop.core.store.history import HistoryStore
 from zeta_desktop.ui.bridge import SessionBridge
 from zeta_desktop.ui.chat_pane import ChatPane
+from zeta_desktop.ui.gc_timer import GuiThreadCollector
 from zeta_desktop.ui.history_controller import HistoryController
 from zeta_desktop.ui.load_plots import LoadPlots
 from zeta_desktop.ui.message_view import MessageView
@@ -43,7 +43,6 @@ from zeta_desktop.ui.sidebar import Sidebar
 from zeta_desktop.ui.tasks import TaskManager
 
 log = logging.getLogger(__name__)
-GC_EVERY_S = 0.25  # how often the GUI thread checks whether a collection is due
 
 SAVE_DELAY_MS = 400  # a dragged slider is saved once it rests
 STATS_REFRESH_MS = 500
@@ -77,12 +76,8 @@ class MainWindow(QMainWindow):
             run_config, engine_loader, listener=self.bridge, store=self.store
         )
         self._shut_down = False
-        # Garbage is collected on the GUI thread only, from a timer: a
-        # collection that a model, store or task thread happened to trigger
-        # would free Qt objects caught in reference cycles (a closed dialog and
-        # its connected lambdas) on that thread, and Qt crashes (seen: a
-        # segfault mid-collection on a model-loading thread).
-        self._collector = GarbageCollector(interval=GC_EVERY_S)
+        # Garbage is collected on the GUI thread only (see gc_timer).
+        self._collector = GuiThreadCollector(self)
         self._adjustments_shown = 0
         self.decision_dialog: QDialog | None = None
         self.model_picker: QDialog | None = None

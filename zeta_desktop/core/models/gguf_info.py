@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zeta_desktop.core.models.gguf_header import ArrayInfo, Header, HeaderError, read_header
+
 # Architectures that only encode: they embed, they never chat.
 ENCODER_ARCHITECTURES = frozenset({
     "bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "jina-bert-v3", "t5encoder",
@@ -60,20 +62,10 @@ class GGUFInfo:
         }
 
 
-def _value(reader: Any, key: str) -> Any:
-    field_ = reader.fields.get(key)
-    if field_ is None:
-        return None
-    try:
-        return field_.contents()
-    except (ValueError, IndexError, TypeError):
-        return None
-
-
-def _quantization(reader: Any) -> str:
+def _quantization(header: Header) -> str:
     import gguf
 
-    file_type = _value(reader, "general.file_type")
+    file_type = header.fields.get("general.file_type")
     if isinstance(file_type, int):
         try:
             return gguf.LlamaFileType(file_type).name.removeprefix("MOSTLY_").removeprefix(
@@ -82,8 +74,8 @@ def _quantization(reader: Any) -> str:
             return f"type {file_type}"
     # No file type written: the most common weight type among the tensors.
     counts: dict[str, int] = {}
-    for tensor in reader.tensors:
-        counts[tensor.tensor_type.name] = counts.get(tensor.tensor_type.name, 0) + 1
+    for tensor in header.tensors:
+        counts[tensor.type_name] = counts.get(tensor.type_name, 0) + 1
     return max(counts, key=counts.__getitem__) if counts else ""
 
 
@@ -98,9 +90,7 @@ def split_parts(path: Path) -> list[Path]:
 
 
 def read_info(path: Path) -> GGUFInfo:
-    """The header of `path` (the first part, for a split model)."""
-    import gguf
-
+    """The header of `path` (the first part, for a split model); never raises."""
     parts = split_parts(path)
     info = GGUFInfo(parts[0], parts=parts if len(parts) > 1 else [])
     missing = [p.name for p in parts if not p.is_file()]
@@ -108,22 +98,23 @@ def read_info(path: Path) -> GGUFInfo:
         info.error = (f"split model: missing {', '.join(missing)}" if len(parts) > 1
                       else f"{path.name} not found")
         return info
-    info.file_bytes = sum(p.stat().st_size for p in parts)
     try:
-        reader = gguf.GGUFReader(parts[0])
-    except (ValueError, OSError, IndexError, KeyError, TypeError, OverflowError) as exc:
-        text = str(exc) or type(exc).__name__
-        info.error = f"not a readable GGUF file ({text[:160]})"
+        info.file_bytes = sum(p.stat().st_size for p in parts)
+        header = read_header(parts[0])
+        others = [read_header(p) for p in parts[1:]]
+    except (HeaderError, OSError) as exc:
+        info.error = f"not a readable GGUF file ({str(exc)[:160] or type(exc).__name__})"
         return info
-    arch = _value(reader, "general.architecture") or ""
-    info.architecture = str(arch)
-    info.name = str(_value(reader, "general.name") or parts[0].stem)
-    info.quantization = _quantization(reader)
+    fields = header.fields
+    arch = str(fields.get("general.architecture") or "")
+    info.architecture = arch
+    info.name = str(fields.get("general.name") or parts[0].stem)
+    info.quantization = _quantization(header)
 
     def number(key: str) -> int:
-        value = _value(reader, f"{arch}.{key}")
-        if isinstance(value, list):  # per-layer values: the largest
-            value = max(value) if value else 0
+        value = fields.get(f"{arch}.{key}")
+        if isinstance(value, ArrayInfo):  # per-layer values: the largest
+            value = value.largest if value.largest is not None else value.first
         return int(value) if isinstance(value, int | float) else 0
 
     info.context_length = number("context_length")
@@ -134,21 +125,13 @@ def read_info(path: Path) -> GGUFInfo:
     default_head = info.n_embd // info.n_head if info.n_head else 0
     info.head_dim_k = number("attention.key_length") or default_head
     info.head_dim_v = number("attention.value_length") or default_head
-    tokens = reader.fields.get("tokenizer.ggml.tokens")
-    info.n_vocab = len(tokens.data) if tokens is not None else 0
-    info.has_chat_template = "tokenizer.chat_template" in reader.fields
-    pooling = _value(reader, f"{arch}.pooling_type")
+    tokens = fields.get("tokenizer.ggml.tokens")
+    info.n_vocab = tokens.length if isinstance(tokens, ArrayInfo) else 0
+    info.has_chat_template = "tokenizer.chat_template" in fields
+    pooling = fields.get(f"{arch}.pooling_type")
     info.is_embedding = arch in ENCODER_ARCHITECTURES or (
         isinstance(pooling, int) and pooling > 0 and not info.has_chat_template)
-    counted = _value(reader, "general.parameter_count")
-    if isinstance(counted, int):
-        info.parameters = counted
-    else:  # counted from the tensors, of every part
-        info.parameters = sum(int(t.n_elements) for t in reader.tensors)
-        for part in parts[1:]:
-            try:
-                info.parameters += sum(int(t.n_elements) for t in gguf.GGUFReader(part).tensors)
-            except (ValueError, OSError, IndexError, KeyError, TypeError) as exc:
-                info.error = f"split model: {part.name} is not readable ({exc})"
-                return info
+    counted = fields.get("general.parameter_count")
+    info.parameters = int(counted) if isinstance(counted, int) else sum(
+        t.n_elements for h in (header, *others) for t in h.tensors)
     return info
