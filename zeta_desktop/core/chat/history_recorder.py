@@ -69,6 +69,8 @@ class HistoryRecorder:
             meta.policy = decision.policy
             meta.decision_text = explain(decision, turn.attempts)
         meta.model_file = self._model_file(turn.role) if turn.role else ""
+        meta.sources = [source.to_dict() for source in turn.sources]
+        meta.grounding = turn.grounding_note
         meta.retries = [
             f"{role}: {why}" + (f"\npartial answer kept:\n{turn.partials[i]}"
                                 if turn.partials.get(i) else "")

@@ -19,6 +19,7 @@ from collections.abc import Collection
 from concurrent.futures import Future
 from pathlib import Path
 
+from zeta_desktop.core.chat.fleet_embedder import FleetEmbedder
 from zeta_desktop.core.chat.history_recorder import HistoryRecorder
 from zeta_desktop.core.chat.outcomes import TelemetryOutcomes
 from zeta_desktop.core.chat.turn_runner import Turn, TurnListener, TurnRunner, Watchdog
@@ -29,9 +30,10 @@ from zeta_desktop.core.conversation.model import (
     Message,
     MessageStatus,
 )
+from zeta_desktop.core.documents.library import DocumentLibrary
 from zeta_desktop.core.engines.base import ChatMessage, EngineError, NoRoleAvailableError
 from zeta_desktop.core.fleet.fleet import EngineLoader, Fleet, RoleRuntime, endpoint_role
-from zeta_desktop.core.fleet.worker import ModelWorker, WorkerState
+from zeta_desktop.core.fleet.worker import ChatStats, ModelWorker, WorkerState
 from zeta_desktop.core.routing.classifier import (
     Classification,
     EmbeddingVote,
@@ -113,12 +115,20 @@ class ChatSession:
             on_learned=self._save_learned,
         )
         self._restore_learned()
+        # Document collections and the history's vectors, beside the history.
+        self.library: DocumentLibrary | None = None
+        if store is not None:
+            self.library = DocumentLibrary(store.run, FleetEmbedder(self.fleet))
+            self.runner.retrieve = self.library.retrieve
+            self.runner.search_history = self.library.search_messages
         self._open: dict[str, Conversation] = {}
         self._open_lock = threading.Lock()
         self.conversation = self._adopt(Conversation.new(system_prompt))
         self.runner.add_listener(HistoryRecorder(
             self.runner, self.conversation_by_id, store, self.fleet.model_file
         ))
+        if self.library is not None:
+            self.runner.add_listener(_VectorsFeed(self.library))
         if listener is not None:
             self.runner.add_listener(listener)
         self._sampler = TelemetrySampler(
@@ -174,6 +184,7 @@ class ChatSession:
             can_embed=role_config.can_embed,
             preference=preference,
             on_gpu=role_config.n_gpu_layers != 0,
+            n_ctx=role_config.n_ctx if role_config.uses_local_model else 0,
         )
 
     def start(self) -> None:
@@ -181,6 +192,8 @@ class ChatSession:
         self.runner.start()
         self._sampler.start()
         self.fleet.start()
+        if self.library is not None:
+            self.library.start()
 
     def worker(self, role: str) -> ModelWorker:
         return self.fleet.worker(role)
@@ -242,6 +255,8 @@ class ChatSession:
         return self.fleet.wait_loaded(timeout)
 
     def shutdown(self, timeout: float | None = None) -> None:
+        if self.library is not None:
+            self.library.shutdown(timeout)
         self.runner.shutdown(timeout)
         if self._started:
             self._sampler.stop(timeout)
@@ -277,6 +292,11 @@ class ChatSession:
 
     def _on_worker_state(self, key: str, state: WorkerState, detail: str) -> None:
         role = endpoint_role(key)  # a replica (coder#2) reports under its own key
+        if (state is WorkerState.READY and self.library is not None
+                and role in self.fleet.roles and self.can_embed(role)):
+            # Loaded, or another model now: the library embeds what it lacks
+            # (all of it again when the model changed).
+            self.library.embedder_changed()
         if (
             state is WorkerState.READY
             and self.config.router.semantic
@@ -441,12 +461,23 @@ class ChatSession:
             return [{"role": "system", "content": system},
                     {"role": "user", "content": question.content}]
 
+        if self.store is not None and conversation.collections:
+            self.store.set_collections(conversation.id, conversation.collections)
         turn = self.runner.new_turn(
             question.content, history, forced_role=role,
             conversation_id=conversation.id, answer_id=answer.id, saved=saved,
+            collections=tuple(conversation.collections),
         )
         self.runner.submit(turn)
         return turn.turn_id
+
+    def set_collections(self, collection_ids: Collection[str],
+                        conversation: Conversation | None = None) -> None:
+        """The document collections a conversation's prompts are asked against."""
+        conversation = conversation or self.conversation
+        conversation.collections = tuple(dict.fromkeys(collection_ids))
+        if self.store is not None:
+            self.store.set_collections(conversation.id, conversation.collections)
 
     def stop(self, turn_id: int | None = None) -> None:
         """Stop one turn, or every unfinished one."""
@@ -489,6 +520,17 @@ class ChatSession:
             raise NoRoleAvailableError("no role is set to embed")
         return self.fleet.embed_on(role, texts, timeout)
 
+
+
+class _VectorsFeed(TurnListener):
+    """Each finished answer (and its prompt), once saved, gets its vector for
+    the history's search by meaning."""
+
+    def __init__(self, library: DocumentLibrary) -> None:
+        self._library = library
+
+    def on_turn_finished(self, turn_id: int, stopped: bool, stats: ChatStats) -> None:
+        self._library.messages_changed()
 
 
 def _with_evidence(result: Classification, note: str) -> Classification:

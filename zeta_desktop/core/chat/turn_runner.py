@@ -20,12 +20,20 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from zeta_desktop.core.conversation.model import DEFAULT_SYSTEM_PROMPT
+from zeta_desktop.core.documents.grounding import (
+    Source,
+    fit_passages,
+    grounded_prompt,
+    prompt_tokens,
+    sources_for,
+)
+from zeta_desktop.core.documents.index_db import StoredChunk
 from zeta_desktop.core.engines.base import (
     ChatMessage,
     EngineError,
@@ -109,6 +117,12 @@ class Turn:
     cancelled: bool = False
     job_started_at: float | None = None  # monotonic, when the worker took this attempt
     last_token_at: float | None = None
+    # Asked against document collections: the passages found (once, before
+    # the first attempt), those the chosen model was given, and what happened.
+    collections: tuple[str, ...] = ()
+    passages: list[StoredChunk] | None = None
+    sources: list[Source] = field(default_factory=list)
+    grounding_note: str = ""
 
     @property
     def retried(self) -> bool:
@@ -140,6 +154,7 @@ class ModelOutcomes(Protocol):
         ...
 
 
+Retriever = Callable[[str, Sequence[str]], list[StoredChunk]]
 Classify = Callable[[str], Classification]
 
 
@@ -154,8 +169,12 @@ class TurnRunner(ChatListener):
         watchdog: Watchdog | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_learned: Callable[[], None] | None = None,
+        retrieve: Retriever | None = None,
     ) -> None:
         self._on_learned = on_learned  # the router learned from a choice: save it
+        self.retrieve = retrieve  # documents: the passages for a question
+        # `/similar TEXT`: past messages by meaning (the document library's)
+        self.search_history: Callable[[str], list[Any]] | None = None
         self._fleet = fleet
         self._router = router
         self._classify = classify
@@ -290,10 +309,12 @@ class TurnRunner(ChatListener):
                     if turn.job is not None:
                         turn.job.cancel.set()
 
-    def route(self, prompt: str, exclude: Collection[str] = ()) -> Decision:
+    def route(self, prompt: str, exclude: Collection[str] = (),
+              context_tokens: int = 0) -> Decision:
         classification = self._classify(prompt)
         return self._router.route(classification.kind, exclude=exclude,
-                                  classification=classification)
+                                  classification=classification,
+                                  context_tokens=context_tokens)
 
     # -- dispatcher thread ---------------------------------------------------------
 
@@ -322,6 +343,7 @@ class TurnRunner(ChatListener):
         if turn.cancelled:
             self._finish_cancelled(turn)
             return
+        context_need = self._context_need(turn)
         try:
             forced_endpoint = (
                 self._router.best_replica(turn.forced_role, exclude)
@@ -344,7 +366,7 @@ class TurnRunner(ChatListener):
                     endpoint=forced_endpoint,
                 )
             else:
-                decision = self.route(turn.prompt, exclude=exclude)
+                decision = self.route(turn.prompt, exclude=exclude, context_tokens=context_need)
         except NoRoleAvailableError as exc:
             self._fail(turn, str(exc))
             return
@@ -358,6 +380,8 @@ class TurnRunner(ChatListener):
             return
         role_config = self._fleet.roles[decision.role].config
         messages = turn.history()
+        if turn.passages:
+            messages = self._ground(turn, messages, role_config.n_ctx)
         role_prompt = getattr(role_config, "system_prompt", "")
         if (role_prompt and messages and messages[0]["role"] == "system"
                 and messages[0]["content"] == DEFAULT_SYSTEM_PROMPT):
@@ -377,15 +401,67 @@ class TurnRunner(ChatListener):
                 job.cancel.set()
         self._fleet.worker(decision.target).submit(job)
 
+    def _context_need(self, turn: Turn) -> int:
+        """Find the passages (first attempt only) and say how much context they need."""
+        if not turn.collections:
+            return 0
+        if turn.passages is None:
+            turn.passages = []
+            if self.retrieve is None:
+                turn.grounding_note = "documents are not available in this session"
+            else:
+                try:
+                    turn.passages = self.retrieve(turn.prompt, turn.collections)
+                except Exception as exc:  # the answer still comes, without passages
+                    log.warning("turn %d: retrieval failed (%s)", turn.turn_id, exc)
+                    turn.grounding_note = f"the documents could not be searched ({exc})"
+                else:
+                    if not turn.passages:
+                        turn.grounding_note = "no passage in the documents matched"
+        sources = sources_for(turn.passages)
+        return prompt_tokens(sources, {c.id: c.tokens for c in turn.passages}) if sources else 0
+
+    def _ground(self, turn: Turn, messages: list[ChatMessage], n_ctx: int) -> list[ChatMessage]:
+        """The question with the passages that fit this model: at most half of
+        its context, the rest for the conversation and the answer."""
+        budget = max(256, (n_ctx or 4096) // 2)
+        chosen = fit_passages(turn.passages or [], budget)
+        turn.sources = sources_for(chosen)
+        left = len(turn.passages or []) - len(chosen)
+        turn.grounding_note = (
+            f"{len(chosen)} passage(s) given to the model"
+            + (f"; {left} more did not fit its context" if left else "")
+        )
+        if not turn.sources or not messages or messages[-1]["role"] != "user":
+            return messages
+        last = {"role": "user", "content": grounded_prompt(messages[-1]["content"], turn.sources)}
+        return [*messages[:-1], last]
+
     def _submit_embedding(self, turn: Turn, role: str) -> None:
         try:
             command = embed_commands.parse(turn.prompt)
         except embed_commands.CommandUsageError as exc:
             self._fail(turn, str(exc))
             return
+        if command.searches_history:
+            # Off the dispatcher: the query's embedding waits its turn on the embedder.
+            threading.Thread(target=self._search_history, args=(turn, role, command.texts[0]),
+                             name="zeta-similar", daemon=True).start()
+            return
         job = EmbedJob(list(command.texts))
         job.result.add_done_callback(lambda f: self._on_embedding_done(turn, role, command, f))
         self._fleet.worker(role).submit(job)
+
+    def _search_history(self, turn: Turn, role: str, text: str) -> None:
+        if self.search_history is None:
+            self._fail(turn, "searching the history needs the history to be saved")
+            return
+        try:
+            hits = self.search_history(text)
+        except Exception as exc:
+            self._fail(turn, f"{role}: the history could not be searched ({exc})")
+            return
+        self._answer_at_once(turn, role, embed_commands.history_answer(text, hits))
 
     def _on_embedding_done(
         self,
@@ -399,6 +475,9 @@ class TurnRunner(ChatListener):
         except EngineError as exc:
             self._fail(turn, f"{role}: {exc}")
             return
+        self._answer_at_once(turn, role, answer)
+
+    def _answer_at_once(self, turn: Turn, role: str, answer: str) -> None:
         with self._lock:
             turn.status, turn.answer = TurnStatus.STREAMING, answer
             turn.stats = ChatStats(0, 0.0, 0.0, 0.0, 0.0)

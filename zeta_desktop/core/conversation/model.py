@@ -60,6 +60,10 @@ class AnswerMeta:
     thinking_s: float | None = None  # from the start to the end of the thinking
     error: str = ""
     retries: list[str] = field(default_factory=list)  # "role: why it failed"
+    # Asked against documents: the passages the model was given, as
+    # grounding.Source dicts (a citation [n] opens number n), and how it went.
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    grounding: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v not in (None, "", [])}
@@ -110,6 +114,8 @@ class Conversation:
 
     def __init__(self, info: ConversationInfo, messages: Iterable[Message] = ()) -> None:
         self.info = info
+        # The document collections its prompts are asked against (ids).
+        self.collections: tuple[str, ...] = ()
         self._lock = threading.RLock()
         self._messages: dict[str, Message] = {}
         self._children: dict[str | None, list[str]] = {}

@@ -20,7 +20,13 @@ from typing import Protocol
 from zeta_desktop.core.engines.base import Engine, LoadSettings, ModelLoadError
 from zeta_desktop.core.engines.endpoint import EndpointError, EndpointSpec
 from zeta_desktop.core.fleet.health import HealthPoller, Watched
-from zeta_desktop.core.fleet.worker import EmbedJob, ModelWorker, StateCallback, WorkerState
+from zeta_desktop.core.fleet.worker import (
+    CountJob,
+    EmbedJob,
+    ModelWorker,
+    StateCallback,
+    WorkerState,
+)
 from zeta_desktop.core.models.files import (
     ModelFileError,
     ModelSource,
@@ -364,5 +370,10 @@ class Fleet:
 
     def embed_on(self, role: str, texts: list[str], timeout: float | None) -> list[list[float]]:
         job = EmbedJob(texts)
+        self.worker(role).submit(job)
+        return job.result.result(timeout)
+
+    def count_tokens_on(self, role: str, texts: list[str], timeout: float | None) -> list[int]:
+        job = CountJob(texts)
         self.worker(role).submit(job)
         return job.result.result(timeout)

@@ -119,6 +119,14 @@ class EmbedJob:
     result: Future[list[list[float]]] = field(default_factory=Future)
 
 
+@dataclass(eq=False)
+class CountJob(EmbedJob):
+    """Token counts of texts in this model's tokenizer (chunk sizes for the
+    embedder); a server that cannot count gets an estimate of 4 characters a token."""
+
+    result: Future[list[int]] = field(default_factory=Future)  # type: ignore[assignment]
+
+
 _SHUTDOWN = object()
 
 EngineFactory = Callable[[Path, LoadSettings], Engine]
@@ -420,7 +428,12 @@ class ModelWorker:
         if not job.result.set_running_or_notify_cancel():
             return
         try:
-            job.result.set_result(engine.embed(job.texts))
+            if isinstance(job, CountJob):
+                counts = ([engine.count_tokens(t) for t in job.texts] if engine.counts_tokens
+                          else [max(1, len(t) // 4) for t in job.texts])
+                job.result.set_result(counts)
+            else:
+                job.result.set_result(engine.embed(job.texts))
         except EngineError as exc:
             job.result.set_exception(exc)
         except Exception as exc:

@@ -31,6 +31,13 @@ log = logging.getLogger(__name__)
 
 POLICIES = ("adaptive", "static", "least-busy", "lowest-latency", "round-robin")
 ACCEPTABLE_PREFERENCE = 0.5  # a model at or above this is an acceptable fit for a task
+# Passages from documents: room a context keeps beyond them (question, some
+# history, the answer), and how fast a model reads them. llama.cpp processes a
+# prompt in batches, some ten times faster per token than it decodes
+# (measured on the demo model: benchmarks/docs_bench.py prints the ratio).
+CONTEXT_HEADROOM_TOKENS = 512
+PREFILL_PER_DECODE = 10.0
+DEFAULT_PREFILL_TOKENS_PER_S = 200.0
 UNSERVABLE_STATES = frozenset({"unavailable", "stopped"})
 
 
@@ -86,6 +93,7 @@ class RoleProfile:
     can_embed: bool
     preference: dict[TaskKind, float]
     on_gpu: bool = False
+    n_ctx: int = 0  # the context it is loaded with; 0: unknown (a server that fits it)
 
     def fit(self, kind: TaskKind) -> float:
         if kind is TaskKind.EMBEDDING:
@@ -369,9 +377,14 @@ class ZetaDynamicRouter:
         exclude: Collection[str] = (),
         classification: Classification | None = None,
         commit: bool = True,
+        context_tokens: int = 0,
     ) -> Decision:
         """Choose a model for a task. `commit=False` previews the choice without
-        moving the router's state (hysteresis, round-robin turn)."""
+        moving the router's state (hysteresis, round-robin turn).
+
+        `context_tokens`: what the prompt carries besides the question (passages
+        from documents): a model whose context cannot hold it loses to one that
+        can, and reading it (prefill) counts in every model's predicted cost."""
         full = snapshot or self.telemetry.snapshot()
         profiles = self.profiles
         # Two steps: the role by task fit against its best replica's cost,
@@ -390,12 +403,21 @@ class ZetaDynamicRouter:
             raise NoRoleAvailableError(
                 f"no model can serve a {kind.value} task right now ({reasons or 'none loaded'})"
             )
+        context_note = ""
+        if context_tokens:
+            holding = [r for r in capable if self.holds_context(r, context_tokens)]
+            short = [r for r in capable if r not in holding]
+            context_note = f"; documents add ~{context_tokens} tokens of context"
+            if holding and short:
+                capable = holding
+                context_note += f" ({', '.join(short)} too small a context)"
         # Highest preference first; ties keep the configured role order.
         capable.sort(key=lambda r: -fits[r])
         preferred = capable[0]
         policy = self._policy
         if policy == "adaptive":
-            role, runner_up, reason, spilled = self._adaptive(kind, capable, snap, commit)
+            role, runner_up, reason, spilled = self._adaptive(
+                kind, capable, snap, commit, context_tokens)
         else:
             role, runner_up, reason = self._baseline(policy, kind, capable, snap, commit)
             spilled = role != preferred
@@ -410,6 +432,7 @@ class ZetaDynamicRouter:
         if replicas > 1:
             reason += (f"; replica {endpoint}, predicted wait {waits[endpoint]:.1f} s "
                        f"({models[role].slots} slot(s))")
+        reason += context_note
         return Decision(
             role=role,
             kind=kind,
@@ -489,15 +512,31 @@ class ZetaDynamicRouter:
             <= self.RETURN_WAIT_FRACTION * self._thresholds.max_wait_s
         )
 
-    def _cost(self, role: str, kind: TaskKind, signals: ModelSignals) -> float:
+    def holds_context(self, role: str, context_tokens: int) -> bool:
+        n_ctx = self.profiles[role].n_ctx
+        return n_ctx == 0 or context_tokens + CONTEXT_HEADROOM_TOKENS <= n_ctx
+
+    @staticmethod
+    def prefill_s(signals: ModelSignals, context_tokens: int) -> float:
+        """Reading `context_tokens` more: prompt processing runs about
+        PREFILL_PER_DECODE times faster than decoding on llama.cpp."""
+        if not context_tokens:
+            return 0.0
+        rate = (signals.tokens_per_s * PREFILL_PER_DECODE if signals.tokens_per_s
+                else DEFAULT_PREFILL_TOKENS_PER_S)
+        return context_tokens / rate
+
+    def _cost(self, role: str, kind: TaskKind, signals: ModelSignals,
+              context_tokens: int = 0) -> float:
         quality_weight = 1.0 - self._thresholds.speed_vs_quality
         misfit = 1.0 - self.profiles[role].fit(kind)
-        return self.predicted_completion_s(role, signals, kind) * (
-            1.0 + 2.0 * quality_weight * misfit
-        )
+        done = self.predicted_completion_s(role, signals, kind) + self.prefill_s(
+            signals, context_tokens)
+        return done * (1.0 + 2.0 * quality_weight * misfit)
 
     def _adaptive(
-        self, kind: TaskKind, capable: list[str], snap: Snapshot, commit: bool
+        self, kind: TaskKind, capable: list[str], snap: Snapshot, commit: bool,
+        context_tokens: int = 0,
     ) -> tuple[str, str | None, str, bool]:
         models = snap.models
         preferred = capable[0]
@@ -537,7 +576,7 @@ class ZetaDynamicRouter:
             # The preferred model is failing and no acceptable one can take it:
             # the cheapest of all, fit-weighted.
             pool = candidates or [r for r in capable if not models[r].cooling_down] or capable
-            costs = {r: self._cost(r, kind, models[r]) for r in pool}
+            costs = {r: self._cost(r, kind, models[r], context_tokens) for r in pool}
             ranked = sorted(pool, key=costs.__getitem__)
             best = ranked[0]
             if (

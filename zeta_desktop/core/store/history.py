@@ -220,6 +220,10 @@ class HistoryStore:
         self._jobs.put(_STOP)
         self._thread.join(timeout)
 
+    def run(self, job: Callable[[sqlite3.Connection], T]) -> Future[T]:
+        """Any job on the store's thread, in turn with the rest (the document library's)."""
+        return self._submit(job)
+
     def flush(self, timeout: float | None = 10.0) -> None:
         """Wait until every job handed in so far is done (tests, shutdown)."""
         self._submit(lambda _c: None).result(timeout)
@@ -329,6 +333,22 @@ class HistoryStore:
 
         return self._submit(job)
 
+    def set_collections(self, conversation_id: str,
+                        collection_ids: tuple[str, ...]) -> Future[None]:
+        """The document collections a conversation asks against (kept once it is saved)."""
+        def job(c: sqlite3.Connection) -> None:
+            with _transaction(c):
+                c.execute("DELETE FROM conversation_collections WHERE conversation_id = ?",
+                          (conversation_id,))
+                if c.execute("SELECT 1 FROM conversations WHERE id = ?",
+                             (conversation_id,)).fetchone():
+                    c.executemany(
+                        "INSERT OR IGNORE INTO conversation_collections SELECT ?, id"
+                        " FROM collections WHERE id = ?",
+                        [(conversation_id, cid) for cid in collection_ids])
+
+        return self._submit(job)
+
     def set_state(self, key: str, value: str) -> Future[None]:
         return self._submit(lambda c: c.execute(
             "INSERT INTO app_state (key, value) VALUES (?, ?) "
@@ -399,7 +419,11 @@ class HistoryStore:
                     "created_at, meta FROM messages WHERE conversation_id = ? "
                     "ORDER BY created_at", (conversation_id,))
             ]
-            return Conversation(ConversationInfo(*row), messages)
+            conversation = Conversation(ConversationInfo(*row), messages)
+            conversation.collections = tuple(r[0] for r in c.execute(
+                "SELECT collection_id FROM conversation_collections WHERE conversation_id = ?",
+                (conversation_id,)))
+            return conversation
 
         return self._submit(job)
 

@@ -57,6 +57,72 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE presets (name TEXT PRIMARY KEY, text TEXT NOT NULL);
     CREATE TABLE app_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # 3: document collections (files, their chunks with FTS5, the chunks'
+    # vectors) and the messages' vectors, each vector naming the model that
+    # made it: vectors of two models are never compared.
+    """
+    CREATE TABLE collections (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        watch INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE collection_sources (
+        collection_id TEXT NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+        path TEXT NOT NULL,
+        PRIMARY KEY (collection_id, path)
+    );
+    CREATE TABLE documents (
+        id INTEGER PRIMARY KEY,
+        collection_id TEXT NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+        path TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        mtime REAL NOT NULL,
+        sha256 TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        error TEXT,
+        model TEXT,
+        indexed_at REAL NOT NULL,
+        UNIQUE (collection_id, path)
+    );
+    CREATE TABLE chunks (
+        id INTEGER PRIMARY KEY,
+        document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+        ordinal INTEGER NOT NULL,
+        heading TEXT NOT NULL,
+        text TEXT NOT NULL,
+        page INTEGER,
+        line_start INTEGER,
+        line_end INTEGER,
+        tokens INTEGER NOT NULL
+    );
+    CREATE INDEX chunks_by_document ON chunks(document_id);
+    CREATE VIRTUAL TABLE chunks_fts USING fts5(
+        heading, text, content='chunks', content_rowid='id', tokenize='porter unicode61'
+    );
+    CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN
+        INSERT INTO chunks_fts(rowid, heading, text) VALUES (new.id, new.heading, new.text);
+    END;
+    CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN
+        INSERT INTO chunks_fts(chunks_fts, rowid, heading, text)
+            VALUES ('delete', old.id, old.heading, old.text);
+    END;
+    CREATE TABLE chunk_vectors (
+        chunk_id INTEGER PRIMARY KEY REFERENCES chunks(id) ON DELETE CASCADE,
+        model TEXT NOT NULL,
+        vector BLOB NOT NULL
+    );
+    CREATE TABLE message_vectors (
+        message_id TEXT PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+        model TEXT NOT NULL,
+        vector BLOB NOT NULL
+    );
+    CREATE TABLE conversation_collections (
+        conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        collection_id TEXT NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+        PRIMARY KEY (conversation_id, collection_id)
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

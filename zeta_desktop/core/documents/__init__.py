@@ -1,0 +1,1 @@
+"""Document collections: reading, chunking, vectors and hybrid retrieval."""
