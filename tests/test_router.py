@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import pytest
@@ -413,3 +414,32 @@ def test_a_users_choice_shifts_the_preference_within_bounds_and_reset_undoes_it(
     assert router.learned_shift() == {}
     assert router.route(REASONING).role == "reasoner"
     assert router.adjustments_since(0)[0][-1].reason.startswith("reset to defaults")
+
+
+def test_passages_from_documents_steer_away_from_a_context_too_small() -> None:
+    fleet = Fleet()
+    fleet.profiles["coder"] = dataclasses.replace(fleet.profiles["coder"], n_ctx=1024)
+    fleet.profiles["embedder"] = dataclasses.replace(fleet.profiles["embedder"], n_ctx=512)
+    fleet.profiles["reasoner"] = dataclasses.replace(fleet.profiles["reasoner"], n_ctx=8192)
+    router = fleet.router()
+    assert router.route(SIMPLE).role == "coder"  # no documents: the preferred model
+    decision = router.route(SIMPLE, context_tokens=3000)
+    assert decision.role == "reasoner"
+    assert "documents add ~3000 tokens" in decision.reason
+    assert "(coder, embedder too small a context)" in decision.reason
+    # A context every model holds changes nothing but the reason.
+    assert router.route(SIMPLE, context_tokens=200).role == "coder"
+
+
+def test_reading_the_passages_counts_in_the_predicted_cost() -> None:
+    fleet = Fleet()
+    fleet.served("coder", 2.0, times=5)
+    fleet.served("reasoner", 2.0, times=5)
+    router = fleet.router()
+    signals = fleet.telemetry.snapshot().models["coder"]
+    assert router.prefill_s(signals, 0) == 0.0
+    # 50 tokens/s decoding: prompt processing about ten times that.
+    assert router.prefill_s(signals, 5000) == pytest.approx(5000 / 500)
+    busy = router._cost("coder", SIMPLE, signals)
+    assert router._cost("coder", SIMPLE, signals, context_tokens=5000) == pytest.approx(
+        busy + 10.0)

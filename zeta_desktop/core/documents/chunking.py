@@ -67,9 +67,16 @@ def chunk_sections(
         sizes = count_tokens([p.text for p in pieces])
         code = kind == "code"
         pack_limit = min(target, CODE_PACK_TOKENS) if code else target
+        lines = section.text.split("\n")
         for group in _pack(pieces, sizes, pack_limit, target, maximum,
                            joiner="\n" if code else "\n\n"):
-            chunks.append(Chunk(group.text, section.heading, section.page,
+            text = group.text
+            if code and section.line_start is not None and group.line_start is not None \
+                    and group.line_end is not None and group.line_end > group.line_start:
+                # The source as it stands, blank lines between definitions included.
+                offset = section.line_start
+                text = "\n".join(lines[group.line_start - offset:group.line_end - offset + 1])
+            chunks.append(Chunk(text, section.heading, section.page,
                                 group.line_start, group.line_end))
     if not chunks:
         return []

@@ -123,7 +123,8 @@ _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 
 
 def _markdown_sections(text: str) -> list[Section]:
-    """One section per heading's body, with the heading path (## under #)."""
+    """One section per heading's body, with the heading path (## under #); the
+    heading line itself is not in the text (each chunk carries it as its heading)."""
     sections: list[Section] = []
     trail: list[str] = []
     start, lines = 1, []
@@ -131,8 +132,7 @@ def _markdown_sections(text: str) -> list[Section]:
 
     def close(end: int) -> None:
         body = "\n".join(lines)
-        # A heading straight above its first subheading has no text of its own.
-        if "\n".join(lines[1:] if trail and lines and _HEADING.match(lines[0]) else lines).strip():
+        if body.strip():
             sections.append(Section(body, start, end, heading=" › ".join(trail)))
 
     for number, line in enumerate(text.split("\n"), 1):
@@ -143,7 +143,7 @@ def _markdown_sections(text: str) -> list[Section]:
             close(number - 1)
             level = len(match.group(1))
             trail = [*trail[: level - 1], match.group(2)]
-            start, lines = number, [line]
+            start, lines = number + 1, []
             continue
         lines.append(line)
     close(text.count("\n") + 1)

@@ -61,12 +61,14 @@ class Source:
             return None
 
 
-def fuse(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> list[int]:
-    """Reciprocal rank fusion: each list's rank r adds 1/(k + r); best first."""
+def fuse(rankings: Sequence[Sequence[int]], weights: Sequence[float] | None = None,
+         k: int = RRF_K) -> list[int]:
+    """Reciprocal rank fusion: each list's rank r adds weight/(k + r); best first."""
     scores: dict[int, float] = {}
-    for ranking in rankings:
+    for index, ranking in enumerate(rankings):
+        weight = weights[index] if weights is not None else 1.0
         for rank, key in enumerate(ranking, 1):
-            scores[key] = scores.get(key, 0.0) + 1.0 / (k + rank)
+            scores[key] = scores.get(key, 0.0) + weight / (k + rank)
     return sorted(scores, key=lambda key: -scores[key])
 
 
