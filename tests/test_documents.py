@@ -10,9 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from doc_files import CODE, MARKDOWN, PDF_PAGES, write_collection, write_pdf
-from docs_eval import EngineEmbedder, load_eval, open_library, recall_at, wait_idle, \
-    write_eval_documents
+from doc_files import CODE, MARKDOWN, write_collection, write_pdf
+from docs_eval import (
+    EngineEmbedder,
+    load_eval,
+    open_library,
+    recall_at,
+    wait_idle,
+    write_eval_documents,
+)
 
 from zeta_desktop.core.documents.chunking import MAX_TOKENS, chunk_sections
 from zeta_desktop.core.documents.extract import Section, UnreadableError, extract
