@@ -17,10 +17,23 @@ TIMEOUT_MS = 60_000
 
 
 def send(qtbot, window: MainWindow, prompt: str) -> int:  # type: ignore[no-untyped-def]
+    """Send through the window; returns the new turn's id once it is routed.
+
+    Waits on the session, not on a signal: a turn routed twice in quick
+    succession (a failover) would deliver a second queued emission to a
+    waitSignal blocker already gone."""
+    before = {t.turn_id for t in window.session.turns}
     window.chat.input.setPlainText(prompt)
-    with qtbot.waitSignal(window.bridge.sig_turn_routed, timeout=TIMEOUT_MS) as routed:
-        qtbot.mouseClick(window.chat.send_button, Qt.MouseButton.LeftButton)
-    return int(routed.args[0])
+    qtbot.mouseClick(window.chat.send_button, Qt.MouseButton.LeftButton)
+
+    def routed() -> int | None:
+        return next((t.turn_id for t in window.session.turns
+                     if t.turn_id not in before and t.decision is not None), None)
+
+    qtbot.waitUntil(lambda: routed() is not None, timeout=TIMEOUT_MS)
+    turn_id = routed()
+    assert turn_id is not None
+    return turn_id
 
 
 def test_moving_a_slider_changes_the_router_and_the_saved_config(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]

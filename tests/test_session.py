@@ -169,12 +169,15 @@ def test_embed_commands_answer_in_the_chat(session: ChatSession) -> None:
     events = events_of(session)
     embed = session.send("/embed the quick brown fox")
     similar = session.send("/similar alpha beta | alpha beta")
-    bad = session.send("/similar only one side")
-    events.wait_done(embed, similar, bad)
+    bad = session.send("/similar a | b | c")
+    history = session.send("/similar only one side")  # the history, by meaning
+    events.wait_done(embed, similar, bad, history)
     assert session.turn(embed).role == "embedder"
     assert session.turn(embed).answer.startswith("64-dimensional embedding")
     assert "cosine similarity 1.0000" in session.turn(similar).answer
     assert "usage: /similar" in events.failed[bad]
+    # This session keeps no history on disk, so there is none to search.
+    assert "needs the history to be saved" in events.failed[history]
     # embedding turns stay out of the chat history
     chat = session.send("hi")
     events.wait_done(chat)

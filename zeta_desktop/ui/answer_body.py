@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from zeta_desktop.core.conversation.answer_parts import (
@@ -20,13 +21,17 @@ from zeta_desktop.core.conversation.answer_parts import (
     split_thinking,
 )
 from zeta_desktop.ui.code_view import CodeBlockView
-from zeta_desktop.ui.markdown_view import ProseView
+from zeta_desktop.ui.markdown_view import ProseView, link_citations
 from zeta_desktop.ui.thinking_view import ThinkingSection
 
 
 class AnswerBody(QWidget):
+    sig_internal_link = Signal(str)
+    """A citation or a past message's link was clicked in the prose."""
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.citations = 0  # the answer's sources: [1]..[n] become links
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._layout.setSpacing(6)
@@ -53,6 +58,15 @@ class AnswerBody(QWidget):
         elif self.thinking is not None:
             self.thinking.hide()
         self._show_answer(answer, streaming)
+
+    def set_citations(self, count: int) -> None:
+        """The answer's [1]..[count] link to its passages; rendered again if it changed."""
+        if count == self.citations:
+            return
+        self.citations = count
+        _thinking, answer = split_thinking(self._text)
+        self._answer, self._parts = "", []  # every prose part filled anew
+        self._show_answer(answer, self._streaming)
 
     def finish(self) -> None:
         """The answer is complete: each part rendered once, whole."""
@@ -88,9 +102,11 @@ class AnswerBody(QWidget):
                 view = None
             if view is None:
                 view = _make_view(part)
+                if isinstance(view, ProseView):
+                    view.sig_internal_link.connect(self.sig_internal_link)
                 self.views.append(view)
                 self._layout.insertWidget(offset + index, view)
-            _fill(view, part, streaming)
+            _fill(view, part, streaming, self.citations)
         self._drop_views_from(len(parts))
 
     def _drop_views_from(self, index: int) -> None:
@@ -119,14 +135,15 @@ def _make_view(part: Part) -> ProseView | CodeBlockView:
     return ProseView()
 
 
-def _fill(view: QWidget, part: Part, streaming: bool) -> None:
+def _fill(view: QWidget, part: Part, streaming: bool, citations: int = 0) -> None:
     if isinstance(part, Code):
         assert isinstance(view, CodeBlockView)
         # A finished answer's open fence (stopped mid-block) is done growing too.
         view.set_code(part.code, part.closed or not streaming)
     else:
         assert isinstance(view, ProseView)
+        text = link_citations(part.text, citations)
         if streaming:
-            view.stream_markdown(part.text)
-        elif view.markdown() != part.text or not view.textCursor().hasSelection():
-            view.set_markdown(part.text)
+            view.stream_markdown(text)
+        elif view.markdown() != text or not view.textCursor().hasSelection():
+            view.set_markdown(text)

@@ -54,6 +54,8 @@ class ChatPane(QWidget):
     """The user asked to stop every answer in progress."""
     sig_show_decision = Signal(object)
     """The user clicked an answer's badge: the answer's key (message id)."""
+    sig_internal_link = Signal(object, str)
+    """A citation or a past message's link in an answer: (the answer's key, the link)."""
     sig_send_edit = Signal(str, str)
     """The user sent an edited prompt: the original prompt's id, the new text."""
     sig_system_prompt = Signal()
@@ -134,9 +136,17 @@ class ChatPane(QWidget):
         layout.addWidget(self.scroll, 1)
         layout.addWidget(self.jump_button, 0, Qt.AlignmentFlag.AlignRight)
         layout.addWidget(self.edit_bar)
+        self._input_row_index = layout.count()
         layout.addLayout(input_row)
 
     # -- what the window calls ----------------------------------------------
+
+    def add_bar_above_input(self, bar: QWidget) -> None:
+        """A row over the prompt box (the conversation's document collections)."""
+        layout = self.layout()
+        assert isinstance(layout, QVBoxLayout)
+        layout.insertWidget(self._input_row_index, bar)
+        self._input_row_index += 1
 
     def answer_view(self, key: object) -> MessageView | None:
         """An answer's widget, if it has one now (in or near the view, or streaming)."""
@@ -155,6 +165,7 @@ class ChatPane(QWidget):
         view = MessageView("…", text, "#9ca3af", markdown=True)
         view.key = key
         view.sig_badge_clicked.connect(lambda: self.sig_show_decision.emit(key))
+        view.sig_internal_link.connect(lambda url: self.sig_internal_link.emit(key, url))
         return view
 
     def add_message(self, key: object, build: Callable[[], MessageView], text: str) -> None:

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -31,6 +31,8 @@ from zeta_desktop.core.conversation.model import (
     Message,
     MessageStatus,
 )
+from zeta_desktop.core.documents.grounding import Source
+from zeta_desktop.core.documents.library import MessageHit
 from zeta_desktop.core.store.history import SearchHit
 from zeta_desktop.ui.chat_pane import ChatPane
 from zeta_desktop.ui.message_view import MessageView
@@ -43,6 +45,8 @@ log = logging.getLogger(__name__)
 
 LAST_OPEN_KEY = "last_conversation"
 PURGE_EVERY_MS = 5000
+# A message shown as close in meaning to a search needs at least this cosine.
+MEANING_MIN = 0.3
 STATUS_NOTES = {
     MessageStatus.STOPPED: ("■ stopped", "#b45309"),
     MessageStatus.FAILED: ("✕ failed", "#dc2626"),
@@ -72,11 +76,23 @@ def answer_footer(message: Message) -> tuple[str, str | None]:
     note, colour = STATUS_NOTES.get(message.status, ("", None))
     if meta.error:
         note = f"{note}: {meta.error}" if note else meta.error
-    lines = [x for x in (note, meta.reason, summary) if x]
+    lines = [x for x in (note, meta.reason, summary, sources_line(meta)) if x]
     return "\n".join(lines), colour
 
 
+def sources_line(meta: AnswerMeta) -> str:
+    """`Sources: [1] report.pdf, page 2 · [2] …` (click a number in the answer to read it)."""
+    sources = [Source.from_dict(s) for s in meta.sources]
+    labels = [f"[{s.number}] {s.label()}" for s in sources if s is not None]
+    if labels:
+        return "Sources: " + " · ".join(labels)
+    return meta.grounding
+
+
 class HistoryController(QObject):
+    sig_shown = Signal(object)
+    """A conversation is now the one shown (its Conversation)."""
+
     def __init__(
         self,
         session: ChatSession,
@@ -194,6 +210,7 @@ class HistoryController(QObject):
                 self.chat.mark_streaming(message.id)
         self.sidebar.set_current(conversation.id)
         self.sidebar.set_busy(self.session.busy_conversations())
+        self.sig_shown.emit(conversation)
         if self.store is not None and len(conversation):
             self.store.set_state(LAST_OPEN_KEY, conversation.id)
         if jump_to and conversation.get(jump_to) is not None:
@@ -222,6 +239,7 @@ class HistoryController(QObject):
             view = self.chat.make_answer_view(message.id)
             meta = message.meta
             view.answer.thinking_seconds = meta.thinking_s
+            view.answer.citations = len(meta.sources)
             view.set_text_so_far(message.content)
             if meta.role:
                 colour = role_colour(meta.role)
@@ -332,6 +350,21 @@ class HistoryController(QObject):
 
         def show(hits: list[SearchHit]) -> None:
             self.sidebar.show_hits(text, hits)
+            library = self.session.library
+            if library is None:
+                return
+
+            def by_meaning(found: list[MessageHit]) -> None:
+                # After the words' hits, the messages close in meaning (≈).
+                listed = {h.message_id for h in hits}
+                extra = [SearchHit(h.conversation_id, h.conversation_title, h.message_id,
+                                   f"≈ {h.snippet}")
+                         for h in found if h.message_id not in listed and h.score >= MEANING_MIN]
+                if extra:
+                    self.sidebar.show_hits(text, hits + extra)
+
+            self.tasks.run_in_background(lambda: library.search_messages(text, 10), by_meaning,
+                                         lambda exc: log.info("search by meaning: %s", exc))
 
         self.tasks.when_done(self.store.search(text), show)
 

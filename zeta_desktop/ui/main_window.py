@@ -32,8 +32,9 @@ from zeta_desktop.core.routing.router import Decision, explain
 from zeta_desktop.core.store.history import HistoryStore
 from zeta_desktop.ui.bridge import SessionBridge
 from zeta_desktop.ui.chat_pane import ChatPane
+from zeta_desktop.ui.documents_controller import DocumentsController
 from zeta_desktop.ui.gc_timer import GuiThreadCollector
-from zeta_desktop.ui.history_controller import HistoryController
+from zeta_desktop.ui.history_controller import HistoryController, sources_line
 from zeta_desktop.ui.load_plots import LoadPlots
 from zeta_desktop.ui.message_view import MessageView
 from zeta_desktop.ui.paint_turns import PaintTurns
@@ -146,6 +147,8 @@ class MainWindow(QMainWindow):
         self.history = HistoryController(
             self.session, self.sidebar, self.chat, self.tasks, self.add_alert, self
         )
+        self.documents = DocumentsController(
+            self.session, self.chat, self.history, self.tasks, self)
         self.bridge.sig_role_state.connect(self.roles_panel.on_role_state)
         self.bridge.sig_turn_routed.connect(self._on_turn_routed)
         self.bridge.sig_turn_retried.connect(self._on_turn_retried)
@@ -178,6 +181,8 @@ class MainWindow(QMainWindow):
         file_menu.addAction("Export as &Markdown…", lambda: self.history.ask_export(False))
         file_menu.addAction("Export as &JSON…", lambda: self.history.ask_export(True))
         file_menu.addAction("&Import JSON…", self.history.ask_import)
+        file_menu.addSeparator()
+        file_menu.addAction("&Documents…", self.documents.show_window)
         file_menu.addSeparator()
         quit_action = QAction("&Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
@@ -390,13 +395,23 @@ class MainWindow(QMainWindow):
             self._sync_text(key)
             self.chat.on_turn_finished(key, stopped, stats)
             self._refresh_actions(key)
+            self._show_sources(key)
         self.sidebar.set_busy(self.session.busy_conversations())
+
+    def _show_sources(self, key: str) -> None:
+        message = self.session.conversation.get(key)
+        view = self.chat.answer_view(key)
+        line = sources_line(message.meta) if message is not None else ""
+        if view is not None and line:
+            view.set_footer(f"{view.footer.text()}\n{line}")
 
     def _sync_text(self, key: str) -> None:
         message = self.session.conversation.get(key)
         view = self.chat.answer_view(key)
         if message is not None and view is not None:
             view.set_text_so_far(message.content)
+            if message.meta.sources:  # asked against documents: [n] open the passages
+                view.set_citations(len(message.meta.sources))
 
     def _refresh_actions(self, key: str) -> None:
         conversation = self.session.conversation

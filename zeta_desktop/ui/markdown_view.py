@@ -35,6 +35,28 @@ _FEATURES = QTextDocument.MarkdownFeature(
     | QTextDocument.MarkdownFeature.MarkdownNoHTML.value
 )
 OPENABLE_SCHEMES = ("http", "https", "mailto")
+# The app's own links: a citation [n] (the passage, in the app's viewer) and a
+# past message (`/similar`'s hits). Never a file or a URL.
+INTERNAL_SCHEMES = ("zeta-cite", "zeta-message")
+_CITATION = re.compile(r"(?<![\[\w\\])\[(\d{1,2})\](?![(\[:])")
+_CODE_OR_TEXT = re.compile(r"(`+[^`]*`+)")
+
+
+def link_citations(markdown: str, count: int) -> str:
+    """[1]..[count] as links to the passages (outside code spans); other
+    bracketed numbers stay as they are."""
+    if count <= 0:
+        return markdown
+
+    def link(match: re.Match[str]) -> str:
+        number = int(match.group(1))
+        if not 1 <= number <= count:
+            return match.group(0)
+        return f"[\\[{number}\\]](zeta-cite:{number})"
+
+    pieces = _CODE_OR_TEXT.split(markdown)
+    return "".join(piece if index % 2 else _CITATION.sub(link, piece)
+                   for index, piece in enumerate(pieces))
 _IMAGE = re.compile(r"!\[")
 # Text that cannot change the Markdown before it: letters, digits, spaces and
 # the punctuation that has no meaning in Markdown after a word.
@@ -58,6 +80,8 @@ def without_images(markdown: str) -> str:
 class ProseView(QTextBrowser):
     sig_link_hovered = Signal(str)
     """The pointer is over a link (its target), or left it ("")."""
+    sig_internal_link = Signal(str)
+    """One of the app's own links was clicked (a citation, a past message)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -179,7 +203,10 @@ class ProseView(QTextBrowser):
 
     @Slot(QUrl)
     def _on_link_clicked(self, url: QUrl) -> None:
-        if url.scheme().lower() in OPENABLE_SCHEMES:
+        scheme = url.scheme().lower()
+        if scheme in INTERNAL_SCHEMES:
+            self.sig_internal_link.emit(url.toString())
+        elif scheme in OPENABLE_SCHEMES:
             QDesktopServices.openUrl(url)
 
     @Slot(QUrl)

@@ -102,6 +102,8 @@ class MessageView(QWidget):
     """
 
     sig_badge_clicked = Signal()
+    sig_internal_link = Signal(str)
+    """A citation [n] or a past message's link in the answer was clicked."""
     """The user clicked the routing badge of this answer."""
 
     BAR_WIDTH = 4
@@ -167,6 +169,7 @@ class MessageView(QWidget):
         """An answer's Markdown (made when first needed)."""
         if self._answer is None:
             self._answer = AnswerBody()
+            self._answer.sig_internal_link.connect(self.sig_internal_link)
             self._layout.insertWidget(1, self._answer)  # under the header, above the footer
         return self._answer
 
@@ -290,6 +293,10 @@ class MessageView(QWidget):
         self._streaming = False
         self.show_text()
         self.setAccessibleDescription(self._text)  # what a screen reader reads
+
+    def set_citations(self, count: int) -> None:
+        """The answer was given `count` passages: its [1]..[count] become links."""
+        self.answer.set_citations(count)
 
     def set_badge(self, text: str, colour: str) -> None:
         self.badge.setText(text)

@@ -173,6 +173,7 @@ class ModelWorker:
         self._state_lock = threading.Lock()
         self._running: dict[int, tuple[ChatJob, float]] = {}  # thread id -> (job, started)
         self._running_lock = threading.Lock()
+        self._embedding = 0  # embedding jobs running (indexing counts in the load)
         self._ready = threading.Event()
         self._closing = False
         self._submit_lock = threading.Lock()
@@ -211,7 +212,7 @@ class ModelWorker:
     @property
     def in_flight(self) -> int:
         with self._running_lock:
-            ours = len(self._running)
+            ours = len(self._running) + self._embedding
         load = self._server_load
         return max(ours, min(load[0], self._slots)) if load is not None else ours
 
@@ -427,6 +428,15 @@ class ModelWorker:
     def _run_embed(self, engine: Engine, job: EmbedJob) -> None:
         if not job.result.set_running_or_notify_cancel():
             return
+        with self._running_lock:
+            self._embedding += 1
+        try:
+            self._embed(engine, job)
+        finally:
+            with self._running_lock:
+                self._embedding -= 1
+
+    def _embed(self, engine: Engine, job: EmbedJob) -> None:
         try:
             if isinstance(job, CountJob):
                 counts = ([engine.count_tokens(t) for t in job.texts] if engine.counts_tokens

@@ -1,0 +1,137 @@
+"""Documents in the window, as a user meets them: add a folder, see the
+progress, attach the collection, ask, and click a citation in the answer."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+from conftest import build_window, start_and_wait
+from doc_files import write_collection
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QTextCursor
+from PySide6.QtWidgets import QFileDialog, QInputDialog
+from wrapped_engine import WrappedEngine
+
+from zeta_desktop.core.config import AppConfig, RoleConfig
+from zeta_desktop.core.engines.llama import LlamaEngine
+from zeta_desktop.core.models.files import find_demo_embedder
+from zeta_desktop.ui.markdown_view import ProseView, link_citations
+
+TIMEOUT_MS = 60_000
+
+
+class CitesFirstPassage(WrappedEngine):
+    """The tiny model's real answer, opened with a citation as a real model writes one."""
+
+    def stream_chat(self, messages, **kwargs) -> Iterator[str]:  # type: ignore[no-untyped-def]
+        yield "As the report says [1], "
+        yield from self._inner.stream_chat(messages, **kwargs)
+
+
+class GatedEmbedder(WrappedEngine):
+    """The embedding model, held inside its first batch of chunks (its worker
+    busy, as the router's panel shows it) until the test lets it go."""
+
+    reached = threading.Event()
+    release = threading.Event()
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        if len(texts) > 1:  # a batch of chunks (a question is one text)
+            type(self).reached.set()
+            assert type(self).release.wait(TIMEOUT_MS / 1000)
+        return self._inner.embed(texts)
+
+
+@pytest.fixture
+def docs_config(tiny_config: AppConfig) -> AppConfig:
+    embedder = find_demo_embedder()
+    assert embedder is not None
+    tiny_config.roles["embedder"] = RoleConfig(
+        model_path=str(embedder), n_ctx=512, n_threads=1, can_embed=True, can_chat=False)
+    for role in ("coder", "reasoner"):
+        tiny_config.roles[role].n_ctx = 1024
+    return tiny_config
+
+
+def loader(path, settings):  # type: ignore[no-untyped-def]
+    engine = LlamaEngine.load(path, settings)
+    return GatedEmbedder(engine) if settings.embedding else CitesFirstPassage(engine)
+
+
+def test_add_a_folder_see_progress_ask_and_open_a_citation(  # type: ignore[no-untyped-def]
+        qtbot, docs_config: AppConfig, tmp_path: Path, monkeypatch) -> None:
+    folder = write_collection(tmp_path / "notes")
+    win = start_and_wait(qtbot, build_window(qtbot, docs_config, tmp_path, loader))
+    gate = GatedEmbedder
+    gate.reached.clear()
+    gate.release.clear()
+    # The user picks a folder and a name in the file and name dialogs.
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *_a, **_k: str(folder))
+    monkeypatch.setattr(QInputDialog, "getText", lambda *_a, **_k: ("Field notes", True))
+    win.documents.show_window()
+    documents = win.documents.window
+    assert documents is not None and documents.isVisible()
+    qtbot.mouseClick(documents.new_folder, Qt.MouseButton.LeftButton)
+
+    # Held at the first batch: the window shows the collection embedding.
+    qtbot.waitUntil(lambda: gate.reached.is_set() and documents.table.rowCount() == 1
+                    and documents.table.item(0, 4) is not None
+                    and documents.table.item(0, 4).text().startswith("embedding 0/"),
+                    timeout=TIMEOUT_MS)
+    assert documents.table.item(0, 0).text() == "Field notes"
+    assert documents.bars[documents.infos[0].id].value() == 0
+    qtbot.waitUntil(lambda: win.documents.chips.status.text().startswith("indexing:"),
+                    timeout=TIMEOUT_MS)
+    # The embedder is busy on the router's panel; the chat models are not.
+    assert win.session.worker("embedder").in_flight == 1
+    qtbot.waitUntil(lambda: win.roles_panel.cards["embedder"].state == "busy",
+                    timeout=TIMEOUT_MS)
+    gate.release.set()
+    qtbot.waitUntil(lambda: documents.table.item(0, 4).text().startswith("ready"),
+                    timeout=TIMEOUT_MS)
+    assert documents.bars[documents.infos[0].id].value() == 100
+    problems = documents.problems.toPlainText()
+    assert "broken.pdf: a broken PDF" in problems and "noise.txt: binary content" in problems
+
+    # Attach it to the conversation from the chips' menu.
+    chips = win.documents.chips
+    chips._fill_menu()
+    [attach] = [a for a in chips.menu.actions() if a.text().startswith("Field notes")]
+    attach.trigger()
+    assert chips.chip_texts() == ["Field notes  ✕"]
+    assert win.session.conversation.collections == (documents.infos[0].id,)
+
+    win.chat.input.setPlainText("Where will the new warehouse open?")
+    with qtbot.waitSignal(win.bridge.sig_turn_finished, timeout=TIMEOUT_MS):
+        qtbot.mouseClick(win.chat.send_button, Qt.MouseButton.LeftButton)
+    turn = win.session.turns[-1]
+    view = win.answer_view(turn.turn_id)
+    qtbot.waitUntil(lambda: "Sources: [1]" in view.footer.text(), timeout=TIMEOUT_MS)
+    first = turn.sources[0]
+
+    # The [1] in the answer is a link: click it where it is drawn.
+    prose = view.answer.prose_views()[0]
+    assert isinstance(prose, ProseView)
+    cursor = QTextCursor(prose.document())
+    cursor.setPosition(prose.toPlainText().index("[1]") + 1)
+    spot = prose.cursorRect(cursor).center()
+    qtbot.mouseClick(prose.viewport(), Qt.MouseButton.LeftButton, pos=spot)
+    qtbot.waitUntil(lambda: win.documents.passage is not None
+                    and win.documents.passage.isVisible(), timeout=TIMEOUT_MS)
+    dialog = win.documents.passage
+    assert dialog.source.number == 1 and dialog.source.path == first.path
+    assert dialog.text.toPlainText() == first.text
+    assert dialog.windowTitle() == f"[1] {first.label()}"
+    dialog.close()
+    documents.close()
+    win.close()
+
+
+def test_only_cited_numbers_the_answer_was_given_become_links() -> None:
+    assert link_citations("see [1] and [4]", 3) == "see [\\[1\\]](zeta-cite:1) and [4]"
+    assert link_citations("`a[1]` and x[1] and [1](http://x)", 3) == (
+        "`a[1]` and x[1] and [1](http://x)")
+    assert link_citations("[1]", 0) == "[1]"
