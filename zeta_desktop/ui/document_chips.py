@@ -29,7 +29,7 @@ class DocumentChips(QWidget):
         self._row.setContentsMargins(0, 2, 0, 2)
         self._row.setSpacing(6)
         self.add_button = QToolButton()
-        self.add_button.setText("📎 Documents")
+        self.add_button.setText("Documents")
         self.add_button.setToolTip("Ask this conversation's questions against document collections")
         self.add_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.menu = QMenu(self.add_button)
@@ -44,8 +44,10 @@ class DocumentChips(QWidget):
     # -- what the controller calls ---------------------------------------------------
 
     def set_collections(self, infos: list[CollectionInfo]) -> None:
+        names = [(i.id, i.name) for i in self._collections.values()]
         self._collections = {info.id: info for info in infos}
-        self._show()
+        if names != [(i.id, i.name) for i in infos]:  # counts change often; chips only so
+            self._show()
 
     def set_attached(self, collection_ids: list[str] | tuple[str, ...]) -> None:
         self._attached = list(collection_ids)

@@ -51,8 +51,9 @@ def status_text(info: CollectionInfo, progress: Progress | None) -> str:
     if progress is not None and progress.state == "reading":
         return f"reading {progress.files_done}/{progress.files_total} {progress.note}".strip()
     if progress is not None and progress.state == "embedding":
-        return f"embedding {progress.chunks_done}/{progress.chunks_total}, " + eta_text(
-            progress.eta_s)
+        eta = eta_text(progress.eta_s)
+        return f"embedding {progress.chunks_done}/{progress.chunks_total}" + (
+            f", {eta}" if eta else "")
     if progress is not None and progress.state == "waiting":
         return f"waiting: {progress.note}"
     if info.embedded < info.chunks:

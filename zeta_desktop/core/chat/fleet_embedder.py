@@ -41,6 +41,16 @@ class FleetEmbedder:
             size = 0
         return f"file:{path.resolve()}:{size}"
 
+    def unavailable_reason(self) -> str:
+        """Why model_id() is None, for the documents window."""
+        role = self._fleet.embed_role()
+        if role is None:
+            return "no role is set to embed (Models: tick “embeds” on one)"
+        worker = self._fleet.worker(role)
+        if worker.state is WorkerState.LOADING:
+            return f"waiting for the {role}'s model to load"
+        return f"the {role} is {worker.state.value}: {worker.detail}".rstrip(": ")
+
     def embed(self, texts: list[str]) -> list[list[float]]:
         return self._fleet.embed_on(self._role(), texts, EMBED_TIMEOUT_S)
 

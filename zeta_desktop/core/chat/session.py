@@ -117,8 +117,10 @@ class ChatSession:
         self._restore_learned()
         # Document collections and the history's vectors, beside the history.
         self.library: DocumentLibrary | None = None
+        self._embedder = FleetEmbedder(self.fleet)
+        self._embedder_seen: str | None = None
         if store is not None:
-            self.library = DocumentLibrary(store.run, FleetEmbedder(self.fleet))
+            self.library = DocumentLibrary(store.run, self._embedder)
             self.runner.retrieve = self.library.retrieve
             self.runner.search_history = self.library.search_messages
         self._open: dict[str, Conversation] = {}
@@ -295,8 +297,11 @@ class ChatSession:
         if (state is WorkerState.READY and self.library is not None
                 and role in self.fleet.roles and self.can_embed(role)):
             # Loaded, or another model now: the library embeds what it lacks
-            # (all of it again when the model changed).
-            self.library.embedder_changed()
+            # (all of it again when the model changed). Not after every batch.
+            model_id = self._embedder.model_id()
+            if model_id != self._embedder_seen:
+                self._embedder_seen = model_id
+                self.library.embedder_changed()
         if (
             state is WorkerState.READY
             and self.config.router.semantic

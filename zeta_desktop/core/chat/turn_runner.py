@@ -44,7 +44,7 @@ from zeta_desktop.core.engines.base import (
 from zeta_desktop.core.fleet.fleet import Fleet
 from zeta_desktop.core.fleet.worker import ChatJob, ChatListener, ChatStats, EmbedJob
 from zeta_desktop.core.routing import embed_commands
-from zeta_desktop.core.routing.classifier import Classification, TaskKind
+from zeta_desktop.core.routing.classifier import Classification, TaskKind, explicit_command
 from zeta_desktop.core.routing.router import Decision, ZetaDynamicRouter
 
 log = logging.getLogger(__name__)
@@ -403,8 +403,8 @@ class TurnRunner(ChatListener):
 
     def _context_need(self, turn: Turn) -> int:
         """Find the passages (first attempt only) and say how much context they need."""
-        if not turn.collections:
-            return 0
+        if not turn.collections or explicit_command(turn.prompt):
+            return 0  # `/embed`, `/similar`: commands, not questions about the documents
         if turn.passages is None:
             turn.passages = []
             if self.retrieve is None:

@@ -196,6 +196,12 @@ def count_unembedded(c: sqlite3.Connection, model: str) -> dict[str, int]:
         " WHERE v.model IS NULL OR v.model != ? GROUP BY d.collection_id", (model,)).fetchall())
 
 
+def chunk_counts(c: sqlite3.Connection) -> dict[str, int]:
+    return dict(c.execute(
+        "SELECT d.collection_id, count(*) FROM chunks ch JOIN documents d"
+        " ON d.id = ch.document_id GROUP BY d.collection_id").fetchall())
+
+
 def store_chunk_vectors(c: sqlite3.Connection, model: str,
                         rows: Sequence[tuple[int, bytes]]) -> list[tuple[int, str, bytes]]:
     """Vectors for chunks that still exist (a file may have changed meanwhile);

@@ -349,7 +349,8 @@ class DocumentLibrary:
     def _model(self) -> str:
         model = self._embedder.model_id()
         if model is None:
-            raise _EmbedderUnavailableError("waiting for the embedding model to load")
+            why = getattr(self._embedder, "unavailable_reason", lambda: "")()
+            raise _EmbedderUnavailableError(why or "waiting for the embedding model")
         return model
 
     def _count(self, texts: Sequence[str]) -> list[int]:
@@ -422,12 +423,15 @@ class DocumentLibrary:
 
     def _embed_backlog(self) -> None:
         model = self._model()
-        backlog = self._db(lambda c: index_db.count_unembedded(c, model))
-        if not backlog:
+        remaining = self._db(lambda c: index_db.count_unembedded(c, model))
+        if not remaining:
             self._finish_all()
             return
-        totals = dict(backlog)
-        done = dict.fromkeys(totals, 0)
+        totals = self._db(index_db.chunk_counts)
+        for key, left in remaining.items():
+            total = max(totals.get(key, 0), left)
+            self._set_progress(key, Progress("embedding", chunks_done=total - left,
+                                             chunks_total=total))
         started = time.perf_counter()
         embedded = 0
         while not self._stopping.is_set():
@@ -439,7 +443,8 @@ class DocumentLibrary:
             try:
                 vectors = self._embedder.embed([ch.for_embedding() for ch in batch])
             except Exception as exc:
-                raise _EmbedderUnavailableError(f"the embedder failed ({exc}); retrying") from exc
+                raise _EmbedderUnavailableError(
+                    f"the embedder failed ({exc}); retrying") from exc
             if self._embedder.model_id() != model:  # switched meanwhile: not these vectors
                 return
             rows = [(ch.id, to_blob(v)) for ch, v in zip(batch, vectors, strict=True)]
@@ -455,14 +460,13 @@ class DocumentLibrary:
             rate = embedded / max(1e-6, time.perf_counter() - started)
             for chunk in batch:
                 key = chunk.collection_id
-                done[key] = done.get(key, 0) + 1
-                totals.setdefault(key, done[key])
-            for key in totals:
-                left = max(0, totals[key] - done[key])
-                state = "embedding" if left else "idle"
+                remaining[key] = max(0, remaining.get(key, 1) - 1)
+            # Each collection as a whole: its chunks, and those with a current vector.
+            for key, left in remaining.items():
+                total = max(totals.get(key, 0), left)
                 self._set_progress(key, Progress(
-                    state, chunks_done=done[key], chunks_total=totals[key],
-                    eta_s=left / rate if rate > 0 else None))
+                    "embedding" if left else "idle", chunks_done=total - left,
+                    chunks_total=total, eta_s=left / rate if rate > 0 else None))
         self._finish_all()
 
     def _finish_all(self) -> None:
