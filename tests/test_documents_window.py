@@ -135,3 +135,17 @@ def test_only_cited_numbers_the_answer_was_given_become_links() -> None:
     assert link_citations("`a[1]` and x[1] and [1](http://x)", 3) == (
         "`a[1]` and x[1] and [1](http://x)")
     assert link_citations("[1]", 0) == "[1]"
+
+
+def test_a_past_message_link_opens_it_in_its_conversation(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+    window.chat.input.setPlainText("the supply boat comes on Tuesdays")
+    with qtbot.waitSignal(window.bridge.sig_turn_finished, timeout=TIMEOUT_MS):
+        qtbot.mouseClick(window.chat.send_button, Qt.MouseButton.LeftButton)
+    first = window.session.conversation
+    question = first.visible()[0]
+    window.history.new_chat()
+    assert window.session.conversation.id != first.id
+    # As `/similar`'s answer links it: the app's own scheme, never a file or URL.
+    window.documents.open_link("any answer", f"zeta-message:{first.id}/{question.id}")
+    qtbot.waitUntil(lambda: window.session.conversation.id == first.id, timeout=TIMEOUT_MS)
+    assert window.sidebar.list.currentItem() is not None

@@ -258,11 +258,13 @@ class ChatSession:
 
     def shutdown(self, timeout: float | None = None) -> None:
         if self.library is not None:
-            self.library.shutdown(timeout)
+            self.library.stop()  # its batch on the embedder is rejected by the fleet's end
         self.runner.shutdown(timeout)
         if self._started:
             self._sampler.stop(timeout)
         self.fleet.shutdown(timeout)
+        if self.library is not None:
+            self.library.shutdown(timeout)
         if self._vote_thread is not None:
             # Its pending embeddings were rejected by the shutdown above.
             self._vote_thread.join(timeout)

@@ -124,9 +124,13 @@ class DocumentLibrary:
     def start(self) -> None:
         self._thread.start()
 
-    def shutdown(self, timeout: float | None = 10.0) -> None:
+    def stop(self) -> None:
+        """Stop after the current step (a batch being embedded ends first)."""
         self._stopping.set()
         self._commands.put(None)
+
+    def shutdown(self, timeout: float | None = 10.0) -> None:
+        self.stop()
         if self._thread.is_alive():
             self._thread.join(timeout)
 
@@ -323,6 +327,8 @@ class DocumentLibrary:
                 failures = 0
                 self.note = ""
             except Exception as exc:  # the thread lives on; the window shows why
+                if self._stopping.is_set():
+                    return  # the app is closing: its store or embedder went first
                 if command[0] == "scan" and command not in retry:
                     retry.append(command)
                 failures += 1
