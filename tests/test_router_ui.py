@@ -30,7 +30,12 @@ def send(qtbot, window: MainWindow, prompt: str) -> int:  # type: ignore[no-unty
         return next((t.turn_id for t in window.session.turns
                      if t.turn_id not in before and t.decision is not None), None)
 
-    qtbot.waitUntil(lambda: routed() is not None, timeout=TIMEOUT_MS)
+    def shown() -> bool:  # the window has heard of the routing too (the badge is up)
+        turn_id = routed()
+        view = window.answer_view(turn_id) if turn_id is not None else None
+        return view is not None and not view.badge.isHidden()
+
+    qtbot.waitUntil(shown, timeout=TIMEOUT_MS)
     turn_id = routed()
     assert turn_id is not None
     return turn_id
