@@ -187,29 +187,29 @@ def _docx_sections(data: bytes) -> list[Section]:
 
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            if archive.getinfo("word/document.xml").file_size > MAX_FILE_BYTES * 4:
+                raise UnreadableError("its text unpacks to over 200 MB (not read)")
             xml = archive.read("word/document.xml")
         root = ElementTree.fromstring(xml)
     except (zipfile.BadZipFile, KeyError, ElementTree.ParseError) as exc:
         raise UnreadableError(f"a broken DOCX ({exc})") from None
     sections: list[Section] = []
     heading, paragraphs = "", []
-    line = 0
-    start = 1
 
     def close() -> None:
+        # A DOCX has no lines (its page breaks are the reader's): the heading places it.
         if paragraphs:
-            sections.append(Section("\n\n".join(paragraphs), start, line, heading=heading))
+            sections.append(Section("\n\n".join(paragraphs), heading=heading))
 
     for paragraph in root.iter(f"{_W}p"):
         text = "".join(node.text or "" for node in paragraph.iter(f"{_W}t")).strip()
         if not text:
             continue
-        line += 1  # a DOCX has no lines: paragraphs are numbered instead
         style = paragraph.find(f"{_W}pPr/{_W}pStyle")
         style_name = style.get(f"{_W}val", "") if style is not None else ""
         if style_name.lower().startswith(("heading", "title")):
             close()
-            heading, paragraphs, start = text, [text], line
+            heading, paragraphs = text, []
             continue
         paragraphs.append(text)
     close()
@@ -252,4 +252,6 @@ def _html_sections(text: str) -> list[Section]:
     parser.close()
     flat = re.sub(r"[ \t]+", " ", "".join(parser.parts))
     flat = re.sub(r"\n\s*\n\s*", "\n\n", flat).strip()
-    return _markdown_sections(flat)
+    # Lines of the text taken out are not the page's lines: a citation names
+    # the heading instead.
+    return [Section(s.text, heading=s.heading) for s in _markdown_sections(flat)]
