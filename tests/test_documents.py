@@ -338,3 +338,23 @@ def test_retrieval_recall_on_the_labelled_dev_questions(
     finally:
         library.shutdown()
         store.close()
+
+
+def test_removing_a_collection_while_it_indexes_stops_it_cleanly(
+        tmp_path: Path, embedder: EngineEmbedder) -> None:
+    folder = write_eval_documents(tmp_path / "many")
+    store, library = open_library(tmp_path / "history.sqlite3", embedder)
+    try:
+        doomed = library.create_collection("doomed", [str(folder)]).result(10)
+        library.delete_collection(doomed).result(10)
+        kept = library.create_collection("kept", [str(write_collection(tmp_path / "d"))])
+        wait_idle(library)
+        assert [i.name for i in library.collections().result(10)] == ["kept"]
+        assert library.note == "" and kept.result(10) in library.progress()
+        leftovers = store.run(lambda c: c.execute(
+            "SELECT count(*) FROM documents WHERE collection_id = ?", (doomed,)).fetchone()[0]
+        ).result(10)
+        assert leftovers == 0
+    finally:
+        library.shutdown()
+        store.close()

@@ -112,6 +112,7 @@ class DocumentLibrary:
         self._commands: queue.Queue[tuple[str, Any] | None] = queue.Queue()
         self._progress: dict[str, Progress] = {}
         self._progress_lock = threading.Lock()
+        self._deleted: set[str] = set()
         self._chunk_cache: VectorCache | None = None  # store thread only
         self._message_cache: VectorCache | None = None  # store thread only
         self._messages_dirty = threading.Event()
@@ -167,6 +168,7 @@ class DocumentLibrary:
 
         with self._progress_lock:
             self._progress.pop(collection_id, None)
+            self._deleted.add(collection_id)  # a scan of it under way stops
         return self._run_db(job)
 
     def set_watch(self, collection_id: str, watch: bool) -> Future[None]:
@@ -290,6 +292,8 @@ class DocumentLibrary:
 
     def _set_progress(self, collection_id: str, progress: Progress) -> None:
         with self._progress_lock:
+            if collection_id in self._deleted:
+                return
             self._progress[collection_id] = progress
         if self._on_change is not None:
             self._on_change()
@@ -382,7 +386,7 @@ class DocumentLibrary:
             self._forget(gone)
         total = len(changed)
         for done, file in enumerate(changed):
-            if self._stopping.is_set():
+            if self._stopping.is_set() or collection_id in self._deleted:
                 return
             self._set_progress(collection_id, Progress(
                 "reading", done, total, note=Path(file.path).name))
@@ -416,8 +420,13 @@ class DocumentLibrary:
 
     def _store_file(self, collection_id: str, path: str, size: int, mtime: float, digest: str,
                     kind: str, error: str | None, chunks: list[Any]) -> None:
-        old = self._db(lambda c: index_db.replace_file(
-            c, collection_id, path, size, mtime, digest, kind, error, chunks))
+        try:
+            old = self._db(lambda c: index_db.replace_file(
+                c, collection_id, path, size, mtime, digest, kind, error, chunks))
+        except sqlite3.IntegrityError:
+            if collection_id in self._deleted:
+                return  # removed while this file was being read
+            raise
         self._forget(old)
 
     def _forget(self, chunk_ids: list[int]) -> None:
