@@ -112,7 +112,6 @@ def index_once(chat: Path, embedder: Path, folder: Path, db: Path) -> tuple[int,
     assert session.wait_loaded(120)
     library = session.library
     assert library is not None
-    library.note = ""
     wait_idle(library)
     started = time.perf_counter()
     library.create_collection("bench", [str(folder)]).result(30)

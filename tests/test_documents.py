@@ -273,9 +273,9 @@ def test_reindexing_embeds_only_what_changed_and_drops_deleted_files(
 
 def test_a_watched_folder_picks_up_a_new_file_by_itself(
         tmp_path: Path, embedder: EngineEmbedder, monkeypatch: pytest.MonkeyPatch) -> None:
-    from zeta_desktop.core.documents import library as library_module
+    from zeta_desktop.core.documents import indexer as indexer_module
 
-    monkeypatch.setattr(library_module, "WATCH_INTERVAL_S", 0.2)
+    monkeypatch.setattr(indexer_module, "WATCH_INTERVAL_S", 0.2)
     folder = tmp_path / "watched"
     folder.mkdir()
     (folder / "a.txt").write_text("Apples grow in the orchard.\n")

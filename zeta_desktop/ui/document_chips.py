@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMenu, QToolButton, QWidget
 
 from zeta_desktop.core.documents.index_db import CollectionInfo
@@ -36,6 +36,7 @@ class DocumentChips(QWidget):
         self.menu.aboutToShow.connect(self._fill_menu)
         self.add_button.setMenu(self.menu)
         self.status = QLabel()
+        self.status.setTextFormat(Qt.TextFormat.PlainText)
         set_small_text(self.status, "#6b7280")
         self._row.addWidget(self.add_button)
         self._row.addStretch(1)

@@ -101,6 +101,7 @@ class DocumentsWindow(QDialog):
         self.remove = QPushButton("Remove")
         self.remove.clicked.connect(self._remove)
         self.sources = QLabel()
+        self.sources.setTextFormat(Qt.TextFormat.PlainText)  # paths are shown as they are
         self.sources.setWordWrap(True)
         self.sources.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.problems = QPlainTextEdit()
@@ -109,6 +110,7 @@ class DocumentsWindow(QDialog):
                                          "with the reason; the rest of the collection indexes.")
         self.problems.setMaximumHeight(120)
         self.note = QLabel()
+        self.note.setTextFormat(Qt.TextFormat.PlainText)
         self.note.setWordWrap(True)
 
         buttons = QHBoxLayout()

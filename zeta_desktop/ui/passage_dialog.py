@@ -20,13 +20,13 @@ class PassageDialog(QDialog):
         super().__init__(parent)
         self.source = source
         self.setWindowTitle(f"[{source.number}] {source.label()}")
-        self.title = QLabel(f"<b>[{source.number}] {source.label()}</b>"
+        # Plain text throughout: a file's name or heading is shown as it is, never as HTML.
+        self.title = QLabel(f"[{source.number}] {source.label()}"
                             + (f" — {source.heading}" if source.heading else ""))
-        self.title.setTextFormat(Qt.TextFormat.RichText if not _has_markup(source) else
-                                 Qt.TextFormat.PlainText)
-        if _has_markup(source):  # a file's name or heading is shown as it is, never as HTML
-            self.title.setText(f"[{source.number}] {source.label()}"
-                               + (f" — {source.heading}" if source.heading else ""))
+        self.title.setTextFormat(Qt.TextFormat.PlainText)
+        bold = self.title.font()
+        bold.setBold(True)
+        self.title.setFont(bold)
         self.path = QLabel(source.path)
         self.path.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.path.setTextFormat(Qt.TextFormat.PlainText)
@@ -40,10 +40,6 @@ class PassageDialog(QDialog):
         layout.addWidget(self.text, 1)
         layout.addWidget(buttons)
         self.resize(640, 360)
-
-
-def _has_markup(source: Source) -> bool:
-    return any(ch in f"{source.path}{source.heading}" for ch in "<&>")
 
 
 def no_source_text(number: int) -> str:

@@ -1,95 +1,42 @@
-"""Document collections and message vectors: indexed in the background, searched hybrid.
+"""Document collections and the history's vectors: the one object the
+session and the window use.
 
-One thread ("zeta-docs", below the window's priority) does the indexing:
-- reading: a collection's files are listed, the changed ones read and cut
-  into chunks (their sizes counted by the embedder's tokenizer), and their
-  chunks stored, without vectors yet, in place of the old ones;
-- embedding: chunks with no vector from the current embedder are embedded in
-  small batches on the embedding role's worker, so a chat prompt sent to that
-  model waits at most one batch; the vectors go into SQLite and the in-memory
-  matrix the searches use;
-- then the messages of the history that have no vector yet, newest first;
-- then, every few seconds, watched collections are looked at again.
-Everything persistent is in the history file, so an interrupted run resumes
-where it stopped: unembedded chunks are simply the next batch.
-
-Switching the embedding model changes the model id: every stored vector is
-then stale; searches use only vectors of the current model (never two
-models' mixed), and the thread embeds the chunks again from their stored text.
+Collections are created, changed and listed here; the indexing itself runs on
+its own thread (`indexer.Indexer`). Retrieval is hybrid: the question's
+vector against the chunks' (exact cosine, `vectors.VectorCache`) and its words
+against FTS5 (BM25), fused by weighted reciprocal rank. Searches use only
+vectors of the current embedding model, never two models' mixed.
 
 Every database call runs on the history store's thread (`run_db`), the only
-thread that touches the vector caches.
+thread that touches the vector caches (`stored_vectors.StoredVectors`).
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import sqlite3
-import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TypeVar
 
 from zeta_desktop.core.documents import index_db
-from zeta_desktop.core.documents.chunking import chunk_sections
-from zeta_desktop.core.documents.extract import UnreadableError, extract, kind_of
 from zeta_desktop.core.documents.grounding import TOP_PASSAGES, fuse
 from zeta_desktop.core.documents.index_db import CollectionInfo, StoredChunk
-from zeta_desktop.core.documents.scan import compare, files_under, sha256_of
-from zeta_desktop.core.documents.vectors import VectorCache, to_blob
-from zeta_desktop.core.fleet.thread_priority import lower_current_thread_priority
+from zeta_desktop.core.documents.indexer import DbRunner, Embedder, Indexer, Progress
+from zeta_desktop.core.documents.stored_vectors import StoredVectors
+
+__all__ = ["DocumentLibrary", "Embedder", "MessageHit", "Progress"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-EMBED_BATCH = 16  # chunks per embedding job: a prompt on the embedder waits one batch
 CANDIDATES = 20  # from each of the vector and keyword searches, before fusion
 # Keyword matches count for less than meaning in the fusion (set on the dev
 # questions of tests/data/docs_eval.toml, never on the held-out ones).
 KEYWORD_WEIGHT = 0.5
-WATCH_INTERVAL_S = 10.0
-RETRY_S = (2.0, 5.0, 15.0, 30.0, 60.0)  # the embedder failed: try again after these
 QUERY_TIMEOUT_S = 30.0
-
-
-class Embedder(Protocol):
-    """The embedding role, as the library uses it (from its own thread, blocking)."""
-
-    def model_id(self) -> str | None:
-        """Names the model the vectors come from; None: no embedder now."""
-        ...
-
-    def embed(self, texts: list[str]) -> list[list[float]]: ...
-
-    def count_tokens(self, texts: list[str]) -> list[int]: ...
-
-
-DbRunner = Callable[[Callable[[sqlite3.Connection], Any]], "Future[Any]"]
-
-
-@dataclass(frozen=True)
-class Progress:
-    """A collection's indexing, as the window shows it."""
-
-    state: str  # "idle", "reading", "embedding", "waiting"
-    files_done: int = 0
-    files_total: int = 0
-    chunks_done: int = 0
-    chunks_total: int = 0
-    eta_s: float | None = None
-    note: str = ""  # what it waits for, or the file being read
-
-    @property
-    def fraction(self) -> float:
-        if self.state == "reading" and self.files_total:
-            return self.files_done / self.files_total
-        if self.chunks_total:
-            return self.chunks_done / self.chunks_total
-        return 1.0 if self.state == "idle" else 0.0
 
 
 @dataclass(frozen=True)
@@ -107,36 +54,31 @@ class DocumentLibrary:
                  max_file_bytes: int | None = None) -> None:
         self._run_db = run_db
         self._embedder = embedder
-        self._on_change = on_change
-        self._max_file_bytes = max_file_bytes
-        self._commands: queue.Queue[tuple[str, Any] | None] = queue.Queue()
-        self._progress: dict[str, Progress] = {}
-        self._progress_lock = threading.Lock()
-        self._deleted: set[str] = set()
-        self._chunk_cache: VectorCache | None = None  # store thread only
-        self._message_cache: VectorCache | None = None  # store thread only
-        self._messages_dirty = threading.Event()
-        self._messages_dirty.set()  # at start: whatever the history holds
-        self.note = ""  # why the library waits (no embedder, it failed), for the window
-        self.indexed_chunks = 0  # embedded by this run (benchmarks, tests)
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="zeta-docs", daemon=True)
+        self._vectors = StoredVectors()
+        self.indexer = Indexer(run_db, embedder, self._vectors, on_change, max_file_bytes)
 
     def start(self) -> None:
-        self._thread.start()
+        self.indexer.start()
 
     def stop(self) -> None:
-        """Stop after the current step (a batch being embedded ends first)."""
-        self._stopping.set()
-        self._commands.put(None)
+        """Stop indexing after the current step (a batch being embedded ends first)."""
+        self.indexer.stop()
 
     def shutdown(self, timeout: float | None = 10.0) -> None:
-        self.stop()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        self.indexer.stop()
+        self.indexer.join(timeout)
 
     def _db(self, job: Callable[[sqlite3.Connection], T], timeout: float | None = 60.0) -> T:
         return self._run_db(job).result(timeout)
+
+    @property
+    def note(self) -> str:
+        """Why indexing waits, if it does (no embedder, it failed), for the window."""
+        return self.indexer.note
+
+    @property
+    def indexed_chunks(self) -> int:
+        return self.indexer.indexed_chunks
 
     # -- what the window and the session call (any thread) ------------------------
 
@@ -161,15 +103,9 @@ class DocumentLibrary:
         return future
 
     def delete_collection(self, collection_id: str) -> Future[None]:
-        def job(c: sqlite3.Connection) -> None:
-            gone = index_db.delete_collection(c, collection_id)
-            if self._chunk_cache is not None:
-                self._chunk_cache.remove(gone)
-
-        with self._progress_lock:
-            self._progress.pop(collection_id, None)
-            self._deleted.add(collection_id)  # a scan of it under way stops
-        return self._run_db(job)
+        self.indexer.forget_collection(collection_id)
+        return self._run_db(lambda c: self._vectors.remove_chunks(
+            index_db.delete_collection(c, collection_id)))
 
     def set_watch(self, collection_id: str, watch: bool) -> Future[None]:
         return self._run_db(lambda c: index_db.set_watch(c, collection_id, watch))
@@ -180,37 +116,23 @@ class DocumentLibrary:
 
     def refresh(self, collection_id: str, force: bool = False) -> None:
         """Look at a collection's files again (force: read every one again)."""
-        self._set_progress(collection_id, Progress("reading", note="queued"))
-        self._commands.put(("scan", (collection_id, force)))
+        self.indexer.refresh(collection_id, force)
 
     def embedder_changed(self) -> None:
-        """The embedding role points at another model: re-embed in the background."""
-        self._commands.put(("embed", None))
-        self._messages_dirty.set()
+        """The embedding role loaded, or points at another model: embed what
+        has no vector from it, in the background."""
+        self.indexer.embedder_changed()
 
     def messages_changed(self) -> None:
         """A message was stored: its vector comes when the thread is free."""
-        self._messages_dirty.set()
-        self._commands.put(("messages", None))
+        self.indexer.messages_changed()
 
     def progress(self) -> dict[str, Progress]:
-        with self._progress_lock:
-            return dict(self._progress)
+        return self.indexer.progress()
 
     def is_idle(self) -> bool:
         """Nothing queued, nothing being indexed (tests and benchmarks wait on it)."""
-        with self._progress_lock:
-            busy = any(p.state != "idle" for p in self._progress.values())
-        return not busy and self._commands.empty() and not self._messages_dirty.is_set()
-
-    def conversation_collections(self, conversation_id: str) -> Future[list[str]]:
-        return self._run_db(lambda c: index_db.conversation_collections(c, conversation_id))
-
-    def set_conversation_collections(self, conversation_id: str,
-                                     collection_ids: Sequence[str]) -> Future[None]:
-        ids = list(collection_ids)
-        return self._run_db(
-            lambda c: index_db.set_conversation_collections(c, conversation_id, ids))
+        return self.indexer.is_idle()
 
     # -- retrieval (blocking; the turn runner's dispatcher, benchmarks) -----------
 
@@ -232,7 +154,7 @@ class DocumentLibrary:
         def job(c: sqlite3.Connection) -> list[StoredChunk]:
             rankings, weights = [], []
             if query_vector is not None and model is not None and mode != "keyword":
-                cache = self._chunks(c, model)
+                cache = self._vectors.chunks(c, model)
                 if cache.dimension in (None, len(query_vector)):
                     rankings.append([key for key, _s in cache.search(
                         query_vector, CANDIDATES, groups=ids)])
@@ -254,7 +176,7 @@ class DocumentLibrary:
         query = self._embedder.embed([text])[0]
 
         def job(c: sqlite3.Connection) -> list[MessageHit]:
-            cache = self._messages(c, model)
+            cache = self._vectors.messages(c, model)
             if cache.dimension not in (None, len(query)):
                 return []
             hits = []
@@ -271,256 +193,3 @@ class DocumentLibrary:
             return hits
 
         return self._db(job, QUERY_TIMEOUT_S)
-
-    # -- caches (store thread) -------------------------------------------------------
-
-    def _chunks(self, c: sqlite3.Connection, model: str) -> VectorCache:
-        if self._chunk_cache is None or self._chunk_cache.model != model:
-            cache = VectorCache(model)
-            cache.add(index_db.chunk_vectors(c, model))
-            self._chunk_cache = cache
-        return self._chunk_cache
-
-    def _messages(self, c: sqlite3.Connection, model: str) -> VectorCache:
-        if self._message_cache is None or self._message_cache.model != model:
-            cache = VectorCache(model)
-            cache.add(index_db.message_vectors(c, model))
-            self._message_cache = cache
-        return self._message_cache
-
-    # -- the indexing thread -----------------------------------------------------------
-
-    def _set_progress(self, collection_id: str, progress: Progress) -> None:
-        with self._progress_lock:
-            if collection_id in self._deleted:
-                return
-            self._progress[collection_id] = progress
-        if self._on_change is not None:
-            self._on_change()
-
-    def _run(self) -> None:
-        lower_current_thread_priority()
-        failures = 0
-        retry: list[tuple[str, Any]] = []  # scans the embedder's absence stopped
-        next_watch = time.monotonic() + WATCH_INTERVAL_S
-        self._commands.put(("embed", None))  # whatever an earlier run left unembedded
-        while not self._stopping.is_set():
-            wait = RETRY_S[min(failures - 1, len(RETRY_S) - 1)] if failures else max(
-                0.0, next_watch - time.monotonic())
-            try:
-                command = self._commands.get(timeout=wait)
-            except queue.Empty:
-                command = ("watch", None)
-                if failures:
-                    for again in retry:
-                        self._commands.put(again)
-                    retry.clear()
-                    command = ("embed", None)
-            if command is None:
-                return
-            try:
-                what, argument = command
-                if what == "scan":
-                    self._scan(*argument)
-                if what == "watch":
-                    next_watch = time.monotonic() + WATCH_INTERVAL_S
-                    self._watch()
-                if self._commands.empty():
-                    self._embed_backlog()
-                    self._embed_messages()
-                failures = 0
-                self.note = ""
-            except Exception as exc:  # the thread lives on; the window shows why
-                if self._stopping.is_set():
-                    return  # the app is closing: its store or embedder went first
-                if command[0] == "scan" and command not in retry:
-                    retry.append(command)
-                failures += 1
-                if isinstance(exc, _EmbedderUnavailableError):
-                    self.note = str(exc)
-                else:
-                    log.exception("indexing failed")
-                    self.note = f"indexing failed: {type(exc).__name__}: {exc}"
-                self._mark_waiting(self.note)
-
-    def _mark_waiting(self, why: str) -> None:
-        with self._progress_lock:
-            for key, progress in self._progress.items():
-                if progress.state != "idle":
-                    self._progress[key] = replace(progress, state="waiting", note=why)
-        if self._on_change is not None:
-            self._on_change()
-
-    def _watch(self) -> None:
-        for info in self._db(lambda c: index_db.collections(c, None)):
-            if info.watch:
-                self._scan(info.id, False, quiet=True)
-
-    def _model(self) -> str:
-        model = self._embedder.model_id()
-        if model is None:
-            why = getattr(self._embedder, "unavailable_reason", lambda: "")()
-            raise _EmbedderUnavailableError(why or "waiting for the embedding model")
-        return model
-
-    def _count(self, texts: Sequence[str]) -> list[int]:
-        try:
-            return self._embedder.count_tokens(list(texts))
-        except Exception as exc:
-            raise _EmbedderUnavailableError(f"the embedder cannot count tokens ({exc})") from exc
-
-    def _scan(self, collection_id: str, force: bool, quiet: bool = False) -> None:
-        infos = {i.id: i for i in self._db(lambda c: index_db.collections(c, None))}
-        info = infos.get(collection_id)
-        if info is None:  # deleted meanwhile
-            return
-        stored = self._db(lambda c: index_db.stored_files(c, collection_id))
-        on_disk, missing = files_under(info.sources)
-        changes = compare(on_disk, missing, stored)
-        changed = on_disk if force else changes.changed
-        if quiet and not changed and not changes.removed:
-            return
-        self._model()  # chunk sizes need the embedder's tokenizer
-        if changes.removed:
-            gone = self._db(lambda c: index_db.remove_files(c, collection_id, changes.removed))
-            self._forget(gone)
-        total = len(changed)
-        for done, file in enumerate(changed):
-            if self._stopping.is_set() or collection_id in self._deleted:
-                return
-            self._set_progress(collection_id, Progress(
-                "reading", done, total, note=Path(file.path).name))
-            self._read_file(collection_id, file.path, stored.get(file.path), force)
-        for source in changes.missing_sources:
-            log.warning("collection %s: %s is not there", info.name, source)
-        self._set_progress(collection_id, Progress("embedding", total, total))
-
-    def _read_file(self, collection_id: str, path: str, before: index_db.StoredFile | None,
-                   force: bool) -> None:
-        kind = kind_of(Path(path)) or "unknown"
-        try:
-            stat = Path(path).stat()
-            size, mtime = stat.st_size, stat.st_mtime
-            digest = sha256_of(path)
-        except OSError as exc:
-            self._store_file(collection_id, path, 0, 0.0, "", kind,
-                             f"cannot be read ({exc.strerror or exc})", [])
-            return
-        if before is not None and before.sha256 == digest and before.error is None and not force:
-            self._db(lambda c: index_db.touch_file(c, before.id, size, mtime))
-            return
-        try:
-            extracted = extract(Path(path), **(
-                {"max_bytes": self._max_file_bytes} if self._max_file_bytes else {}))
-            chunks = chunk_sections(extracted.sections, extracted.kind, self._count)
-            error = None if chunks else "no text in it"
-        except UnreadableError as exc:
-            chunks, error = [], str(exc)
-        self._store_file(collection_id, path, size, mtime, digest, kind, error, chunks)
-
-    def _store_file(self, collection_id: str, path: str, size: int, mtime: float, digest: str,
-                    kind: str, error: str | None, chunks: list[Any]) -> None:
-        try:
-            old = self._db(lambda c: index_db.replace_file(
-                c, collection_id, path, size, mtime, digest, kind, error, chunks))
-        except sqlite3.IntegrityError:
-            if collection_id in self._deleted:
-                return  # removed while this file was being read
-            raise
-        self._forget(old)
-
-    def _forget(self, chunk_ids: list[int]) -> None:
-        if chunk_ids:
-            def job(_c: sqlite3.Connection) -> None:
-                if self._chunk_cache is not None:
-                    self._chunk_cache.remove(chunk_ids)
-            self._db(job)
-
-    def _embed_backlog(self) -> None:
-        model = self._model()
-        remaining = self._db(lambda c: index_db.count_unembedded(c, model))
-        if not remaining:
-            self._finish_all()
-            return
-        totals = self._db(index_db.chunk_counts)
-        for key, left in remaining.items():
-            total = max(totals.get(key, 0), left)
-            self._set_progress(key, Progress("embedding", chunks_done=total - left,
-                                             chunks_total=total))
-        started = time.perf_counter()
-        embedded = 0
-        while not self._stopping.is_set():
-            if not self._commands.empty():  # a scan or a new folder first; back after it
-                return
-            batch = self._db(lambda c: index_db.unembedded_chunks(c, model, EMBED_BATCH))
-            if not batch:
-                break
-            try:
-                vectors = self._embedder.embed([ch.for_embedding() for ch in batch])
-            except Exception as exc:
-                raise _EmbedderUnavailableError(
-                    f"the embedder failed ({exc}); retrying") from exc
-            if self._embedder.model_id() != model:  # switched meanwhile: not these vectors
-                return
-            rows = [(ch.id, to_blob(v)) for ch, v in zip(batch, vectors, strict=True)]
-
-            def store(c: sqlite3.Connection, rows: list[tuple[int, bytes]] = rows) -> None:
-                stored = index_db.store_chunk_vectors(c, model, rows)
-                if self._chunk_cache is not None and self._chunk_cache.model == model:
-                    self._chunk_cache.add(stored)
-
-            self._db(store)
-            embedded += len(batch)
-            self.indexed_chunks += len(batch)
-            rate = embedded / max(1e-6, time.perf_counter() - started)
-            for chunk in batch:
-                key = chunk.collection_id
-                remaining[key] = max(0, remaining.get(key, 1) - 1)
-            # Each collection as a whole: its chunks, and those with a current vector.
-            for key, left in remaining.items():
-                total = max(totals.get(key, 0), left)
-                self._set_progress(key, Progress(
-                    "embedding" if left else "idle", chunks_done=total - left,
-                    chunks_total=total, eta_s=left / rate if rate > 0 else None))
-        self._finish_all()
-
-    def _finish_all(self) -> None:
-        with self._progress_lock:
-            for key, progress in self._progress.items():
-                if progress.state in ("embedding", "waiting"):
-                    self._progress[key] = Progress(
-                        "idle", progress.files_done, progress.files_total,
-                        progress.chunks_total, progress.chunks_total)
-        if self._on_change is not None:
-            self._on_change()
-
-    def _embed_messages(self) -> None:
-        if not self._messages_dirty.is_set():
-            return
-        model = self._embedder.model_id()
-        if model is None:
-            return
-        self._messages_dirty.clear()
-        while not self._stopping.is_set() and self._commands.empty():
-            batch = self._db(lambda c: index_db.unembedded_messages(c, model, EMBED_BATCH))
-            if not batch:
-                return
-            try:
-                vectors = self._embedder.embed([text[:2000] for _id, text in batch])
-            except Exception as exc:
-                self._messages_dirty.set()
-                raise _EmbedderUnavailableError(f"the embedder failed ({exc}); retrying") from exc
-            rows = [(mid, to_blob(v)) for (mid, _t), v in zip(batch, vectors, strict=True)]
-
-            def store(c: sqlite3.Connection, rows: list[tuple[str, bytes]] = rows) -> None:
-                stored = index_db.store_message_vectors(c, model, rows)
-                if self._message_cache is not None and self._message_cache.model == model:
-                    self._message_cache.add(stored)
-
-            self._db(store)
-        if not self._commands.empty():
-            self._messages_dirty.set()
-
-
-class _EmbedderUnavailableError(Exception):
-    pass
