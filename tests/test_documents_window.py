@@ -149,3 +149,29 @@ def test_a_past_message_link_opens_it_in_its_conversation(qtbot, window) -> None
     window.documents.open_link("any answer", f"zeta-message:{first.id}/{question.id}")
     qtbot.waitUntil(lambda: window.session.conversation.id == first.id, timeout=TIMEOUT_MS)
     assert window.sidebar.list.currentItem() is not None
+
+
+def test_the_sidebar_search_finds_a_message_by_meaning_and_jumps_to_it(  # type: ignore[no-untyped-def]
+        qtbot, docs_config: AppConfig, tmp_path: Path) -> None:
+    win = start_and_wait(qtbot, build_window(qtbot, docs_config, tmp_path))
+    win.chat.input.setPlainText("My puppy keeps chewing the legs of the sofa")
+    with qtbot.waitSignal(win.bridge.sig_turn_finished, timeout=TIMEOUT_MS):
+        qtbot.mouseClick(win.chat.send_button, Qt.MouseButton.LeftButton)
+    first = win.session.conversation
+    question = first.visible()[0]
+    library = win.session.library
+    qtbot.waitUntil(library.is_idle, timeout=TIMEOUT_MS)  # its vector, in the background
+    win.history.new_chat()
+    # No word in common with the message: only its meaning matches.
+    win.sidebar.search_box.setText("young dog damaging furniture")
+    qtbot.waitUntil(lambda: any(t.startswith(first.info.title) and "≈" in t
+                                for t in win.sidebar.titles()), timeout=TIMEOUT_MS)
+    row = next(i for i, t in enumerate(win.sidebar.titles()) if "≈ My puppy" in t)
+    item = win.sidebar.list.item(row)
+    qtbot.mouseClick(win.sidebar.list.viewport(), Qt.MouseButton.LeftButton,
+                     pos=win.sidebar.list.visualItemRect(item).center())
+    qtbot.waitUntil(lambda: win.session.conversation.id == first.id, timeout=TIMEOUT_MS)
+    # The message it found is on screen, built.
+    qtbot.waitUntil(lambda: question.id in [v.key for v in win.chat.message_views()],
+                    timeout=TIMEOUT_MS)
+    win.close()
