@@ -31,6 +31,7 @@ from zeta_desktop.core.documents.grounding import (
 )
 from zeta_desktop.core.documents.index_db import StoredChunk
 from zeta_desktop.core.documents.vectors import VectorCache, to_blob
+from zeta_desktop.core.engines.base import EngineError
 from zeta_desktop.core.models.files import find_demo_embedder
 
 
@@ -358,3 +359,37 @@ def test_removing_a_collection_while_it_indexes_stops_it_cleanly(
     finally:
         library.shutdown()
         store.close()
+
+
+class RefusesPoison(EngineEmbedder):
+    """The demo embedder, refusing any text that holds POISON, as a server
+    refuses an input past its limit."""
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        if any("POISON" in t for t in texts):
+            raise EngineError("input is too large to process")
+        return super().embed(texts)
+
+
+def test_a_chunk_the_embedder_refuses_is_kept_for_keywords_and_holds_nothing_up(
+        tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "good.txt").write_text("Otters hold hands while they sleep.\n")
+    (folder / "bad.txt").write_text("POISON pill in the archive.\n")
+    model = find_demo_embedder()
+    assert model is not None
+    refusing = RefusesPoison(model)
+    store, library = open_library(tmp_path / "history.sqlite3", refusing)
+    try:
+        collection = library.create_collection("c", [str(folder)]).result(10)
+        wait_idle(library)
+        info = library.collections().result(10)[0]
+        assert info.chunks == info.embedded == 2 and library.indexer.refused_chunks == 1
+        [top] = library.retrieve("sea mammals sleeping", [collection], k=1, mode="vector")
+        assert "Otters" in top.text
+        assert "POISON" in library.retrieve("archive pill", [collection], mode="keyword")[0].text
+    finally:
+        library.shutdown()
+        store.close()
+        refusing.close()

@@ -34,6 +34,7 @@ from zeta_desktop.core.documents.extract import UnreadableError, extract, kind_o
 from zeta_desktop.core.documents.scan import compare, files_under, sha256_of
 from zeta_desktop.core.documents.stored_vectors import StoredVectors
 from zeta_desktop.core.documents.vectors import to_blob
+from zeta_desktop.core.engines.base import EngineError, TransientEngineError
 from zeta_desktop.core.fleet.thread_priority import lower_current_thread_priority
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ class Indexer:
         self._messages_dirty.set()  # at start: whatever the history holds
         self.note = ""  # why indexing waits (no embedder, it failed), for the window
         self.indexed_chunks = 0  # embedded by this run (benchmarks, tests)
+        self.refused_chunks = 0  # the model would not embed them: found by keywords only
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="zeta-docs", daemon=True)
 
@@ -310,11 +312,7 @@ class Indexer:
             batch = self._db(lambda c: index_db.unembedded_chunks(c, model, EMBED_BATCH))
             if not batch:
                 break
-            try:
-                vectors = self._embedder.embed([ch.for_embedding() for ch in batch])
-            except Exception as exc:
-                raise _EmbedderUnavailableError(
-                    f"the embedder failed ({exc}); retrying") from exc
+            vectors = self._embed_chunks([ch.for_embedding() for ch in batch])
             if self._embedder.model_id() != model:  # switched meanwhile: not these vectors
                 return
             rows = [(ch.id, to_blob(v)) for ch, v in zip(batch, vectors, strict=True)]
@@ -336,6 +334,34 @@ class Indexer:
                     "embedding" if left else "idle", chunks_done=total - left,
                     chunks_total=total, eta_s=left / rate if rate > 0 else None))
         self._finish_all()
+
+    def _embed_chunks(self, texts: list[str]) -> list[list[float]]:
+        """Their vectors (chunks', or messages'). A text the model refuses (a server's limit, a
+        tokenizer's error) gets a zero vector, found by keywords only, so one
+        bad chunk never holds up the rest; an embedder that refuses everything,
+        or is busy or gone, makes the whole run wait and try again."""
+        try:
+            return self._embedder.embed(texts)
+        except TransientEngineError as exc:
+            raise _EmbedderUnavailableError(f"the embedder is busy ({exc}); retrying") from exc
+        except EngineError as exc:
+            refused = exc
+        except Exception as exc:
+            raise _EmbedderUnavailableError(f"the embedder failed ({exc}); retrying") from exc
+        try:
+            dimension = len(self._embedder.embed(["a short check"])[0])
+        except Exception as exc:
+            raise _EmbedderUnavailableError(
+                f"the embedder failed ({refused}); retrying") from exc
+        vectors = []
+        for text in texts:
+            try:
+                vectors.append(self._embedder.embed([text])[0])
+            except EngineError as exc:
+                log.warning("a chunk was refused by the embedder (%s): keywords only", exc)
+                self.refused_chunks += 1
+                vectors.append([0.0] * dimension)
+        return vectors
 
     def _finish_all(self) -> None:
         with self._progress_lock:
@@ -359,10 +385,10 @@ class Indexer:
             if not batch:
                 return
             try:
-                vectors = self._embedder.embed([text[:2000] for _id, text in batch])
-            except Exception as exc:
+                vectors = self._embed_chunks([text[:2000] for _id, text in batch])
+            except _EmbedderUnavailableError:
                 self._messages_dirty.set()
-                raise _EmbedderUnavailableError(f"the embedder failed ({exc}); retrying") from exc
+                raise
             rows = [(mid, to_blob(v)) for (mid, _t), v in zip(batch, vectors, strict=True)]
 
             def store(c: sqlite3.Connection, rows: list[tuple[str, bytes]] = rows) -> None:
