@@ -393,3 +393,26 @@ def test_a_chunk_the_embedder_refuses_is_kept_for_keywords_and_holds_nothing_up(
         library.shutdown()
         store.close()
         refusing.close()
+
+
+def test_a_source_that_is_not_there_is_said_and_the_rest_indexes(
+        tmp_path: Path, embedder: EngineEmbedder) -> None:
+    from zeta_desktop.ui.documents_window import status_text
+
+    here = tmp_path / "here"
+    here.mkdir()
+    (here / "a.txt").write_text("Kites fly best in a steady breeze.\n")
+    gone = tmp_path / "unplugged-drive"
+    store, library = open_library(tmp_path / "history.sqlite3", embedder)
+    try:
+        collection = library.create_collection("c", [str(here), str(gone)]).result(10)
+        wait_idle(library)
+        assert library.indexer.missing[collection] == [str(gone)]
+        info = library.collections().result(10)[0]
+        assert info.files == 1 and info.embedded == info.chunks == 1
+        status = status_text(info, library.progress().get(collection),
+                             library.indexer.missing[collection])
+        assert status == f"ready · not found: {gone}"
+    finally:
+        library.shutdown()
+        store.close()

@@ -47,7 +47,15 @@ def eta_text(seconds: float | None) -> str:
     return f"about {seconds / 60:.0f} min left"
 
 
-def status_text(info: CollectionInfo, progress: Progress | None) -> str:
+def status_text(info: CollectionInfo, progress: Progress | None,
+                missing: list[str] | None = None) -> str:
+    text = _status(info, progress)
+    if missing:
+        text += " · not found: " + ", ".join(missing)
+    return text
+
+
+def _status(info: CollectionInfo, progress: Progress | None) -> str:
     if progress is not None and progress.state == "reading":
         return f"reading {progress.files_done}/{progress.files_total} {progress.note}".strip()
     if progress is not None and progress.state == "embedding":
@@ -164,7 +172,7 @@ class DocumentsWindow(QDialog):
             self._set(row, 0, info.name)
             self._set(row, 1, str(info.files))
             self._set(row, 2, str(info.chunks))
-            self._set(row, 4, status_text(info, state))
+            self._set(row, 4, status_text(info, state, self.library.indexer.missing.get(info.id)))
             bar = self.bars[info.id]
             busy = state is not None and state.state != "idle"
             fraction = state.fraction if busy and state is not None else (

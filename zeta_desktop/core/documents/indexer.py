@@ -94,6 +94,9 @@ class Indexer:
         self._progress: dict[str, Progress] = {}
         self._progress_lock = threading.Lock()
         self._deleted: set[str] = set()
+        # A collection's folders or files that were not there at its last scan
+        # (an unplugged drive, a renamed folder): the window says so.
+        self.missing: dict[str, list[str]] = {}
         self._messages_dirty = threading.Event()
         self._messages_dirty.set()  # at start: whatever the history holds
         self.note = ""  # why indexing waits (no embedder, it failed), for the window
@@ -253,6 +256,8 @@ class Indexer:
             self._read_file(collection_id, file.path, stored.get(file.path), force)
         for source in changes.missing_sources:
             log.warning("collection %s: %s is not there", info.name, source)
+        with self._progress_lock:
+            self.missing[collection_id] = list(changes.missing_sources)
         self._set_progress(collection_id, Progress("embedding", total, total))
 
     def _read_file(self, collection_id: str, path: str, before: index_db.StoredFile | None,
