@@ -175,3 +175,40 @@ def test_the_sidebar_search_finds_a_message_by_meaning_and_jumps_to_it(  # type:
     qtbot.waitUntil(lambda: question.id in [v.key for v in win.chat.message_views()],
                     timeout=TIMEOUT_MS)
     win.close()
+
+
+def test_rename_a_collection_and_remove_one_of_its_folders(  # type: ignore[no-untyped-def]
+        qtbot, docs_config: AppConfig, tmp_path: Path, monkeypatch) -> None:
+    birds, trees = tmp_path / "birds", tmp_path / "trees"
+    for folder, text in ((birds, "Herons nest in colonies."), (trees, "Oaks live for centuries.")):
+        folder.mkdir()
+        (folder / "note.txt").write_text(text + "\n")
+    win = start_and_wait(qtbot, build_window(qtbot, docs_config, tmp_path))
+    library = win.session.library
+    collection = library.create_collection("nature", [str(birds), str(trees)]).result(10)
+    win.session.set_collections([collection])
+    win.documents.show_window()
+    documents = win.documents.window
+    qtbot.waitUntil(lambda: documents.table.rowCount() == 1
+                    and documents.table.item(0, 1).text() == "2"
+                    and documents.table.item(0, 4).text().startswith("ready"),
+                    timeout=TIMEOUT_MS)
+    monkeypatch.setattr(QInputDialog, "getText", lambda *_a, **_k: ("Field notes", True))
+    qtbot.mouseClick(documents.rename, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: documents.table.item(0, 0).text() == "Field notes",
+                    timeout=TIMEOUT_MS)
+    win.documents.chips.set_attached(win.session.conversation.collections)
+    assert win.documents.chips.chip_texts() == ["Field notes  ✕"]
+
+    [row] = [i for i in range(documents.sources.count())
+             if documents.sources.item(i).text() == str(trees.resolve())]
+    documents.sources.setCurrentRow(row)
+    assert documents.remove_source.isEnabled()
+    qtbot.mouseClick(documents.remove_source, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: documents.table.item(0, 1).text() == "1"
+                    and documents.sources.count() == 1, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(library.is_idle, timeout=TIMEOUT_MS)
+    assert not library.retrieve("oak trees", [collection], mode="keyword")
+    assert library.retrieve("herons", [collection], mode="keyword")
+    documents.close()
+    win.close()

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QInputDialog,
     QLabel,
+    QListWidget,
     QMessageBox,
     QPlainTextEdit,
     QProgressBar,
@@ -108,10 +109,14 @@ class DocumentsWindow(QDialog):
         self.watch.clicked.connect(self._set_watch)
         self.remove = QPushButton("Remove")
         self.remove.clicked.connect(self._remove)
-        self.sources = QLabel()
-        self.sources.setTextFormat(Qt.TextFormat.PlainText)  # paths are shown as they are
-        self.sources.setWordWrap(True)
-        self.sources.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.sources = QListWidget()  # the folders and files the collection reads
+        self.sources.setMaximumHeight(80)
+        self.sources.itemSelectionChanged.connect(self._enable_buttons)
+        self.remove_source = QPushButton("Remove folder or file")
+        self.remove_source.setToolTip("Stop reading the chosen folder or file (its passages go)")
+        self.remove_source.clicked.connect(self._remove_source)
+        self.rename = QPushButton("Rename…")
+        self.rename.clicked.connect(self._rename)
         self.problems = QPlainTextEdit()
         self.problems.setReadOnly(True)
         self.problems.setPlaceholderText("Files that could not be read are listed here, "
@@ -123,13 +128,16 @@ class DocumentsWindow(QDialog):
 
         buttons = QHBoxLayout()
         for widget in (self.new_folder, self.add_folder, self.add_files, self.reindex,
-                       self.watch, self.remove):
+                       self.watch, self.rename, self.remove):
             buttons.addWidget(widget)
         buttons.addStretch(1)
         layout = QVBoxLayout(self)
         layout.addWidget(self.table, 1)
         layout.addLayout(buttons)
-        layout.addWidget(self.sources)
+        source_row = QHBoxLayout()
+        source_row.addWidget(self.sources, 1)
+        source_row.addWidget(self.remove_source, 0, Qt.AlignmentFlag.AlignTop)
+        layout.addLayout(source_row)
         layout.addWidget(self.problems)
         layout.addWidget(self.note)
         self.resize(860, 460)
@@ -204,10 +212,14 @@ class DocumentsWindow(QDialog):
         info = self.selected()
         self._enable_buttons()
         if info is None:
-            self.sources.setText("Add a folder to make your first collection.")
+            self.sources.clear()
+            self.sources.addItem("Add a folder to make your first collection.")
             self.problems.setPlainText("")
             return
-        self.sources.setText("Sources: " + ("; ".join(info.sources) or "none"))
+        shown = [self.sources.item(i).text() for i in range(self.sources.count())]
+        if shown != list(info.sources):
+            self.sources.clear()
+            self.sources.addItems(list(info.sources))
         self.watch.setChecked(info.watch)
         text = "\n".join(f"{Path(path).name}: {why}    ({path})" for path, why in info.problems)
         if self.problems.toPlainText() != text:
@@ -215,8 +227,10 @@ class DocumentsWindow(QDialog):
 
     def _enable_buttons(self) -> None:
         chosen = self.selected() is not None
-        for widget in (self.add_folder, self.add_files, self.reindex, self.watch, self.remove):
+        for widget in (self.add_folder, self.add_files, self.reindex, self.watch, self.rename,
+                       self.remove):
             widget.setEnabled(chosen)
+        self.remove_source.setEnabled(chosen and bool(self.sources.selectedItems()))
 
     # -- acting ----------------------------------------------------------------------------
 
@@ -261,6 +275,24 @@ class DocumentsWindow(QDialog):
         info = self.selected()
         if info is not None:
             self.tasks.when_done(self.library.set_watch(info.id, on), lambda _r: self.refresh())
+
+    @Slot()
+    def _remove_source(self) -> None:
+        info = self.selected()
+        items = self.sources.selectedItems()
+        if info is not None and items and items[0].text() in info.sources:
+            self.tasks.when_done(self.library.remove_source(info.id, items[0].text()),
+                                 lambda _r: self.refresh())
+
+    @Slot()
+    def _rename(self) -> None:
+        info = self.selected()
+        if info is None:
+            return
+        name, ok = QInputDialog.getText(self, "Rename collection", "Name:", text=info.name)
+        if ok and name.strip():
+            self.tasks.when_done(self.library.rename_collection(info.id, name.strip()),
+                                 lambda _r: self.refresh())
 
     @Slot()
     def _remove(self) -> None:

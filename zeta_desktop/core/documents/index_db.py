@@ -85,6 +85,10 @@ def remove_source(c: sqlite3.Connection, collection_id: str, source: str) -> Non
               (collection_id, source))
 
 
+def rename_collection(c: sqlite3.Connection, collection_id: str, name: str) -> None:
+    c.execute("UPDATE collections SET name = ? WHERE id = ?", (name, collection_id))
+
+
 def set_watch(c: sqlite3.Connection, collection_id: str, watch: bool) -> None:
     c.execute("UPDATE collections SET watch = ? WHERE id = ?", (int(watch), collection_id))
 

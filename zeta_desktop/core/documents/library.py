@@ -107,6 +107,9 @@ class DocumentLibrary:
         return self._run_db(lambda c: self._vectors.remove_chunks(
             index_db.delete_collection(c, collection_id)))
 
+    def rename_collection(self, collection_id: str, name: str) -> Future[None]:
+        return self._run_db(lambda c: index_db.rename_collection(c, collection_id, name))
+
     def set_watch(self, collection_id: str, watch: bool) -> Future[None]:
         return self._run_db(lambda c: index_db.set_watch(c, collection_id, watch))
 
