@@ -3,6 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.zeta-installed
+PEER_STAMP := $(VENV)/.zeta-peer
 # First Python that is 3.11 or newer.
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
@@ -39,7 +40,9 @@ lint: setup
 	$(BIN)/ruff check zeta_desktop tests benchmarks training
 	$(BIN)/lint-imports
 
-test: lint
+# Runs every benchmark's quick mode too (tests/test_bench_quick.py), which
+# needs the [peer] extra for bench-peer.
+test: lint $(PEER_STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 self-test: setup
@@ -52,7 +55,7 @@ bench-router: setup
 	$(BIN)/python benchmarks/router_bench.py $(if $(QUICK),--quick,)
 
 bench-classify: setup
-	$(BIN)/python benchmarks/classify_bench.py
+	$(BIN)/python benchmarks/classify_bench.py $(if $(QUICK),--quick,)
 
 # Rebuild the classifier's corpus from the pinned PyPI archives and the model
 # from the corpus; both are committed, so this is needed only to change them.
@@ -61,42 +64,48 @@ train-classifier: setup
 	$(BIN)/python training/train_classifier.py
 
 bench-worker: setup
-	$(BIN)/python benchmarks/worker_overhead.py
+	$(BIN)/python benchmarks/worker_overhead.py $(if $(QUICK),--quick,)
 
 bench-startup: setup
-	$(BIN)/python benchmarks/startup.py
+	$(BIN)/python benchmarks/startup.py $(if $(QUICK),--quick,)
 
 bench-ui: setup
-	QT_QPA_PLATFORM=offscreen $(BIN)/python benchmarks/ui_bench.py
+	QT_QPA_PLATFORM=offscreen $(BIN)/python benchmarks/ui_bench.py $(if $(QUICK),--quick,)
 
 bench-chat: setup
-	QT_QPA_PLATFORM=offscreen $(BIN)/python benchmarks/chat_bench.py
+	QT_QPA_PLATFORM=offscreen $(BIN)/python benchmarks/chat_bench.py $(if $(QUICK),--quick,)
 
 # Documents: indexing chunks/s, query latency at 1k/10k/100k chunks, recall@5,
 # the GUI's stall while a collection indexes (DOCS_BENCH_RUNS, DOCS_BENCH_PHASE_S).
 bench-docs: setup
-	QT_QPA_PLATFORM=offscreen $(BIN)/python benchmarks/docs_bench.py
+	QT_QPA_PLATFORM=offscreen $(BIN)/python benchmarks/docs_bench.py $(if $(QUICK),--quick,)
+
+# LiteLLM, for bench-peer and the suite's quick run of it: a benchmark-only
+# extra, never installed by `make setup` (and kept out of the package: see
+# packaging/zeta_desktop.spec's excludes).
+$(PEER_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --progress-bar off -e '.[peer]'
+	@touch $@
 
 # Zeta's router against LiteLLM's on three loopback servers; LiteLLM is a
-# benchmark-only extra, installed here and never by `make setup`.
-bench-peer: setup
-	$(BIN)/python -m pip install --quiet --progress-bar off -e '.[peer]'
+# benchmark-only extra (PEER_STAMP above), never installed by `make setup`.
+bench-peer: $(PEER_STAMP)
 	$(BIN)/python benchmarks/peer_bench.py $(if $(QUICK),--quick,)
 
 # On a machine with an NVIDIA GPU: self-test fully offloaded, NVML readings,
 # the memory estimate against NVML, the GPU ceilings. Without one: says so, exit 0.
 gpu-check: setup
-	QT_QPA_PLATFORM=offscreen $(BIN)/python benchmarks/gpu_check.py
+	QT_QPA_PLATFORM=offscreen $(BIN)/python benchmarks/gpu_check.py $(if $(QUICK),--quick,)
 
 bench-memory: setup
-	$(BIN)/python benchmarks/memory_estimate.py
+	$(BIN)/python benchmarks/memory_estimate.py $(if $(QUICK),--quick,)
 
 bench-stop: setup
-	$(BIN)/python benchmarks/stop_bench.py
+	$(BIN)/python benchmarks/stop_bench.py $(if $(QUICK),--quick,)
 
 bench-history: setup
-	QT_QPA_PLATFORM=offscreen $(BIN)/python benchmarks/history_bench.py
-	QT_QPA_PLATFORM=offscreen UI_BENCH_HISTORY=1 $(BIN)/python benchmarks/ui_bench.py
+	QT_QPA_PLATFORM=offscreen $(BIN)/python benchmarks/history_bench.py $(if $(QUICK),--quick,)
+	QT_QPA_PLATFORM=offscreen UI_BENCH_HISTORY=1 $(BIN)/python benchmarks/ui_bench.py $(if $(QUICK),--quick,)
 
 PACKAGE_STAMP := $(VENV)/.zeta-package-tools
 $(PACKAGE_STAMP): $(STAMP)

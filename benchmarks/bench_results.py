@@ -1,18 +1,35 @@
 """How the benchmarks start and end: the demo model found (or a clear exit),
-their checks printed, their report written as JSON.
+their checks printed, their report written as JSON; `--quick` (or QUICK=1).
 
-Reports go to benchmarks/results/ (ignored by git).
+Reports go to benchmarks/results/ (ignored by git), or to $ZETA_BENCH_RESULTS
+when set: the suite's quick runs write there, never over a full run's figures.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from zeta_desktop.core.models.files import find_demo_model
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(os.environ.get("ZETA_BENCH_RESULTS") or Path(__file__).resolve().parent / "results")
+
+
+def quick_from_env() -> bool:
+    """QUICK=1 (any value but empty or 0), as `make bench-* QUICK=1` passes it on."""
+    return os.environ.get("QUICK", "") not in ("", "0")
+
+
+def quick_parser(description: str) -> argparse.ArgumentParser:
+    """A parser with `--quick`: the same code path with a smaller load (fewer
+    runs, shorter phases), a smoke run whose figures are not a verdict."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", default=quick_from_env(),
+                        help="a smaller load: a smoke run (also QUICK=1)")
+    return parser
 
 
 def print_checks(checks: dict[str, bool]) -> None:

@@ -15,6 +15,10 @@ prose and a code block), each against its baseline in the same run:
   of the 1,000: median and p99 (it includes building what scrolls into view).
 
 Each sample is the call plus the layout and paint it causes (processEvents).
+Writes benchmarks/results/chat.json.
+
+`--quick` (or QUICK=1): a conversation of 8 answers, 5 new messages, one
+opening of 150 messages (and of two), scrolling over those 150: a smoke run.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import psutil
+from bench_results import quick_parser, write_results
 from plain_text_baseline import StreamingText
 from PySide6.QtCore import QEvent, QObject
 from PySide6.QtWidgets import QApplication, QFrame, QLabel, QVBoxLayout
@@ -39,6 +44,8 @@ from zeta_desktop.ui.message_view import MessageView
 
 MESSAGES = int(os.environ.get("CHAT_BENCH_MESSAGES", "30"))
 LONG = 1000
+NEW_MESSAGES = 20
+OPENINGS = 3
 FINISHED = (
     "Here is how it works, with **bold**, *italics* and `inline code`:\n\n"
     + "A paragraph of explanation that wraps over a few lines in the chat. " * 4
@@ -65,7 +72,8 @@ def timed(action) -> float:  # type: ignore[no-untyped-def]
     return (time.perf_counter() - start) * 1000
 
 
-def conversation(messages: int = MESSAGES) -> ChatPane:
+def conversation(messages: int | None = None) -> ChatPane:
+    messages = MESSAGES if messages is None else messages
     pane = ChatPane()
     pane.resize(800, 700)
     pane.show()
@@ -158,7 +166,7 @@ def new_messages() -> tuple[list[float], list[float]]:
         return view
 
     painted_ms, styled_ms = [], []
-    for _ in range(20):  # interleaved, so both see the same growing chat
+    for _ in range(NEW_MESSAGES):  # interleaved, so both see the same growing chat
         painted_ms.append(timed(lambda: add(painted)))
         styled_ms.append(timed(lambda: add(lambda: StyledMessage("hello", "#3b82f6"))))
     pane.close()
@@ -214,7 +222,7 @@ def opening_and_scrolling() -> tuple[dict[str, list[float]], list[float]]:
     QApplication.processEvents()
     opened: dict[str, list[float]] = {"long ms": [], "long MB": [], "short ms": [],
                                       "short MB": []}
-    for _ in range(3):
+    for _ in range(OPENINGS):
         for name, count in (("short", 2), ("long", LONG)):
             ms, added = open_conversation(pane, count)
             opened[f"{name} ms"].append(ms)
@@ -234,6 +242,11 @@ def pct(values: list[float], p: float) -> float:
 
 
 def main() -> int:
+    global MESSAGES, LONG, NEW_MESSAGES, OPENINGS
+    quick = quick_parser(__doc__.splitlines()[0]).parse_args().quick
+    if quick:
+        MESSAGES = int(os.environ.get("CHAT_BENCH_MESSAGES", "8"))
+        LONG, NEW_MESSAGES, OPENINGS = 150, 5, 1
     QApplication.instance() or QApplication(sys.argv[:1])
     print(f"a conversation of {MESSAGES} Markdown answers (prose, a code block, a list), "
           "offscreen")
@@ -260,6 +273,34 @@ def main() -> int:
     print(f"one scroll step (a wheel notch) over the {LONG}, bottom to top, {len(steps)} steps: "
           f"median {statistics.median(steps):.2f} ms, p99 {pct(steps, 99):.2f} ms, "
           f"max {max(steps):.2f} ms")
+    report = {
+        "quick": quick,
+        "messages": MESSAGES,
+        "token_batch": {
+            "tokens_per_batch": BATCH,
+            "batches": len(batches["plain"]),
+            "markdown_median_ms": md,
+            "markdown_in_prose_median_ms": statistics.median(batches["markdown in prose"]),
+            "markdown_in_code_median_ms": statistics.median(batches["markdown in code"]),
+            "plain_median_ms": plain,
+            "ratio_markdown_to_plain": md / plain,
+            "markdown_p90_ms": pct(batches["markdown"], 90),
+            "plain_p90_ms": pct(batches["plain"], 90),
+        },
+        "new_message": {"n": len(painted), "painted_median_ms": a, "styled_median_ms": b,
+                        "ratio_painted_to_styled": a / b},
+        "open_conversation": {
+            "long_messages": LONG,
+            "long_first_paint_ms": statistics.median(opened["long ms"]),
+            "long_first_paint_ms_runs": opened["long ms"],
+            "long_added_mb": statistics.median(opened["long MB"]),
+            "short_first_paint_ms": statistics.median(opened["short ms"]),
+            "short_added_mb": statistics.median(opened["short MB"]),
+        },
+        "scroll_step": {"steps": len(steps), "median_ms": statistics.median(steps),
+                        "p99_ms": pct(steps, 99), "max_ms": max(steps)},
+    }
+    print(f"wrote {write_results('chat', report)}")
     return 0
 
 

@@ -8,7 +8,10 @@ the sources held out this round by a rule (fresh: no choice was ever made
 looking at them), for those held out the round before (their figures were
 seen when that round chose its settings), and for all together. Then the
 latency of one text-only classification against the rules', and the
-embedding time on its own.
+embedding time on its own. Writes benchmarks/results/classify.json.
+
+`--quick` (or QUICK=1): about QUICK_PROMPTS of the held-out prompts (every
+n-th), latency over one pass of them instead of three: a smoke run.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "training"))
 
+from bench_results import quick_parser, write_results  # noqa: E402
 from train_classifier import (  # noqa: E402
     HELD_OUT_EARLIER,
     HELD_OUT_FRESH,
@@ -44,6 +48,12 @@ SPLITS = {
     "fresh (held out this round by rule)": set(HELD_OUT_FRESH) | set(HELD_OUT_TWINS),
     "earlier (held out the round before; seen then)": set(HELD_OUT_EARLIER),
 }
+QUICK_PROMPTS = 30
+# The JSON report's keys for the printed names.
+KEYS = {"rules only (baseline)": "rules", "text model": "text",
+        "text model + embedding index": "text_embedding", "all": "all",
+        "fresh (held out this round by rule)": "fresh",
+        "earlier (held out the round before; seen then)": "earlier"}
 
 
 def held_out_rows() -> list[Labelled]:
@@ -77,8 +87,22 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
 
+def figures(report) -> dict:  # type: ignore[no-untyped-def]
+    return {
+        "prompts": report.total,
+        "accuracy": report.accuracy(),
+        "kind_accuracy": {k: right / total for k, (right, total) in report.kind_accuracy().items()},
+        "expected_calibration_error": report.expected_calibration_error(),
+    }
+
+
 def main() -> int:
+    quick = quick_parser(__doc__.splitlines()[0]).parse_args().quick
     rows = held_out_rows()
+    repeats = 3
+    if quick:
+        rows = rows[::max(1, len(rows) // QUICK_PROMPTS)]
+        repeats = 1
     sources = sorted({r.source for r in rows})
     print(f"held-out: {len(rows)} prompts from {len(sources)} sources never seen in training")
     rules = TaskClassifier(text_model=None)
@@ -87,9 +111,11 @@ def main() -> int:
     engine = load_embedder()
     index = shipped_embedding_index()
     embed_ms = None
+    result: dict = {"quick": quick, "held_out_prompts": len(rows), "sources": len(sources)}
     if engine is not None and index is not None:
         probe = engine.embed(list(index.probe_texts))
-        print(f"embedder matches the index: lowest probe cosine {index.matches(probe):.5f}")
+        result["probe_cosine_min"] = index.matches(probe)
+        print(f"embedder matches the index: lowest probe cosine {result['probe_cosine_min']:.5f}")
         vote = EmbeddingVote(index, engine.embed)
         classifiers["text model + embedding index"] = TaskClassifier(vote).classify
         embed_ms = median_ms(lambda p: vote.vector(p), [r.prompt for r in rows[::10]], 1)
@@ -109,15 +135,23 @@ def main() -> int:
             print(format_report(report, sources=split_name == "all"))
 
     prompts = [r.prompt for r in rows]
-    rules_ms = median_ms(rules.classify, prompts)
-    text_ms = median_ms(text.classify, prompts)
-    print("\n=== latency, one classification, median over the held-out prompts x3 ===")
+    rules_ms = median_ms(rules.classify, prompts, repeats)
+    text_ms = median_ms(text.classify, prompts, repeats)
+    print(f"\n=== latency, one classification, median over the held-out prompts x{repeats} ===")
     print(f"rules only {rules_ms:.3f} ms; text model {text_ms:.3f} ms "
           f"(ratio {text_ms / rules_ms:.2f} x the rules)")
     if embed_ms is not None:
         print(f"embedding one prompt with the demo embedder: {embed_ms:.1f} ms "
               "(median over every 10th held-out prompt, its first and last 256 characters)")
 
+    result["classifiers"] = {
+        KEYS[name]: {KEYS[split_name]: figures(report) for split_name, report in by_split.items()}
+        for name, by_split in reports.items()}
+    result["latency_ms"] = {"rules": rules_ms, "text_model": text_ms,
+                            "ratio_text_to_rules": text_ms / rules_ms}
+    if embed_ms is not None:
+        result["latency_ms"]["embedding"] = embed_ms
+    checks = {}
     print("\n=== targets (all held-out sources) ===")
     for name, target in (("text model", TARGET_TEXT),
                          ("text model + embedding index", TARGET_WITH_EMBEDDER)):
@@ -127,11 +161,18 @@ def main() -> int:
         report = reports[name]["all"]
         worst = min(r / t for r, t in report.kind_accuracy().values())
         kind_target = TARGET_KIND if "embedding" in name else 0.0
+        met = report.accuracy() >= target and worst >= kind_target
+        result["classifiers"][KEYS[name]]["all"]["worst_kind_accuracy"] = worst
+        checks[f"{name}: accuracy >= {target:.0%}"
+               + (f", worst kind >= {kind_target:.0%}" if kind_target else "")] = met
         print(f"{name}: {report.accuracy():.1%} (target >= {target:.0%}), worst kind "
               f"{worst:.1%}{f' (target >= {kind_target:.0%})' if kind_target else ''}: "
-              f"{verdict(report.accuracy() >= target and worst >= kind_target)}")
+              f"{verdict(met)}")
     print(f"latency {text_ms:.2f} ms (target <= {TARGET_LATENCY_MS} ms): "
           f"{verdict(text_ms <= TARGET_LATENCY_MS)}")
+    checks[f"text model latency <= {TARGET_LATENCY_MS} ms"] = text_ms <= TARGET_LATENCY_MS
+    result["checks"] = checks
+    print(f"wrote {write_results('classify', result)}")
     return 0
 
 

@@ -24,6 +24,11 @@ the GUI while a collection indexes: `make bench-docs`.
    the whole phase.
 
 Writes benchmarks/results/docs.json.
+
+`--quick` (or QUICK=1): the first 5 manuals alone (no stdlib modules) for
+one indexing run and for recall (their 10 questions), query latency at
+250/500/1,000 chunks over one round, one 0.5 s GUI phase of each kind (AB,
+not ABBA): a smoke run. DOCS_BENCH_RUNS and DOCS_BENCH_PHASE_S still apply.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import numpy as np
-from bench_results import demo_model, print_checks, write_results
+from bench_results import demo_model, print_checks, quick_parser, write_results
 from docs_eval import (
     EngineEmbedder,
     load_eval,
@@ -69,6 +74,10 @@ PHASE_S = float(os.environ.get("DOCS_BENCH_PHASE_S", "15"))
 # the demo embedder reads about 8 chunks of ~200 tokens a second per thread.
 STDLIB_FILES = 10
 EMBED_BATCH = 16
+SETTLE_S = 1.0  # the GUI phase's window, loaded, before it is measured
+MANUALS: int | None = None  # the labelled manuals used: all (20), or the first n
+GUI_ORDER = ("indexing", "baseline", "baseline", "indexing")
+QUICK = False
 
 
 def pct(values: list[float], p: float) -> float:
@@ -82,8 +91,20 @@ def stdlib_files(count: int, skip: int = 0) -> list[Path]:
     return files[skip:skip + count]
 
 
+def manuals(folder: Path) -> Path:
+    """The labelled manuals (tests/data/docs_eval.toml): all, or the first MANUALS."""
+    write_eval_documents(folder)
+    for extra in list(load_eval()[0])[MANUALS:] if MANUALS is not None else []:
+        (folder / extra).unlink()
+    return folder
+
+
+def manual_count() -> int:
+    return len(list(load_eval()[0])[:MANUALS])
+
+
 def corpus(folder: Path, count: int, skip: int = 0) -> Path:
-    write_eval_documents(folder / "manuals")
+    manuals(folder / "manuals")
     code = folder / "code"
     code.mkdir(parents=True, exist_ok=True)
     for source in stdlib_files(count, skip):
@@ -227,9 +248,10 @@ def recall(embedder: Path, tmp: Path) -> dict:
     engine = EngineEmbedder(embedder, n_threads=0)
     store, library = open_library(tmp / "recall.sqlite3", engine)
     collection = library.create_collection(
-        "eval", [str(write_eval_documents(tmp / "eval"))]).result(30)
+        "eval", [str(manuals(tmp / "eval"))]).result(30)
     wait_idle(library)
-    questions = load_eval()[1]
+    kept = set(list(load_eval()[0])[:MANUALS])
+    questions = [q for q in load_eval()[1] if q.file in kept]
     report = {}
     for split in ("eval", "dev"):
         chosen = [q for q in questions if q.split == split]
@@ -261,7 +283,7 @@ def gui_phase(chat: Path, embedder: Path, tmp: Path, index_folder: Path | None) 
     window.start_models()
     while not window.session.wait_loaded(0.01):
         app.processEvents()
-    run_event_loop(1.0)
+    run_event_loop(SETTLE_S)
     library = window.session.library
     assert library is not None
     before = library.indexed_chunks
@@ -295,14 +317,22 @@ def gui_phase(chat: Path, embedder: Path, tmp: Path, index_folder: Path | None) 
 
 
 def main() -> int:
+    global RUNS, SCALES, ROUNDS, PHASE_S, STDLIB_FILES, SETTLE_S, GUI_ORDER, QUICK, MANUALS
+    QUICK = quick_parser(__doc__.splitlines()[0]).parse_args().quick
+    if QUICK:
+        RUNS = int(os.environ.get("DOCS_BENCH_RUNS", "1"))
+        PHASE_S = float(os.environ.get("DOCS_BENCH_PHASE_S", "0.5"))
+        SCALES, ROUNDS, STDLIB_FILES, SETTLE_S = (250, 500, 1_000), 1, 0, 0.25
+        GUI_ORDER, MANUALS = ("indexing", "baseline"), 5
     chat = demo_model()
     embedder = find_demo_embedder()
     if embedder is None:
         print("the demo embedder is not installed: run `make test` once", file=sys.stderr)
         return 2
     tmp = Path(tempfile.mkdtemp(prefix="zeta-docs-bench-"))
-    report: dict = {"runs": RUNS}
-    print(f"1. indexing {STDLIB_FILES} stdlib modules (4-20 kB) + 20 manuals, {RUNS} runs "
+    report: dict = {"quick": QUICK, "runs": RUNS}
+    print(f"1. indexing {STDLIB_FILES} stdlib modules (4-20 kB) + {manual_count()} manuals, "
+          f"{RUNS} runs "
           "(fresh database each)")
     folder = corpus(tmp / "corpus", STDLIB_FILES)
     rates, ratios = [], []
@@ -326,8 +356,9 @@ def main() -> int:
     embed_p50 = latency["question_embedding_ms"]["p50"]
     for scale in SCALES[1:]:
         print(f"  growth {scale} / {SCALES[0]}: p50 x{latency[str(scale)]['p50_ms'] / base:.1f}")
-    print(f"  embedding the question: p50 {embed_p50:.2f} ms; search at 100k / embedding: "
-          f"x{latency['100000']['p50_ms'] / embed_p50:.1f}")
+    largest = latency[str(SCALES[-1])]
+    print(f"  embedding the question: p50 {embed_p50:.2f} ms; search at "
+          f"{SCALES[-1] // 1000}k / embedding: x{largest['p50_ms'] / embed_p50:.1f}")
 
     print("3. recall@5 (eval: held out; dev: what the tests and fusion weight used)")
     recalls = recall(embedder, tmp)
@@ -337,13 +368,14 @@ def main() -> int:
               f"keyword {values['keyword']:.2f}  fused {values['fused']:.2f}")
 
     need = statistics.median(rates) * PHASE_S * 2  # chunks to keep indexing all phase
-    per_file = max(1.0, chunks / (STDLIB_FILES + 20))
+    per_file = max(1.0, chunks / (STDLIB_FILES + manual_count()))
     files = min(400, int(need / per_file) + 1)
-    print(f"4. GUI stall, {PHASE_S:g} s phases in ABBA order, the demo model streaming; "
-          f"indexing {files} more stdlib modules (~{need:.0f} chunks, from 1.'s rate)")
+    print(f"4. GUI stall, {PHASE_S:g} s phases in {'AB' if QUICK else 'ABBA'} order, "
+          f"the demo model streaming; indexing {files} more stdlib modules "
+          f"(~{need:.0f} chunks, from 1.'s rate)")
     big = corpus(tmp / "big", files, skip=STDLIB_FILES)
     phases: dict[str, list[dict]] = {"indexing": [], "baseline": []}
-    for name in ("indexing", "baseline", "baseline", "indexing"):
+    for name in GUI_ORDER:
         result = gui_phase(chat, embedder, tmp, big if name == "indexing" else None)
         phases[name].append(result)
         p99 = time_pct(result["stalls"], 99)
@@ -353,17 +385,20 @@ def main() -> int:
                  else " (indexing finished early)"))
     stall = {name: time_pct([s for r in runs for s in r["stalls"]], 99)
              for name, runs in phases.items()}
-    report["gui"] = {"p99_ms": stall, "phase_s": PHASE_S,
-                     "indexed": [r["indexed"] for r in phases["indexing"]]}
     ratio = stall["indexing"] / stall["baseline"] if stall["baseline"] else float("inf")
+    report["gui"] = {"p99_ms": stall, "phase_s": PHASE_S,
+                     "indexed": [r["indexed"] for r in phases["indexing"]],
+                     "p99_ratio": ratio if stall["baseline"] else None}
     print(f"  pooled p99: indexing {stall['indexing']:.2f} ms, baseline "
           f"{stall['baseline']:.2f} ms, ratio {ratio:.2f}")
     eval_recall = recalls["eval"]
-    print_checks({
+    checks = {
         "fused recall@5 above keywords (eval)": eval_recall["fused"] > eval_recall["keyword"],
-        "query p95 at 100,000 chunks under 100 ms": latency["100000"]["p95_ms"] < 100,
+        f"query p95 at {SCALES[-1]:,} chunks under 100 ms": largest["p95_ms"] < 100,
         "GUI p99 stall while indexing <= 8 ms": stall["indexing"] <= 8.0,
-    })
+    }
+    print_checks(checks)
+    report["checks"] = checks
     print(f"wrote {write_results('docs', report)}")
     return 0
 

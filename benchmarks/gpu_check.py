@@ -7,7 +7,10 @@ On a machine with an NVIDIA GPU (NVML answers):
 3. the memory estimate against NVML's memory for this process;
 4. the router's GPU ceilings reacting to the real readings.
 Without one it says why and exits 0 (CI has no GPU; the recorded-readings
-tests cover those paths there).
+tests cover those paths there). Writes benchmarks/results/gpu_check.json
+(`{"gpu": false, ...}` without one).
+
+`--quick` (or QUICK=1): 2 s of streaming for (2) instead of 5: a smoke run.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench_results import quick_parser, write_results
 
 from zeta_desktop.core.chat.session import ChatSession
 from zeta_desktop.core.config import AppConfig, RoleConfig, save_config
@@ -42,13 +47,22 @@ def offloaded_config(model: Path) -> AppConfig:
 
 
 def main() -> int:
+    global STREAM_S
+    quick = quick_parser(__doc__.splitlines()[0]).parse_args().quick
+    if quick:
+        STREAM_S = 2.0
     source = NvmlSource()
     first = source.read()
     if first.source != "nvml" or not first.gpus:
-        print(f"gpu-check: no NVIDIA GPU reading here ({first.note or first.source}); "
+        reason = first.note or first.source
+        print(f"gpu-check: no NVIDIA GPU reading here ({reason}); "
               "nothing to check. The recorded-readings tests cover these paths.")
         source.close()
+        out = write_results("gpu_check", {"gpu": False, "quick": quick, "reason": reason})
+        print(f"wrote {out}")
         return 0
+    report: dict = {"gpu": True, "quick": quick, "stream_s": STREAM_S,
+                    "gpus": [f"{g.index}: {g.name}" for g in first.gpus]}
     model = resolve_model("").path
     print(f"GPUs: {', '.join(f'{g.index}: {g.name}' for g in first.gpus)}")
 
@@ -58,6 +72,7 @@ def main() -> int:
         run = subprocess.run([sys.executable, "-m", "zeta_desktop", "--config", str(path),
                               "--self-test"], capture_output=True, text=True, env=env,
                              timeout=600, check=False)
+        report["self_test_exit"] = run.returncode
         print(f"1. self-test, every role offloaded (exit {run.returncode}):")
         print("   " + "\n   ".join(run.stdout.strip().splitlines()))
 
@@ -76,6 +91,9 @@ def main() -> int:
                 time.sleep(0.05)
         _, series = session.telemetry.machine_series.copy()
         util, mem = series["gpu_util"], series["gpu_mem"]
+        report["sampler"] = {"answers": len(turns), "readings": len(util),
+                             "gpu_util_pct": [min(util), max(util)],
+                             "gpu_mem_pct": [min(mem), max(mem)]}
         print(f"2. sampler over {STREAM_S:g} s of streaming ({len(turns)} answers, "
               f"{len(util)} readings): GPU busy {min(util):.0f}-{max(util):.0f} %, "
               f"memory {min(mem):.1f}-{max(mem):.1f} %")
@@ -84,6 +102,8 @@ def main() -> int:
                 for a, b in zip(loaded.gpus, before.gpus, strict=False)]
         measured = int(sum(mine) * 2**20)
         ratio = f"{predicted / measured:.2f}" if measured > 0 else "n/a (no per-process reading)"
+        report["memory"] = {"estimate_bytes": predicted, "measured_bytes": measured,
+                            "ratio": predicted / measured if measured > 0 else None}
         print(f"3. memory: estimate {mib(predicted)} on the GPU, NVML says this process took "
               f"{mib(measured)}; estimate / measured {ratio}")
         router = session.router
@@ -91,12 +111,16 @@ def main() -> int:
         now_mem = session.telemetry.machine.max_gpu_mem_pct or 0.0
         router.update_thresholds(gpu_mem_ceiling_pct=max(10.0, now_mem - 5.0))
         capped = router.route(TaskKind.CODE, commit=False)
+        report["ceilings"] = {"gpu_mem_pct": now_mem, "default": free.reason,
+                              "capped_at_pct": router.thresholds.gpu_mem_ceiling_pct,
+                              "capped": capped.reason}
         print(f"4. ceilings: GPU memory at {now_mem:.1f} %; with the default ceiling: "
               f"{free.reason}; with the ceiling at {router.thresholds.gpu_mem_ceiling_pct:.0f} %: "
               f"{capped.reason}")
     finally:
         session.shutdown(60)
         source.close()
+    print(f"wrote {write_results('gpu_check', report)}")
     return 0
 
 

@@ -9,6 +9,11 @@
    at a random time in the answer, reopens the file and compares. Reported:
    prompts lost (target 0) and the most answer text lost, against what the
    child had printed in its last flush interval (target: no more than that).
+
+`--quick` (or QUICK=1): 20 conversations (the two long ones still 500
+messages), 2 window openings of each, 4 switches, 5 searches, one kill at a
+random point in the answer's first second (KILL_RUNS still sets the kills):
+a smoke run. Writes benchmarks/results/history.json.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from bench_results import demo_model, print_checks, write_results
+from bench_results import demo_model, print_checks, quick_parser, write_results
 
 from zeta_desktop.core.chat.history_recorder import FLUSH_S
 from zeta_desktop.core.config import AppConfig, LoadedConfig
@@ -43,15 +48,18 @@ WORDS = [
     "prime", "theorem", "garden", "recipe",
 ]
 SEED = 20261201  # this benchmark's own; nothing was tuned on it
+# (conversations, window openings, switches, searches, kills, latest kill s)
+FULL = (200, 5, 10, 20, 20, 3.0)
+QUICK = (20, 2, 4, 5, 1, 1.0)
 
 
 def sentence(rng: random.Random, n: int) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(n))
 
 
-def fill(store: HistoryStore, conversations: int, long_ids: int) -> list[str]:
+def fill(store: HistoryStore, conversations: int, long_ids: int) -> tuple[list[str], int]:
     rng = random.Random(SEED)
-    ids = []
+    ids, messages = [], 0
     for index in range(conversations):
         conversation = Conversation.new()
         parent = None
@@ -63,8 +71,9 @@ def fill(store: HistoryStore, conversations: int, long_ids: int) -> list[str]:
                                                                 else 60)).id
         store.import_conversation(conversation)
         ids.append(conversation.id)
+        messages += length
     store.flush(600)
-    return ids
+    return ids, messages
 
 
 def window_over(path: Path):  # type: ignore[no-untyped-def]
@@ -101,19 +110,20 @@ def ms(values: list[float]) -> dict[str, float]:
             "max_ms": round(max(values) * 1000, 1), "n": len(values)}
 
 
-def big_history(app, tmp: Path) -> dict:  # type: ignore[no-untyped-def]
+def big_history(app, tmp: Path, conversations: int, openings: int,  # type: ignore[no-untyped-def]
+                switch_count: int, search_count: int) -> dict:
     path = tmp / "big" / "history.sqlite3"
     path.parent.mkdir()
     store = HistoryStore(path)
     started = time.perf_counter()
-    ids = fill(store, 200, 2)
+    ids, messages = fill(store, conversations, 2)
     fill_s = time.perf_counter() - started
     store.set_state("last_conversation", ids[0]).result(10)
     store.close()
     empty = tmp / "empty" / "history.sqlite3"
     empty.parent.mkdir()
     opened, baseline = [], []
-    for _ in range(5):  # alternating, so a slow spell hits both
+    for _ in range(openings):  # alternating, so a slow spell hits both
         opened.append(open_time(app, path))
         baseline.append(open_time(app, empty))
 
@@ -121,7 +131,7 @@ def big_history(app, tmp: Path) -> dict:  # type: ignore[no-untyped-def]
     win.show()
     until(app, lambda: win.history.restored)
     switches = []
-    for index in range(10):
+    for index in range(switch_count):
         target = ids[index % 2 == 0]
         done = threading.Event()
         started = time.perf_counter()
@@ -131,7 +141,7 @@ def big_history(app, tmp: Path) -> dict:  # type: ignore[no-untyped-def]
         switches.append(time.perf_counter() - started)
     searches = []
     rng = random.Random(SEED + 1)
-    for _ in range(20):
+    for _ in range(search_count):
         word = rng.choice(WORDS)
         started = time.perf_counter()
         hits = win.store.search(word).result(30)
@@ -141,7 +151,7 @@ def big_history(app, tmp: Path) -> dict:  # type: ignore[no-untyped-def]
     win.close()
     win.shutdown()
     return {
-        "store": {"conversations": 200, "messages": 2 * 500 + 190 * 96 + 8 * 95,
+        "store": {"conversations": conversations, "messages": messages,
                   "fill_s": round(fill_s, 1), "file_mb": round(path.stat().st_size / 2**20, 1)},
         "start_to_last_conversation_shown": ms(opened),
         "start_with_empty_history": ms(baseline),
@@ -151,7 +161,7 @@ def big_history(app, tmp: Path) -> dict:  # type: ignore[no-untyped-def]
     }
 
 
-def kills(model: Path, tmp: Path, runs: int) -> dict:
+def kills(model: Path, tmp: Path, runs: int, latest_s: float) -> dict:
     rng = random.Random(SEED + 2)
     child_script = Path(__file__).resolve().parents[1] / "tests" / "crash_child.py"
     lost_prompts, lost_chars, last_window_chars, said_chars = 0, [], [], []
@@ -173,7 +183,7 @@ def kills(model: Path, tmp: Path, runs: int) -> dict:
         deadline = time.perf_counter() + 120
         while not tokens and time.perf_counter() < deadline:
             time.sleep(0.01)
-        time.sleep(rng.uniform(0.05, 3.0))  # a random point in the answer
+        time.sleep(rng.uniform(0.05, latest_s))  # a random point in the answer
         killed_at = time.perf_counter()
         child.send_signal(signal.SIGKILL)
         child.wait(30)
@@ -199,20 +209,24 @@ def kills(model: Path, tmp: Path, runs: int) -> dict:
     return {"runs": runs, "prompts_lost": lost_prompts,
             "answer_chars_said": said_chars, "answer_chars_lost": lost_chars,
             "chars_in_last_flush_window": last_window_chars,
-            "lost_within_last_flush_window": sum(within), "max_chars_lost": max(lost_chars)}
+            "lost_within_last_flush_window": sum(within),
+            "max_chars_lost": max(lost_chars, default=0)}
 
 
 def main() -> int:
     from zeta_desktop.ui.app import make_application
 
-    runs = int(os.environ.get("KILL_RUNS", "20"))
+    quick = quick_parser(__doc__.splitlines()[0]).parse_args().quick
+    conversations, openings, switches, searches, runs, latest_s = QUICK if quick else FULL
+    runs = int(os.environ.get("KILL_RUNS", runs))
     app = make_application()
     model = demo_model()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         os.environ["ZETA_DATA_DIR"] = str(tmp / "data")
-        report = big_history(app, tmp)
-        report["kill_mid_answer"] = kills(model, tmp, runs)
+        report = {"quick": quick, **big_history(app, tmp, conversations, openings, switches,
+                                                  searches)}
+        report["kill_mid_answer"] = kills(model, tmp, runs, latest_s)
     print(json.dumps(report, indent=1))
     start = report["start_to_last_conversation_shown"]["median_ms"]
     base = report["start_with_empty_history"]["median_ms"]

@@ -6,6 +6,9 @@ answer (so every weight page and the compute buffers have been touched) is
 the total. Printed: estimate, measured, and estimate / measured.
 
     make bench-memory
+    make bench-memory QUICK=1    # no 8192-token context case: a smoke run
+
+Writes benchmarks/results/memory.json.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from bench_results import write_results
+from bench_results import quick_parser, write_results
 
 from zeta_desktop.core.models.files import resolve_model
 from zeta_desktop.core.models.gguf_info import read_info
@@ -54,6 +57,7 @@ def measure(path: Path, n_ctx: int, embedding: bool) -> int:
 def main() -> int:
     from tiny_gguf import write_tiny_llama
 
+    quick = quick_parser(__doc__.splitlines()[0]).parse_args().quick
     tiny = write_tiny_llama(Path("/tmp/zeta-memory-tiny.gguf"))
     cases = [
         ("tiny (test model)", tiny, 512, False),
@@ -62,6 +66,8 @@ def main() -> int:
         ("all-MiniLM-L6-v2 demo embedder", resolve_model("", embedding_role=True).path, 512,
          True),
     ]
+    if quick:
+        cases = [case for case in cases if case[2] != 8192]
     rows = []
     for name, path, n_ctx, embedding in cases:
         predicted = estimate(read_info(path), n_ctx).total_bytes
@@ -70,7 +76,7 @@ def main() -> int:
                      "ratio": round(predicted / actual, 3)})
         print(f"  {name:32s} n_ctx {n_ctx:5d}: estimate {predicted / 2**20:7.1f} MiB, "
               f"measured RSS {actual / 2**20:7.1f} MiB, ratio {predicted / actual:.2f}")
-    print(f"wrote {write_results('memory', {'cases': rows})}")
+    print(f"wrote {write_results('memory', {'quick': quick, 'cases': rows})}")
     return 0
 
 

@@ -6,6 +6,9 @@ in the same run, is a bare PySide6 process that shows an empty QMainWindow: the
 floor for any Qt app on this machine.
 
     make bench-startup
+    make bench-startup QUICK=1    # one run instead of RUNS (3): a smoke run
+
+Writes benchmarks/results/startup.json.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNS = int(os.environ.get("RUNS", "3"))
+RUNS = os.environ.get("RUNS")
 EMPTY_WINDOW = (
     "import time\n"
     "from PySide6.QtWidgets import QApplication, QMainWindow\n"
@@ -47,11 +50,17 @@ def stamps(command: list[str], env: dict[str, str]) -> dict[str, float]:
 
 
 def main() -> int:
+    # Here, not at the top: packaging/startup_compare.py loads this file by
+    # path for stamps() alone, without benchmarks/ on sys.path.
+    from bench_results import quick_parser, write_results
+
+    quick = quick_parser(__doc__.splitlines()[0]).parse_args().quick
+    runs = int(RUNS or (1 if quick else 3))
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     app_env = {**env, "ZETA_STARTUP_PROBE": "Say hi."}
     python = str(ROOT / ".venv" / "bin" / "python")
     shown, first, floor = [], [], []
-    for _ in range(RUNS):
+    for _ in range(runs):
         result = stamps(["make", "--no-print-directory", "run"], app_env)
         shown.append(result["window_shown"])
         if "first_token" not in result:
@@ -59,6 +68,8 @@ def main() -> int:
         first.append(result["first_token"])
         floor.append(stamps([python, "-c", EMPTY_WINDOW], env)["window_shown"])
     report = {
+        "quick": quick,
+        "runs": runs,
         "window_shown_s": statistics.median(shown),
         "first_token_s": statistics.median(first),
         "empty_qt_window_s": statistics.median(floor),
@@ -68,11 +79,7 @@ def main() -> int:
     print(f"make run -> first token    {report['first_token_s']:.2f} s  (demo model, offscreen)")
     print(f"baseline: empty Qt window  {report['empty_qt_window_s']:.2f} s")
     print(f"ratio window / baseline    {report['window_vs_empty_ratio']:.2f}")
-    # Here, not at the top: packaging/startup_compare.py loads this file by
-    # path for stamps() alone, without benchmarks/ on sys.path.
-    from bench_results import write_results
-
-    write_results("startup", report)
+    print(f"wrote {write_results('startup', report)}")
     return 0
 
 

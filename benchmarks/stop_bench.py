@@ -4,7 +4,9 @@ The demo model reads a ~1600-token prompt (2 threads); Stop is pressed 0.2 s
 in. The engine reads the prompt in llama.cpp batches and hears Stop between
 them; the baseline, in the same process, hands the whole prompt to
 `Llama.generate` in one call, as the engine did before. Alternating runs,
-two of each. Writes benchmarks/results/stop.json.
+two of each (`--quick` or QUICK=1: one of each over a ~250-token prompt,
+inside one llama.cpp batch, so both read it all: a smoke run, no ratio to
+read). Writes benchmarks/results/stop.json.
 """
 
 from __future__ import annotations
@@ -14,14 +16,20 @@ import sys
 import threading
 import time
 
-from bench_results import demo_model, write_results
+from bench_results import demo_model, quick_parser, write_results
 
 from zeta_desktop.core.engines.base import LoadSettings
 from zeta_desktop.core.engines.llama import LlamaEngine
 
 PRESS_AFTER_S = 0.2
 TEXT = "The lighthouse keeper wrote a long letter about the sea, the ships and the weather. "
-MESSAGES = [{"role": "user", "content": TEXT * 90 + "Summarise it."}]
+
+
+def messages(repeats: int) -> list[dict[str, str]]:
+    return [{"role": "user", "content": TEXT * repeats + "Summarise it."}]
+
+
+MESSAGES = messages(90)
 
 
 def stop_delay_s(engine: LlamaEngine) -> float:
@@ -36,13 +44,17 @@ def stop_delay_s(engine: LlamaEngine) -> float:
 
 
 def main() -> int:
+    global MESSAGES
+    quick = quick_parser(__doc__.splitlines()[0]).parse_args().quick
+    if quick:
+        MESSAGES = messages(13)
     settings = LoadSettings(n_ctx=4096, n_gpu_layers=0, n_threads=2, embedding=False)
     engine = LlamaEngine.load(demo_model(), settings)
     prompt = engine._chat_request(MESSAGES, max_tokens=10, temperature=0.5)["prompt"]
     in_batches = LlamaEngine._prefill
     delays: dict[str, list[float]] = {"batches": [], "one call": []}
     try:
-        for _ in range(2):
+        for _ in range(1 if quick else 2):
             for name in delays:
                 # The baseline skips the engine's own read: generate reads it all at once.
                 LlamaEngine._prefill = in_batches if name == "batches" else (  # type: ignore[method-assign]
@@ -59,8 +71,10 @@ def main() -> int:
         print(f"  {name:9} answer ended {statistics.median(values):5.2f} s after Stop "
               f"(runs: {', '.join(f'{v:.2f}' for v in values)})")
     print(f"ratio {ours / baseline:.3f} (read in batches / in one call)")
-    write_results("stop", {"prompt_tokens": len(prompt), "delays_s": delays,
-                           "ratio": ours / baseline})
+    write_results("stop", {"quick": quick, "prompt_tokens": len(prompt),
+                           "n_batch": engine._llm.n_batch, "press_after_s": PRESS_AFTER_S,
+                           "delays_s": delays, "batches_median_s": ours,
+                           "one_call_median_s": baseline, "ratio": ours / baseline})
     return 0
 
 

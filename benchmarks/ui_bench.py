@@ -14,7 +14,10 @@ the loads can be compared. Also times every plot refresh. Stall percentiles
 are weighted by time: one 20 ms block weighs as 20 ms of the run, not as one
 sample among thousands of 1 ms ticks. Targets: p99 stall <= 8 ms, max <= 16 ms,
 plot refresh < 2 ms.
-Writes benchmarks/results/ui.json.
+Writes benchmarks/results/ui.json (UI_BENCH_HISTORY=1: ui_history.json).
+
+`--quick` (or QUICK=1): one run of each variant (AB, not ABBA), 0.25 s
+warm-up and 0.5 s phases (UI_BENCH_SECONDS still sets the phase): a smoke run.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pyqtgraph as pg
-from bench_results import demo_model, print_checks, write_results
+from bench_results import demo_model, print_checks, quick_parser, write_results
 from markdown_shaped import load_markdown_shaped
 from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
 
@@ -40,6 +43,11 @@ from zeta_desktop.ui.app import settle_garbage_collector
 from zeta_desktop.ui.main_window import MainWindow
 
 PHASE_S = float(os.environ.get("UI_BENCH_SECONDS", "20"))
+WARM_UP_S = 3.0
+# ABBA: the first window of a process runs a little differently (caches,
+# first loads), so each variant gets one early and one late run.
+ORDER = (True, False, False, True)
+QUICK = False
 # UI_BENCH_NORMAL_PRIORITY=1 runs the models at the GUI's priority, to see what
 # the default (model threads niced below the GUI) buys.
 LOW_PRIORITY = os.environ.get("UI_BENCH_NORMAL_PRIORITY") != "1"
@@ -204,7 +212,7 @@ def measure(
     window.bridge.sig_turn_token.connect(lambda *_: tokens.__setitem__(0, tokens[0] + 1))
     probe = Probe()
     # Warm up: first paints and first tokens pay one-off costs.
-    run_phase(window, probe, 3)
+    run_phase(window, probe, WARM_UP_S)
     tick_ms.clear()
     paint_ms.clear()
     tokens[0] = 0
@@ -251,7 +259,7 @@ def summarize(runs: list[Measured]) -> dict:
 def history_cost(model: Path, paint_ms: list[float]) -> int:
     """UI_BENCH_HISTORY=1: the same shown window with the store writing vs no store, ABBA."""
     runs: dict[bool, list[Measured]] = {True: [], False: []}
-    for keep in (True, False, False, True):
+    for keep in ORDER:
         runs[keep].append(measure(model, True, paint_ms, keep_history=keep))
     on, off = summarize(runs[True]), summarize(runs[False])
     for name, r in (("store writing", on), ("no store (base)", off)):
@@ -263,12 +271,17 @@ def history_cost(model: Path, paint_ms: list[float]) -> int:
     print(f"p99 stall ratio, store writing / no store: {ratio:.2f}")
     checks = {"p99 stall with the store writing <= 1.1 x without": ratio <= 1.1}
     print_checks(checks)
-    write_results("ui_history", {"store_writing": on, "no_store": off, "p99_ratio": ratio,
-                                 "checks": checks})
+    write_results("ui_history", {"quick": QUICK, "phase_s": PHASE_S, "store_writing": on,
+                                 "no_store": off, "p99_ratio": ratio, "checks": checks})
     return 0
 
 
 def main() -> int:
+    global PHASE_S, WARM_UP_S, ORDER, QUICK
+    QUICK = quick_parser(__doc__.splitlines()[0]).parse_args().quick
+    if QUICK:
+        PHASE_S = float(os.environ.get("UI_BENCH_SECONDS", "0.5"))
+        WARM_UP_S, ORDER = 0.25, (True, False)
     model = demo_model()
     from zeta_desktop.ui.app import make_application
 
@@ -286,17 +299,16 @@ def main() -> int:
     pg.GraphicsView.paintEvent = timed_paint
     if os.environ.get("UI_BENCH_HISTORY") == "1":
         return history_cost(model, paint_ms)
-    # ABBA: the first window of a process runs a little differently (caches,
-    # first loads), so each variant gets one early and one late run.
     runs: dict[bool, list[Measured]] = {True: [], False: []}
-    for panel_shown in (True, False, False, True):
+    for panel_shown in ORDER:
         runs[panel_shown].append(measure(model, panel_shown, paint_ms))
     shown, baseline = summarize(runs[True]), summarize(runs[False])
     # What this machine allows at all: models streaming, nothing painted.
     floor = summarize([measure(model, False, paint_ms, on_screen=False)])
 
-    report = {"panel_shown": shown, "panel_hidden_baseline": baseline,
-              "no_window_floor": floor, "model_threads_low_priority": LOW_PRIORITY}
+    report = {"quick": QUICK, "phase_s": PHASE_S, "panel_shown": shown,
+              "panel_hidden_baseline": baseline, "no_window_floor": floor,
+              "model_threads_low_priority": LOW_PRIORITY}
     print(f"model threads at {'low' if LOW_PRIORITY else 'normal'} priority")
     print("stall percentiles weighted by time (p99/tick: the per-tick p99)")
     print(f"{'':22}{'p50 ms':>8}{'p99 ms':>8}{'p99/tick':>9}{'max ms':>8}{'ticks':>8}"
@@ -317,6 +329,7 @@ def main() -> int:
     ratio = shown["p99_stall_ms"] / max(baseline["p99_stall_ms"], 1e-3)
     max_ratio = shown["max_stall_ms"] / max(baseline["max_stall_ms"], 1e-3)
     print(f"stall ratio shown / hidden: p99 {ratio:.2f}, max {max_ratio:.2f}")
+    report["p99_ratio_shown_hidden"], report["max_ratio_shown_hidden"] = ratio, max_ratio
     checks = {
         "p99 stall <= 8 ms": shown["p99_stall_ms"] <= 8,
         "max stall shown / hidden <= 1.2": max_ratio <= 1.2,

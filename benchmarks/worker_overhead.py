@@ -9,12 +9,14 @@ the same number of tokens. Prints the median decode tokens/s of each and the
 ratio worker / engine (target >= 0.97).
 
     make bench-worker            # demo model
+    make bench-worker QUICK=1    # 2 runs of 24 tokens: a smoke run
     python benchmarks/worker_overhead.py --model PATH --runs 5 --tokens 256
+
+Writes benchmarks/results/worker.json (or --json PATH).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -22,7 +24,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench_results import demo_model
+from bench_results import demo_model, quick_parser, write_results
 
 from zeta_desktop.core.engines.base import LoadSettings
 from zeta_desktop.core.engines.llama import LlamaEngine
@@ -64,13 +66,16 @@ def worker_run(worker: ModelWorker, tokens: int) -> tuple[int, float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = quick_parser(__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None, help="GGUF file (default: demo)")
-    parser.add_argument("--runs", type=int, default=9)
-    parser.add_argument("--tokens", type=int, default=200)
+    parser.add_argument("--runs", type=int, help="default 9, quick 2")
+    parser.add_argument("--tokens", type=int, help="default 200, quick 24")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/worker.json"))
+    parser.add_argument("--json", type=Path, default=None,
+                        help="default: benchmarks/results/worker.json ($ZETA_BENCH_RESULTS)")
     args = parser.parse_args()
+    args.runs = args.runs or (2 if args.quick else 9)
+    args.tokens = args.tokens or (24 if args.quick else 200)
     model = args.model or demo_model()
     n_ctx = 2048
     settings = LoadSettings(n_ctx=n_ctx, n_gpu_layers=0, n_threads=args.threads, embedding=False)
@@ -124,18 +129,23 @@ def main() -> int:
     verdict = "meets" if ratio >= 0.97 else "MISSES"
     print(f"ratio   {ratio:.3f}  (median of paired worker / engine on this thread; "
           f"{verdict} the 0.97 target)")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(
-        json.dumps(
-            {
-                "model": str(model),
-                "bare_tok_s": bare_rates,
-                "worker_tok_s": worker_rates,
-                "ratio": ratio,
-            },
-            indent=2,
-        )
-    )
+    report = {
+        "model": str(model),
+        "quick": args.quick,
+        "runs": args.runs,
+        "tokens": args.tokens,
+        "threads": args.threads,
+        "bare_tok_s": bare_rates,
+        "worker_tok_s": worker_rates,
+        "bare_median_tok_s": bare_median,
+        "worker_median_tok_s": worker_median,
+        "ratio": ratio,
+    }
+    if args.json is None:
+        print(f"wrote {write_results('worker', report)}")
+    else:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2))
     return 0
 
 

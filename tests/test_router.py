@@ -30,12 +30,15 @@ class Fleet:
     def __init__(self, on_gpu: bool = False, embed_only: bool = False) -> None:
         self.depth = {r: [0, 0, "ready"] for r in ("coder", "embedder", "reasoner")}
         self.running_for: dict[str, float] = {}  # seconds the running job has run, if known
+        # The kinds of the jobs waiting and running, where the test says.
+        self.kinds: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self.telemetry = Telemetry()
         for role in self.depth:
             self.telemetry.register(
                 role,
                 lambda r=role: tuple(self.depth[r]),  # type: ignore[misc]
                 lambda r=role: self.running_for.get(r),
+                kinds=lambda r=role: self.kinds.get(r, ((), ())),  # type: ignore[misc]
             )
         self.profiles = {
             "coder": RoleProfile("coder", True, False, DEFAULT_PREFERENCES["coder"], on_gpu),
@@ -443,3 +446,60 @@ def test_reading_the_passages_counts_in_the_predicted_cost() -> None:
     busy = router._cost("coder", SIMPLE, signals)
     assert router._cost("coder", SIMPLE, signals, context_tokens=5000) == pytest.approx(
         busy + 10.0)
+
+
+def test_the_queue_ahead_is_priced_job_by_job_at_each_kinds_time_on_that_model() -> None:
+    fleet = Fleet()
+    reasoner = fleet.telemetry.model("reasoner")
+    for kind, seconds in (("reasoning", 8.0), ("simple", 1.0)):
+        for _ in range(3):
+            reasoner.record_success(ttft_s=0.1, tokens_per_s=50, latency_s=seconds,
+                                    service_s=seconds, n_tokens=50, kind=kind)
+    router = fleet.router()
+    fleet.load("reasoner", queued=2, in_flight=1)
+    fleet.running_for["reasoner"] = 0.0
+    fleet.kinds["reasoner"] = (("simple", "reasoning"), ("simple",))
+    signals = fleet.telemetry.snapshot().models["reasoner"]
+    # 1 s (the simple one running, just started) + 1 s + 8 s waiting
+    assert router.predicted_wait_s("reasoner", signals) == pytest.approx(10.0)
+    # Two reasoning answers queued cost more than two simple ones, at the same depth.
+    fleet.kinds["reasoner"] = (("reasoning", "reasoning"), ("simple",))
+    heavier = router.predicted_wait_s("reasoner", fleet.telemetry.snapshot().models["reasoner"])
+    assert heavier == pytest.approx(17.0)
+    # Jobs of no known kind (a server's other clients) count at the overall time.
+    fleet.kinds["reasoner"] = ((), ())
+    plain = router.predicted_wait_s("reasoner", fleet.telemetry.snapshot().models["reasoner"])
+    overall = router.service_s("reasoner", signals)
+    assert plain == pytest.approx(3 * overall)
+
+
+def test_an_uncertain_prompt_weighs_what_a_wrong_guess_costs_each_way() -> None:
+    from zeta_desktop.core.routing.classifier import Classification
+
+    fleet = Fleet()
+    router = fleet.router()
+    sure = Classification(SIMPLE, 0.95, (), {"simple": 0.95, "code": 0.0, "reasoning": 0.05})
+    torn = Classification(SIMPLE, 0.5, (), {"simple": 0.5, "code": 0.0, "reasoning": 0.5})
+    # The coder fits simple fully and reasoning at 0.6: a torn prompt loses more there.
+    assert router.expected_loss("coder", SIMPLE, sure) == pytest.approx(0.05 * 0.4)
+    assert router.expected_loss("coder", SIMPLE, torn) == pytest.approx(0.5 * 0.4)
+    assert router.expected_loss("reasoner", SIMPLE, torn) == pytest.approx(0.5 * 0.3)
+    # No probabilities: the kind's own fit.
+    assert router.expected_loss("embedder", CODE) == pytest.approx(0.5)
+
+
+def test_the_slider_prices_quality_from_nothing_to_far_more_than_the_wait() -> None:
+    fleet = Fleet()
+    fleet.served("coder", 1.0, times=3)
+    fleet.served("embedder", 1.0, times=3)
+    fleet.served("reasoner", 1.0, times=3)
+    fleet.load("coder", queued=2, in_flight=1)  # about 3 s before a new code job starts
+    fleet.running_for["coder"] = 0.0
+    fleet.load("embedder", queued=0, in_flight=0)  # idle, but a poor fit for code (0.5)
+    fleet.load("reasoner", queued=3, in_flight=1)
+    fleet.running_for["reasoner"] = 0.0
+    fastest = fleet.router(max_queue=0, max_wait_s=100, speed_vs_quality=1.0)
+    assert fastest.quality_weight() == 0.0
+    assert fastest.route(CODE).role == "embedder"  # done in 1 s, fit or not
+    best_fit = fleet.router(max_queue=0, max_wait_s=100, speed_vs_quality=0.0)
+    assert best_fit.route(CODE).role == "coder"  # waits 3 s rather than answer poorly

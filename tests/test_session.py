@@ -407,3 +407,71 @@ def test_what_the_router_learned_survives_a_restart_and_reset_clears_it(
     finally:
         second.shutdown(TIMEOUT)
         store.close()
+
+
+class DownWhileCleared:
+    """A real engine that refuses every answer while its `up` flag is clear."""
+
+    counts_tokens = True
+
+    def __init__(self, inner: LlamaEngine, up: threading.Event) -> None:
+        self._inner, self._up = inner, up
+        self.n_ctx, self.count_tokens = inner.n_ctx, inner.count_tokens
+        self.embed, self.close = inner.embed, inner.close
+
+    def stream_chat(self, messages, **kwargs):  # type: ignore[no-untyped-def]
+        if not self._up.is_set():
+            raise RuntimeError("injected: the model is down")
+        yield from self._inner.stream_chat(messages, **kwargs)
+
+
+def sessions_whose_models_are_down(tiny_config: AppConfig, tiny_model: Path, tmp_path: Path
+                                   ) -> tuple[ChatSession, dict[str, threading.Event]]:
+    up = {role: threading.Event() for role in tiny_config.roles}
+    by_path = {}
+    for role in tiny_config.roles:
+        copy = tmp_path / f"{role}.gguf"
+        copy.write_bytes(tiny_model.read_bytes())
+        tiny_config.roles[role].model_path = str(copy)
+        by_path[copy] = up[role]
+
+    def loader(path: Path, settings: LoadSettings):  # type: ignore[no-untyped-def]
+        return DownWhileCleared(LlamaEngine.load(path, settings), by_path[path])
+
+    return make_session(tiny_config, loader), up
+
+
+def test_when_every_model_fails_the_prompt_waits_for_one_to_recover(
+    tiny_config: AppConfig, tiny_model: Path, tmp_path: Path
+) -> None:
+    from servers import wait_until
+
+    session, up = sessions_whose_models_are_down(tiny_config, tiny_model, tmp_path)
+    try:
+        events = events_of(session)
+        turn_id = session.send("hello")
+        wait_until(lambda: "every model failed" in events.retried.get(turn_id, ("", ""))[1],
+                   TIMEOUT, "the turn to wait for a model to recover")
+        assert turn_id not in events.failed
+        up["reasoner"].set()  # one comes back
+        events.wait_done(turn_id)
+        turn = session.turn(turn_id)
+        assert turn.status == "done" and turn.role == "reasoner" and turn.answer
+        assert {role for role, _ in turn.attempts} == {"coder", "embedder", "reasoner"}
+    finally:
+        session.shutdown(TIMEOUT)
+
+
+def test_a_prompt_no_model_recovers_for_fails_visibly_once_its_window_is_over(
+    tiny_config: AppConfig, tiny_model: Path, tmp_path: Path
+) -> None:
+    session, _up = sessions_whose_models_are_down(tiny_config, tiny_model, tmp_path)
+    session.runner.recovery_window_s = 1.0
+    try:
+        events = events_of(session)
+        turn_id = session.send("hello")
+        events.wait_done(turn_id)
+        assert "the model is down" in events.failed[turn_id]
+        assert session.turn(turn_id).status == "failed"
+    finally:
+        session.shutdown(TIMEOUT)

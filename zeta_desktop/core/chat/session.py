@@ -155,7 +155,7 @@ class ChatSession:
 
         self.telemetry.register(
             key, depth, lambda w=worker: w.running_for_s, lambda w=worker: w.slots,
-            group=role, local=not worker.remote,
+            group=role, local=not worker.remote, kinds=worker.pending_kinds,
         )
 
     def _free_memory(self) -> tuple[int, int | None]:

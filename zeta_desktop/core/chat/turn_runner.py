@@ -55,6 +55,10 @@ PROMPT_SAVE_WAIT_S = 5.0  # the dispatcher waits this long for the prompt to be 
 MAX_TRANSIENT_WAITS = 5
 TRANSIENT_WAIT_S = 1.0
 WATCHDOG_EVERY_S = 0.5
+# Every model failed the prompt: it waits this long in all, from when it was
+# sent, for one to recover (the soonest breaker to close) before it fails.
+RECOVERY_WINDOW_S = 30.0
+RECOVERY_MIN_WAIT_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,8 @@ class Turn:
     attempts: list[tuple[str, str]] = field(default_factory=list)  # (endpoint, failure)
     partials: dict[int, str] = field(default_factory=dict)  # attempt index -> its partial answer
     transient_waits: int = 0  # times a busy server made it wait or move
+    created_at: float = 0.0  # monotonic, when it was queued
+    round_start: int = 0  # attempts before this round of retries (a recovery wait starts one)
     job: ChatJob | None = field(default=None, repr=False)
     cancelled: bool = False
     job_started_at: float | None = None  # monotonic, when the worker took this attempt
@@ -170,7 +176,9 @@ class TurnRunner(ChatListener):
         clock: Callable[[], float] = time.monotonic,
         on_learned: Callable[[], None] | None = None,
         retrieve: Retriever | None = None,
+        recovery_window_s: float = RECOVERY_WINDOW_S,
     ) -> None:
+        self.recovery_window_s = recovery_window_s
         self._on_learned = on_learned  # the router learned from a choice: save it
         self.retrieve = retrieve  # documents: the passages for a question
         # `/similar TEXT`: past messages by meaning (the document library's)
@@ -259,11 +267,7 @@ class TurnRunner(ChatListener):
             job.cancel.set()
             log.warning("turn %d: %s on %s; failing over", turn.turn_id, why, role)
             self._outcomes.on_model_failure(role)
-            if len(turn.attempts) < self.max_retries:
-                exclude = frozenset(r for r, _ in turn.attempts) | {role}
-                self._redispatch(turn, role, why, exclude)
-            else:
-                self._fail(turn, f"{role}: {why}")
+            self._retry_or_fail(turn, role, why)
         return [turn.turn_id for turn, *_ in stalled]
 
     def _requeue_behind(self, role: str) -> None:
@@ -283,7 +287,7 @@ class TurnRunner(ChatListener):
         self, prompt: str, history: Callable[[], list[ChatMessage]], **fields: Any
     ) -> Turn:
         with self._lock:
-            turn = Turn(next(self._ids), prompt, history, **fields)
+            turn = Turn(next(self._ids), prompt, history, created_at=self._clock(), **fields)
             self._turns[turn.turn_id] = turn
         return turn
 
@@ -368,7 +372,10 @@ class TurnRunner(ChatListener):
             else:
                 decision = self.route(turn.prompt, exclude=exclude, context_tokens=context_need)
         except NoRoleAvailableError as exc:
-            self._fail(turn, str(exc))
+            if turn.attempts and exclude:  # it failed before: every model it may try has
+                self._wait_for_recovery(turn, turn.attempts[-1][0], str(exc))
+            else:
+                self._fail(turn, str(exc))
             return
         with self._lock:
             turn.role, turn.reason, turn.decision = decision.target, decision.reason, decision
@@ -394,6 +401,7 @@ class TurnRunner(ChatListener):
             temperature=role_config.temperature,
             tag=turn.turn_id,
             sampling=dict(getattr(role_config, "sampling", {}) or {}),
+            kind=decision.kind.value,
         )
         with self._lock:
             turn.job = job
@@ -600,13 +608,47 @@ class TurnRunner(ChatListener):
             return
         if partial:  # kept: the retry starts over, but what came is not lost
             turn.partials[len(turn.attempts)] = turn.answer
-        if len(turn.attempts) < self.max_retries:
-            failed_roles = frozenset(r for r, _ in turn.attempts) | {role}
-            log.info("turn %d failed on %s (%s); retrying, %s cools down %.0f s",
-                     turn.turn_id, role, message, role, cooldown)
-            self._redispatch(turn, role, message, failed_roles)
+        log.info("turn %d failed on %s (%s); %s cools down %.0f s",
+                 turn.turn_id, role, message, role, cooldown)
+        self._retry_or_fail(turn, role, message)
+
+    def _retry_or_fail(self, turn: Turn, role: str, message: str) -> None:
+        """After a model failed the prompt: the next best model not tried in
+        this round; once every one has failed it, wait for the first to recover
+        (within the recovery window); then fail, saying why."""
+        tried = frozenset(r for r, _ in turn.attempts[turn.round_start:]) | {role}
+        if len(turn.attempts) - turn.round_start < self.max_retries:
+            self._redispatch(turn, role, message, tried)
             return
-        self._fail(turn, f"{role}: {message}")
+        self._wait_for_recovery(turn, role, message)
+
+    def _wait_for_recovery(self, turn: Turn, role: str, message: str) -> None:
+        left = self.recovery_window_s - (self._clock() - turn.created_at)
+        if self._closing.is_set() or turn.cancelled or left <= RECOVERY_MIN_WAIT_S:
+            self._fail(turn, f"{role}: {message}")
+            return
+        cooldowns = [s.cooldown_left_s for s in self._router.telemetry.snapshot().models.values()
+                     if s.state not in ("unavailable", "stopped")]
+        if not cooldowns:
+            self._fail(turn, f"{role}: {message}")
+            return
+        delay = min(left, max(RECOVERY_MIN_WAIT_S, min(cooldowns)))
+        with self._lock:
+            turn.attempts.append((role, message))
+            turn.round_start = len(turn.attempts)
+            turn.answer, turn.job, turn.status = "", None, TurnStatus.ROUTING
+            turn.job_started_at = turn.last_token_at = None
+        log.info("turn %d: every model failed it; trying again in %.1f s", turn.turn_id, delay)
+        self._emit("on_turn_retried", turn.turn_id, role,
+                   f"{message}; every model failed, trying again in {delay:.0f} s")
+        self._later(delay, turn, frozenset())
+
+    def _later(self, delay: float, turn: Turn, exclude: frozenset[str]) -> None:
+        timer = threading.Timer(delay, self._dispatch.put, args=((turn, exclude),))
+        timer.daemon = True
+        with self._lock:
+            self._timers = [t for t in self._timers if t.is_alive()] + [timer]
+        timer.start()
 
     def _wait_or_move(self, turn: Turn, endpoint: str, message: str,
                       retry_after_s: float | None) -> None:
@@ -640,11 +682,7 @@ class TurnRunner(ChatListener):
         if delay == 0:
             self._dispatch.put((turn, exclude))
             return
-        timer = threading.Timer(delay, self._dispatch.put, args=((turn, exclude),))
-        timer.daemon = True
-        with self._lock:
-            self._timers = [t for t in self._timers if t.is_alive()] + [timer]
-        timer.start()
+        self._later(delay, turn, exclude)
 
     def _retry_for_context(self, turn: Turn, endpoint: str, message: str) -> None:
         role = self._fleet.role_of(endpoint)

@@ -111,6 +111,7 @@ class ChatJob:
     # Sampling the user set for the role (top_p, top_k, min_p, repeat_penalty);
     # empty: the model's own defaults.
     sampling: dict[str, float] = field(default_factory=dict)
+    kind: str = ""  # the task kind it was routed as: the router prices the queue by it
 
 
 @dataclass(eq=False)
@@ -215,6 +216,15 @@ class ModelWorker:
             ours = len(self._running) + self._embedding
         load = self._server_load
         return max(ours, min(load[0], self._slots)) if load is not None else ours
+
+    def pending_kinds(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The task kinds of the chat jobs waiting (in order) and running: the
+        router prices each at its own kind's service time on this model."""
+        with self._queue.mutex:  # Queue's own lock: a snapshot of its deque
+            waiting = tuple(job.kind for job in self._queue.queue if isinstance(job, ChatJob))
+        with self._running_lock:
+            running = tuple(job.kind for job, _ in self._running.values())
+        return waiting, running
 
     @property
     def running_for_s(self) -> float | None:

@@ -39,6 +39,11 @@ CONTEXT_HEADROOM_TOKENS = 512
 PREFILL_PER_DECODE = 10.0
 DEFAULT_PREFILL_TOKENS_PER_S = 200.0
 UNSERVABLE_STATES = frozenset({"unavailable", "stopped"})
+# A whole unit of quality loss (a model that fits not at all) is worth this many
+# answers of the preferred model's time at speed_vs_quality 0.5; the slider
+# scales it by (1 - s) / s.
+QUALITY_ANSWERS = 4.0
+_CHAT_KINDS = {k.value: k for k in (TaskKind.SIMPLE, TaskKind.CODE, TaskKind.REASONING)}
 
 
 @dataclass(frozen=True)
@@ -159,6 +164,7 @@ class ZetaDynamicRouter:
         self.prior_service_s = prior_service_s
         self.prior_ttft_s = prior_ttft_s
         self._lock = threading.Lock()
+        self._decision = threading.local()  # per route() call: each endpoint's wait
         self._spilling: dict[TaskKind, str] = {}
         self._spill_limit: dict[str, int] = {}
         self._service_estimate: dict[str, float] = {}
@@ -291,20 +297,47 @@ class ZetaDynamicRouter:
         key = signals.role or role  # the endpoint's: replicas of a role differ
         return self._service_estimate.get(key) or signals.service_s or self.prior_service_s
 
+    def kind_service_s(self, role: str, signals: ModelSignals, kind: str) -> float:
+        """One answer of `kind` here: measured once that kind has run here,
+        else the model's overall service time."""
+        return signals.service_by_kind.get(kind) or self.service_s(role, signals)
+
     def predicted_wait_s(self, role: str, signals: ModelSignals) -> float:
-        """Until this new job would start: the queue, plus what is left of the
-        running job; a server with several slots starts it at once while one
-        is free, and drains its queue that many at a time."""
+        """Until this new job would start: each job waiting at its own kind's
+        service time here, plus what is left of the running one; a server with
+        several slots starts it at once while one is free, and drains its
+        queue that many at a time. Worked out once per endpoint per decision."""
+        memo: dict[int, float] | None = getattr(self._decision, "waits", None)
+        if memo is None:
+            return self._wait_s(role, signals)
+        key = id(signals)  # the snapshot's objects live as long as the decision
+        wait = memo.get(key)
+        if wait is None:
+            wait = memo[key] = self._wait_s(role, signals)
+        return wait
+
+    def _wait_s(self, role: str, signals: ModelSignals) -> float:
+        if not signals.queue_depth and not signals.in_flight:
+            return 0.0
         service = self.service_s(role, signals)
-        slots = max(1, signals.slots)
+        by_kind = signals.service_by_kind
+        depth = signals.queue_depth
+        waiting = signals.waiting_kinds[:depth]
+        # Jobs of unknown kind (a server's other clients) at the overall time.
+        queued = (depth - len(waiting)) * service
+        for kind in waiting:
+            queued += by_kind.get(kind) or service
+        running = (by_kind.get(signals.running_kinds[0]) or service
+                   if signals.running_kinds else service)
+        slots = signals.slots if signals.slots > 1 else 1
         if slots == 1:
-            return signals.queue_depth * service + signals.in_flight * self._left_of_running(
-                service, signals.running_for_s
-            )
-        ahead = signals.queue_depth - max(0, slots - signals.in_flight)
+            return queued + signals.in_flight * self._left_of_running(
+                running, signals.running_for_s)
+        ahead = depth - max(0, slots - signals.in_flight)
         if ahead < 0:
             return 0.0
-        return self._left_of_running(service, signals.running_for_s) + (ahead // slots) * service
+        share = queued * ahead / max(1, depth)
+        return self._left_of_running(running, signals.running_for_s) + share / slots
 
     @staticmethod
     def _left_of_running(service: float, running_for: float | None) -> float:
@@ -318,10 +351,11 @@ class ZetaDynamicRouter:
     def predicted_completion_s(
         self, role: str, signals: ModelSignals, kind: TaskKind | None = None
     ) -> float:
-        """The wait (a queue of mixed kinds: the model's overall service time) plus
-        this job's own service: the kind's, once that kind has run here."""
-        own = signals.service_by_kind.get(kind.value) if kind is not None else None
-        return self.predicted_wait_s(role, signals) + (own or self.service_s(role, signals))
+        """The wait plus this job's own service: the kind's, once that kind has
+        run here."""
+        own = (self.kind_service_s(role, signals, kind.value) if kind is not None
+               else self.service_s(role, signals))
+        return self.predicted_wait_s(role, signals) + own
 
     def spill_limit(self, role: str) -> int:
         return min(self._thresholds.max_queue, self._spill_limit.get(role, 10**6))
@@ -349,7 +383,11 @@ class ZetaDynamicRouter:
             if key in exclude or signals.state in UNSERVABLE_STATES:
                 continue
             by_role.setdefault(signals.role_name, []).append(signals)
+        chosen: dict[str, ModelSignals] = {}
         for role, options in by_role.items():
+            if len(options) == 1:  # most roles: nothing to choose between
+                chosen[role] = options[0]
+                continue
             # A replica with no history yet (new, or just back) is priced like
             # its siblings, which serve the same role, not at the cold prior:
             # else it would lose to a busy sibling that has a short record.
@@ -362,11 +400,9 @@ class ZetaDynamicRouter:
                     else dataclasses.replace(s, service_s=typical)
                     for s in options
                 ]
-        return {
-            role: min(options, key=lambda s: (
+            chosen[role] = min(by_role[role], key=lambda s: (
                 s.cooling_down, self.predicted_completion_s(s.role, s, kind)))
-            for role, options in by_role.items()
-        }
+        return chosen
 
     # -- routing ------------------------------------------------------------------
 
@@ -385,6 +421,15 @@ class ZetaDynamicRouter:
         `context_tokens`: what the prompt carries besides the question (passages
         from documents): a model whose context cannot hold it loses to one that
         can, and reading it (prefill) counts in every model's predicted cost."""
+        self._decision.waits = {}
+        try:
+            return self._route(kind, snapshot, exclude, classification, commit, context_tokens)
+        finally:
+            self._decision.waits = None
+
+    def _route(self, kind: TaskKind, snapshot: Snapshot | None, exclude: Collection[str],
+               classification: Classification | None, commit: bool,
+               context_tokens: int) -> Decision:
         full = snapshot or self.telemetry.snapshot()
         profiles = self.profiles
         # Two steps: the role by task fit against its best replica's cost,
@@ -417,7 +462,7 @@ class ZetaDynamicRouter:
         policy = self._policy
         if policy == "adaptive":
             role, runner_up, reason, spilled = self._adaptive(
-                kind, capable, snap, commit, context_tokens)
+                kind, capable, snap, commit, context_tokens, classification)
         else:
             role, runner_up, reason = self._baseline(policy, kind, capable, snap, commit)
             spilled = role != preferred
@@ -526,17 +571,40 @@ class ZetaDynamicRouter:
                 else DEFAULT_PREFILL_TOKENS_PER_S)
         return context_tokens / rate
 
+    def expected_loss(self, role: str, kind: TaskKind,
+                      classification: Classification | None = None) -> float:
+        """How much worse than a perfect fit this model is expected to answer,
+        0..1: over the classifier's probabilities when it gave them (a prompt
+        torn between simple and reasoning weighs both), else the kind's."""
+        profile = self.profiles[role]
+        scores = classification.scores if classification is not None else {}
+        chat = {k: p for k, p in scores.items() if k in _CHAT_KINDS}
+        total = sum(chat.values())
+        if kind is TaskKind.EMBEDDING or total <= 0:
+            return 1.0 - profile.fit(kind)
+        return sum(p * (1.0 - profile.fit(_CHAT_KINDS[k])) for k, p in chat.items()) / total
+
+    def quality_weight(self) -> float:
+        """Seconds one whole unit of quality loss is worth, in answers of the
+        preferred model: 0 at speed 1 (fastest wins), unbounded towards 0."""
+        speed = self._thresholds.speed_vs_quality
+        return QUALITY_ANSWERS * (1.0 - speed) / max(speed, 0.02)
+
     def _cost(self, role: str, kind: TaskKind, signals: ModelSignals,
-              context_tokens: int = 0) -> float:
-        quality_weight = 1.0 - self._thresholds.speed_vs_quality
-        misfit = 1.0 - self.profiles[role].fit(kind)
+              context_tokens: int = 0, classification: Classification | None = None,
+              answer_s: float = 0.0) -> float:
+        """Predicted seconds to this answer's end (the queue ahead, each job at
+        its kind's time here; reading the context; this answer), plus the
+        expected quality loss priced in seconds by the slider (`answer_s`: one
+        answer of the preferred model)."""
         done = self.predicted_completion_s(role, signals, kind) + self.prefill_s(
             signals, context_tokens)
-        return done * (1.0 + 2.0 * quality_weight * misfit)
+        loss = self.expected_loss(role, kind, classification)
+        return done + self.quality_weight() * answer_s * loss
 
     def _adaptive(
         self, kind: TaskKind, capable: list[str], snap: Snapshot, commit: bool,
-        context_tokens: int = 0,
+        context_tokens: int = 0, classification: Classification | None = None,
     ) -> tuple[str, str | None, str, bool]:
         models = snap.models
         preferred = capable[0]
@@ -576,7 +644,9 @@ class ZetaDynamicRouter:
             # The preferred model is failing and no acceptable one can take it:
             # the cheapest of all, fit-weighted.
             pool = candidates or [r for r in capable if not models[r].cooling_down] or capable
-            costs = {r: self._cost(r, kind, models[r], context_tokens) for r in pool}
+            answer_s = self.kind_service_s(preferred, pref_signals, kind.value)
+            costs = {r: self._cost(r, kind, models[r], context_tokens, classification, answer_s)
+                     for r in pool}
             ranked = sorted(pool, key=costs.__getitem__)
             best = ranked[0]
             if (

@@ -60,6 +60,10 @@ class ModelSignals:
     # Service time per task kind, once KIND_SAMPLES answers of that kind ran here:
     # a code answer on the coder is not a reasoning answer on the reasoner.
     service_by_kind: dict[str, float] = field(default_factory=dict)
+    # The task kinds of the jobs waiting here (in order) and running ('' when
+    # not known): the wait is each one at its own kind's service time.
+    waiting_kinds: tuple[str, ...] = ()
+    running_kinds: tuple[str, ...] = ()
     # The newest finished answer's tokens, and of those its thinking (a
     # thinking model's reasoning counts as tokens: it takes decode time).
     last_tokens: int = 0
@@ -107,8 +111,10 @@ class ModelTelemetry:
         slots: Callable[[], int] | None = None,
         group: str = "",
         local: bool = True,
+        kinds: Callable[[], tuple[tuple[str, ...], tuple[str, ...]]] | None = None,
     ) -> None:
         self.role = role  # the endpoint's key
+        self._kinds = kinds
         self.group = group or role
         self.local = local
         self._depth = depth  # live (queued, in flight, state) from the worker
@@ -126,6 +132,9 @@ class ModelTelemetry:
         self._rate_cache: tuple[float, float] = (float("inf"), 1.0)  # (valid until, rate)
         self._services: deque[float] = deque(maxlen=50)
         self._kind_service: dict[str, tuple[float, int]] = {}  # kind -> (EWMA, answers)
+        # What signals() hands out: the kinds with enough answers (a new dict on
+        # each change, so a snapshot's copy never changes under its reader).
+        self._kind_service_known: dict[str, float] = {}
         self.consecutive_failures = 0
         self._cooldown_until = 0.0
         self.completed = 0
@@ -170,6 +179,9 @@ class ModelTelemetry:
             if kind is not None:
                 old, count = self._kind_service.get(kind, (None, 0))
                 self._kind_service[kind] = (_ewma(old, service_s), count + 1)
+                self._kind_service_known = {
+                    k: value for k, (value, n) in self._kind_service.items()
+                    if n >= KIND_SAMPLES}
             self._outcomes.append((now, True))
             self._rate_cache = (float("-inf"), 1.0)
             self.consecutive_failures = 0
@@ -218,6 +230,7 @@ class ModelTelemetry:
         queued, in_flight, state = self._depth()
         running_for = self._running_for() if self._running_for is not None else None
         slots = self._slots() if self._slots is not None else 1
+        waiting_kinds, running_kinds = self._kinds() if self._kinds is not None else ((), ())
         with self._lock:
             rate = self._success_rate(now)
             return ModelSignals(
@@ -242,11 +255,9 @@ class ModelTelemetry:
                 group=self.group,
                 slots=slots,
                 local=self.local,
-                service_by_kind={
-                    kind: value
-                    for kind, (value, count) in self._kind_service.items()
-                    if count >= KIND_SAMPLES
-                },
+                waiting_kinds=waiting_kinds,
+                running_kinds=running_kinds,
+                service_by_kind=self._kind_service_known,
             )
 
 
@@ -311,10 +322,11 @@ class Telemetry:
         slots: Callable[[], int] | None = None,
         group: str = "",
         local: bool = True,
+        kinds: Callable[[], tuple[tuple[str, ...], tuple[str, ...]]] | None = None,
     ) -> ModelTelemetry:
         """Track an endpoint: `role` is its key, `group` the role it serves."""
         with self._lock:
-            model = ModelTelemetry(role, depth, running_for, slots, group, local)
+            model = ModelTelemetry(role, depth, running_for, slots, group, local, kinds)
             self.models[role] = model
             self.model_series.setdefault(role, Series(MODEL_SERIES))
             return model
