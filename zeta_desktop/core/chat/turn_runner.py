@@ -45,7 +45,7 @@ from zeta_desktop.core.fleet.fleet import Fleet
 from zeta_desktop.core.fleet.worker import ChatJob, ChatListener, ChatStats, EmbedJob
 from zeta_desktop.core.routing import embed_commands
 from zeta_desktop.core.routing.classifier import Classification, TaskKind, explicit_command
-from zeta_desktop.core.routing.router import Decision, ZetaDynamicRouter
+from zeta_desktop.core.routing.router import UNSERVABLE_STATES, Decision, ZetaDynamicRouter
 
 log = logging.getLogger(__name__)
 
@@ -523,8 +523,7 @@ class TurnRunner(ChatListener):
                     forced_role: str | None = None) -> None:
         with self._lock:
             turn.attempts.append((role, message))
-            turn.answer, turn.job, turn.status = "", None, TurnStatus.ROUTING
-            turn.job_started_at = turn.last_token_at = None
+            _back_to_routing(turn)
             if forced_role is not None:
                 turn.forced_role = forced_role
         self._emit("on_turn_retried", turn.turn_id, role, message)
@@ -628,7 +627,7 @@ class TurnRunner(ChatListener):
             self._fail(turn, f"{role}: {message}")
             return
         cooldowns = [s.cooldown_left_s for s in self._router.telemetry.snapshot().models.values()
-                     if s.state not in ("unavailable", "stopped")]
+                     if s.state not in UNSERVABLE_STATES]
         if not cooldowns:
             self._fail(turn, f"{role}: {message}")
             return
@@ -636,8 +635,7 @@ class TurnRunner(ChatListener):
         with self._lock:
             turn.attempts.append((role, message))
             turn.round_start = len(turn.attempts)
-            turn.answer, turn.job, turn.status = "", None, TurnStatus.ROUTING
-            turn.job_started_at = turn.last_token_at = None
+            _back_to_routing(turn)
         log.info("turn %d: every model failed it; trying again in %.1f s", turn.turn_id, delay)
         self._emit("on_turn_retried", turn.turn_id, role,
                    f"{message}; every model failed, trying again in {delay:.0f} s")
@@ -674,8 +672,7 @@ class TurnRunner(ChatListener):
         else:
             delay, exclude = retry_after_s or TRANSIENT_WAIT_S, tried
         with self._lock:
-            turn.answer, turn.job, turn.status = "", None, TurnStatus.ROUTING
-            turn.job_started_at = turn.last_token_at = None
+            _back_to_routing(turn)
         where = "another model" if delay == 0 else f"the same server in {delay:.0f} s"
         log.info("turn %d: %s busy (%s); to %s", turn.turn_id, endpoint, message, where)
         self._emit("on_turn_retried", turn.turn_id, endpoint, f"{message}; trying {where}")
@@ -700,6 +697,12 @@ class TurnRunner(ChatListener):
         excluded = frozenset(r for r, _ in turn.attempts) | {endpoint}
         self._redispatch(turn, endpoint, message, excluded, forced_role=target)
 
+
+
+def _back_to_routing(turn: Turn) -> None:
+    """A new attempt starts over: no answer, no job (call under the runner's lock)."""
+    turn.answer, turn.job, turn.status = "", None, TurnStatus.ROUTING
+    turn.job_started_at = turn.last_token_at = None
 
 
 def _no_history() -> list[ChatMessage]:

@@ -329,7 +329,7 @@ class ZetaDynamicRouter:
             queued += by_kind.get(kind) or service
         running = (by_kind.get(signals.running_kinds[0]) or service
                    if signals.running_kinds else service)
-        slots = signals.slots if signals.slots > 1 else 1
+        slots = max(1, signals.slots)
         if slots == 1:
             return queued + signals.in_flight * self._left_of_running(
                 running, signals.running_for_s)
