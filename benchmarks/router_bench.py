@@ -89,7 +89,7 @@ WATCHDOG_S = 2.0  # the silent-model fault needs the watchdog well under a run's
 LOAD_DEADLINE_S = 120.0  # three demo models load in well under a second each
 THRESHOLD_OVERRIDES: dict[str, float] = {}  # --set name=value, for exploring thresholds
 # The trade-off sweep: adaptive at these speed_vs_quality settings (the default among them).
-SWEEP = tuple(sorted({0.0, 0.25, 0.5, 1.0, Thresholds.speed_vs_quality}))
+SWEEP = tuple(sorted({0.0, 0.25, 0.5, 0.8, 1.0, Thresholds.speed_vs_quality}))
 
 
 @dataclass
@@ -476,8 +476,10 @@ def micro_benchmark(calls: int = 20000) -> dict[str, float]:
     telemetry = Telemetry()
     for i, role in enumerate(ROLES):
         telemetry.register(role, lambda i=i: (i, 1, "busy"),  # type: ignore[misc]
-                           kinds=lambda i=i: (("code",) * i, ("code",)))  # type: ignore[misc]
-        telemetry.model(role).record_success(0.2, 40.0, 2.0, 1.5, 40)
+                           jobs=lambda i=i: ((("code", 200),) * i, (("code", 200),)))  # type: ignore[misc]
+        for _ in range(3):  # sized jobs: the queue is priced prompt by prompt
+            telemetry.model(role).record_success(0.2, 40.0, 2.0, 1.5, 40, kind="code",
+                                                 prompt_tokens=200)
     source = NvmlSource()
     telemetry.set_machine(source.read())
     source.close()

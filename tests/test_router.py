@@ -17,7 +17,12 @@ from zeta_desktop.core.routing.router import (
     Thresholds,
     ZetaDynamicRouter,
 )
-from zeta_desktop.core.routing.telemetry import BREAKER_BASE_S, SUCCESS_WINDOW_S, Telemetry
+from zeta_desktop.core.routing.telemetry import (
+    BREAKER_BASE_S,
+    SUCCESS_WINDOW_S,
+    PendingJobs,
+    Telemetry,
+)
 
 CODE, SIMPLE, REASONING, EMBEDDING = (
     TaskKind.CODE, TaskKind.SIMPLE, TaskKind.REASONING, TaskKind.EMBEDDING
@@ -30,15 +35,15 @@ class Fleet:
     def __init__(self, on_gpu: bool = False, embed_only: bool = False) -> None:
         self.depth = {r: [0, 0, "ready"] for r in ("coder", "embedder", "reasoner")}
         self.running_for: dict[str, float] = {}  # seconds the running job has run, if known
-        # The kinds of the jobs waiting and running, where the test says.
-        self.kinds: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        # (kind, prompt tokens) of the jobs waiting and running, where the test says.
+        self.jobs: dict[str, tuple[PendingJobs, PendingJobs]] = {}
         self.telemetry = Telemetry()
         for role in self.depth:
             self.telemetry.register(
                 role,
                 lambda r=role: tuple(self.depth[r]),  # type: ignore[misc]
                 lambda r=role: self.running_for.get(r),
-                kinds=lambda r=role: self.kinds.get(r, ((), ())),  # type: ignore[misc]
+                jobs=lambda r=role: self.jobs.get(r, ((), ())),  # type: ignore[misc]
             )
         self.profiles = {
             "coder": RoleProfile("coder", True, False, DEFAULT_PREFERENCES["coder"], on_gpu),
@@ -51,6 +56,9 @@ class Fleet:
         }
 
     def router(self, **thresholds: float) -> ZetaDynamicRouter:
+        # Spilling is tested leaning to speed (0.8, the default of old); the
+        # default's weight on fit has its own test.
+        thresholds.setdefault("speed_vs_quality", 0.8)
         return ZetaDynamicRouter(self.profiles, self.telemetry, Thresholds(**thresholds))
 
     def load(self, role: str, queued: int, in_flight: int = 1) -> None:
@@ -61,6 +69,20 @@ class Fleet:
             self.telemetry.model(role).record_success(
                 ttft_s=0.1, tokens_per_s=50, latency_s=service_s, service_s=service_s, n_tokens=50
             )
+
+
+def test_the_default_slider_keeps_code_off_the_weak_model_behind_a_short_queue() -> None:
+    fleet = Fleet()
+    for role, seconds in (("coder", 1.0), ("embedder", 0.5), ("reasoner", 1.0)):
+        fleet.served(role, seconds, times=5)
+    fleet.load("coder", queued=1)  # 1.5 s of wait on the coder, then 1 s
+    default = ZetaDynamicRouter(fleet.profiles, fleet.telemetry)
+    assert default.thresholds.speed_vs_quality == 0.25
+    # The idle embedder (preference 0.5 for code) would answer 2 s sooner; at
+    # the default that is not worth its weaker answer, nor the reasoner's 1.5 s...
+    assert default.route(CODE, commit=False).role == "coder"
+    # ...leaning to speed, it is.
+    assert fleet.router(speed_vs_quality=0.9).route(CODE, commit=False).role == "embedder"
 
 
 def test_preferred_model_when_nothing_is_broken() -> None:
@@ -458,19 +480,47 @@ def test_the_queue_ahead_is_priced_job_by_job_at_each_kinds_time_on_that_model()
     router = fleet.router()
     fleet.load("reasoner", queued=2, in_flight=1)
     fleet.running_for["reasoner"] = 0.0
-    fleet.kinds["reasoner"] = (("simple", "reasoning"), ("simple",))
+    fleet.jobs["reasoner"] = ((("simple", 0), ("reasoning", 0)), (("simple", 0),))
     signals = fleet.telemetry.snapshot().models["reasoner"]
     # 1 s (the simple one running, just started) + 1 s + 8 s waiting
     assert router.predicted_wait_s("reasoner", signals) == pytest.approx(10.0)
     # Two reasoning answers queued cost more than two simple ones, at the same depth.
-    fleet.kinds["reasoner"] = (("reasoning", "reasoning"), ("simple",))
+    fleet.jobs["reasoner"] = ((("reasoning", 0), ("reasoning", 0)), (("simple", 0),))
     heavier = router.predicted_wait_s("reasoner", fleet.telemetry.snapshot().models["reasoner"])
     assert heavier == pytest.approx(17.0)
     # Jobs of no known kind (a server's other clients) count at the overall time.
-    fleet.kinds["reasoner"] = ((), ())
+    fleet.jobs["reasoner"] = ((), ())
     plain = router.predicted_wait_s("reasoner", fleet.telemetry.snapshot().models["reasoner"])
     overall = router.service_s("reasoner", signals)
     assert plain == pytest.approx(3 * overall)
+
+
+def test_a_long_prompt_is_priced_by_its_reading_time_once_the_rate_is_measured() -> None:
+    fleet = Fleet()
+    coder, reasoner = fleet.telemetry.model("coder"), fleet.telemetry.model("reasoner")
+    for model in (coder, reasoner):
+        for _ in range(3):  # 100-token prompts read in 0.5 s, then 1 s of answer
+            model.record_success(ttft_s=0.5, tokens_per_s=40, latency_s=1.5, service_s=1.5,
+                                 n_tokens=40, kind="code", prompt_tokens=100)
+    router = fleet.router()
+    signals = fleet.telemetry.snapshot().models["coder"]
+    assert signals.prefill_s_per_token == pytest.approx(0.005)
+    assert signals.decode_by_kind == {"code": pytest.approx(1.0)}
+    assert router.job_service_s("coder", signals, "code", 1000) == pytest.approx(6.0)
+    assert router.job_service_s("coder", signals, "code", 0) == pytest.approx(1.5)  # unsized
+    # The reasoner runs a job of 1.5 s; the coder one too, with one waiting.
+    # Only the waiting prompt's size differs: behind 1,000 tokens the short
+    # code prompt is better off on the reasoner, behind 20 it waits for the coder.
+    for role in ("coder", "reasoner"):
+        fleet.load(role, queued=1 if role == "coder" else 0, in_flight=1)
+        fleet.running_for[role] = 0.0
+        fleet.jobs[role] = ((("code", 1000),) if role == "coder" else (), (("code", 100),))
+    signals = fleet.telemetry.snapshot().models["coder"]
+    assert router.predicted_wait_s("coder", signals) == pytest.approx(1.5 + 6.0)
+    assert router.route(CODE, prompt_tokens=100, commit=False).role == "reasoner"
+    fleet.jobs["coder"] = ((("code", 20),), (("code", 100),))
+    fleet.running_for["coder"] = 1.2  # 0.3 s left, then 0.1 + 1 s: 2.9 s against 3.3
+    assert router.route(CODE, prompt_tokens=100).role == "coder"
 
 
 def test_an_uncertain_prompt_weighs_what_a_wrong_guess_costs_each_way() -> None:

@@ -74,6 +74,7 @@ def test_route_preview_follows_a_threshold_across_the_live_load(  # type: ignore
     window = gated_window
     panel = window.router_panel
     panel.sliders["max_queue"].setValue(5)
+    panel.sliders["speed_vs_quality"].setValue(20)  # 1.0: a busy coder is worth leaving
     turn_id = send(qtbot, window, "```\nfix this code\n```")
     assert window.session.turn(turn_id).role == "coder"
     qtbot.waitUntil(lambda: window.session.turn(turn_id).status == "streaming", timeout=TIMEOUT_MS)

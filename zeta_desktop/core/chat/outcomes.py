@@ -32,6 +32,7 @@ class TelemetryOutcomes:
             n_tokens=stats.n_tokens,
             kind=kind,
             thinking_tokens=stats.thinking_tokens,
+            prompt_tokens=stats.estimated_prompt_tokens,
         )
 
     def on_backoff(self, role: str, seconds: float) -> None:

@@ -155,7 +155,7 @@ class ChatSession:
 
         self.telemetry.register(
             key, depth, lambda w=worker: w.running_for_s, lambda w=worker: w.slots,
-            group=role, local=not worker.remote, kinds=worker.pending_kinds,
+            group=role, local=not worker.remote, jobs=worker.pending_jobs,
         )
 
     def _free_memory(self) -> tuple[int, int | None]:

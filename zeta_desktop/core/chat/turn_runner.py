@@ -42,7 +42,13 @@ from zeta_desktop.core.engines.base import (
     TransientEngineError,
 )
 from zeta_desktop.core.fleet.fleet import Fleet
-from zeta_desktop.core.fleet.worker import ChatJob, ChatListener, ChatStats, EmbedJob
+from zeta_desktop.core.fleet.worker import (
+    ChatJob,
+    ChatListener,
+    ChatStats,
+    EmbedJob,
+    estimate_prompt_tokens,
+)
 from zeta_desktop.core.routing import embed_commands
 from zeta_desktop.core.routing.classifier import Classification, TaskKind, explicit_command
 from zeta_desktop.core.routing.router import UNSERVABLE_STATES, Decision, ZetaDynamicRouter
@@ -314,11 +320,12 @@ class TurnRunner(ChatListener):
                         turn.job.cancel.set()
 
     def route(self, prompt: str, exclude: Collection[str] = (),
-              context_tokens: int = 0) -> Decision:
+              context_tokens: int = 0, prompt_tokens: int = 0) -> Decision:
         classification = self._classify(prompt)
         return self._router.route(classification.kind, exclude=exclude,
                                   classification=classification,
-                                  context_tokens=context_tokens)
+                                  context_tokens=context_tokens,
+                                  prompt_tokens=prompt_tokens)
 
     # -- dispatcher thread ---------------------------------------------------------
 
@@ -370,7 +377,8 @@ class TurnRunner(ChatListener):
                     endpoint=forced_endpoint,
                 )
             else:
-                decision = self.route(turn.prompt, exclude=exclude, context_tokens=context_need)
+                decision = self.route(turn.prompt, exclude=exclude, context_tokens=context_need,
+                                      prompt_tokens=estimate_prompt_tokens(turn.history()))
         except NoRoleAvailableError as exc:
             if turn.attempts and exclude:  # it failed before: every model it may try has
                 self._wait_for_recovery(turn, turn.attempts[-1][0], str(exc))

@@ -50,6 +50,7 @@ class ChatStats:
     prompt_tokens: int = 0  # the prompt as sent, after older turns were dropped to fit
     thinking_tokens: int = 0  # of n_tokens, those inside the model's thinking tags
     thinking_s: float | None = None  # from the job starting to the last thinking token
+    estimated_prompt_tokens: int = 0  # the job's routing-time size (ChatJob.prompt_tokens)
 
     @property
     def tokens_per_s(self) -> float:
@@ -112,6 +113,19 @@ class ChatJob:
     # empty: the model's own defaults.
     sampling: dict[str, float] = field(default_factory=dict)
     kind: str = ""  # the task kind it was routed as: the router prices the queue by it
+    # The prompt's size as the router estimated it (estimate_prompt_tokens):
+    # reading it is part of this job's time, so the queue is priced by it.
+    prompt_tokens: int = -1
+
+    def __post_init__(self) -> None:
+        if self.prompt_tokens < 0:
+            self.prompt_tokens = estimate_prompt_tokens(self.messages)
+
+
+def estimate_prompt_tokens(messages: Sequence[ChatMessage]) -> int:
+    """About four characters a token. Cheap, and the same estimate wherever a
+    job is sized, so the prefill rate learned against it calibrates it."""
+    return sum(len(m.get("content") or "") for m in messages) // 4 + 4 * len(messages)
 
 
 @dataclass(eq=False)
@@ -217,13 +231,14 @@ class ModelWorker:
         load = self._server_load
         return max(ours, min(load[0], self._slots)) if load is not None else ours
 
-    def pending_kinds(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """The task kinds of the chat jobs waiting (in order) and running: the
-        router prices each at its own kind's service time on this model."""
+    def pending_jobs(self) -> tuple[tuple[tuple[str, int], ...], tuple[tuple[str, int], ...]]:
+        """(task kind, prompt tokens) of the chat jobs waiting (in order) and
+        running: the router prices each by its own reading and answer here."""
         with self._queue.mutex:  # Queue's own lock: a snapshot of its deque
-            waiting = tuple(job.kind for job in self._queue.queue if isinstance(job, ChatJob))
+            waiting = tuple((job.kind, job.prompt_tokens) for job in self._queue.queue
+                            if isinstance(job, ChatJob))
         with self._running_lock:
-            running = tuple(job.kind for job, _ in self._running.values())
+            running = tuple((job.kind, job.prompt_tokens) for job, _ in self._running.values())
         return waiting, running
 
     @property
@@ -516,5 +531,6 @@ class ModelWorker:
             prompt_tokens=prompt_tokens,
             thinking_tokens=thinking.thinking_tokens(),
             thinking_s=thinking.thinking_seconds(started),
+            estimated_prompt_tokens=job.prompt_tokens,
         )
         job.listener.on_finished(job, self.role, job.cancel.is_set(), stats)

@@ -27,6 +27,18 @@ SERIES_SECONDS = 600  # ten minutes of history at the sample rate below
 SAMPLE_HZ = 10
 
 
+# (task kind, estimated prompt tokens) of each job waiting or running on a model.
+PendingJobs = tuple[tuple[str, int], ...]
+
+
+def _learn(table: dict[str, tuple[float, int]], kind: str, value: float) -> dict[str, float]:
+    """Fold one answer into a kind's EWMA; the kinds with enough answers, as a
+    new dict (a snapshot's copy never changes under its reader)."""
+    old, count = table.get(kind, (None, 0))
+    table[kind] = (_ewma(old, value), count + 1)
+    return {k: v for k, (v, n) in table.items() if n >= KIND_SAMPLES}
+
+
 def _or_nan(value: float | None) -> float:
     return float("nan") if value is None else value
 
@@ -60,10 +72,15 @@ class ModelSignals:
     # Service time per task kind, once KIND_SAMPLES answers of that kind ran here:
     # a code answer on the coder is not a reasoning answer on the reasoner.
     service_by_kind: dict[str, float] = field(default_factory=dict)
-    # The task kinds of the jobs waiting here (in order) and running ('' when
-    # not known): the wait is each one at its own kind's service time.
-    waiting_kinds: tuple[str, ...] = ()
-    running_kinds: tuple[str, ...] = ()
+    # (task kind, prompt tokens) of the jobs waiting here (in order) and
+    # running ('' / 0 when not known): the wait is each one's own reading and
+    # answer here.
+    waiting_jobs: tuple[tuple[str, int], ...] = ()
+    running_jobs: tuple[tuple[str, int], ...] = ()
+    # Reading the prompt: seconds per (estimated) prompt token, and the answer
+    # after the first token per task kind (KIND_SAMPLES answers, as above).
+    prefill_s_per_token: float | None = None
+    decode_by_kind: dict[str, float] = field(default_factory=dict)
     # The newest finished answer's tokens, and of those its thinking (a
     # thinking model's reasoning counts as tokens: it takes decode time).
     last_tokens: int = 0
@@ -111,10 +128,10 @@ class ModelTelemetry:
         slots: Callable[[], int] | None = None,
         group: str = "",
         local: bool = True,
-        kinds: Callable[[], tuple[tuple[str, ...], tuple[str, ...]]] | None = None,
+        jobs: Callable[[], tuple[PendingJobs, PendingJobs]] | None = None,
     ) -> None:
         self.role = role  # the endpoint's key
-        self._kinds = kinds
+        self._jobs = jobs
         self.group = group or role
         self.local = local
         self._depth = depth  # live (queued, in flight, state) from the worker
@@ -135,6 +152,9 @@ class ModelTelemetry:
         # What signals() hands out: the kinds with enough answers (a new dict on
         # each change, so a snapshot's copy never changes under its reader).
         self._kind_service_known: dict[str, float] = {}
+        self.prefill_s_per_token: float | None = None
+        self._kind_decode: dict[str, tuple[float, int]] = {}
+        self._kind_decode_known: dict[str, float] = {}
         self.consecutive_failures = 0
         self._cooldown_until = 0.0
         self.completed = 0
@@ -164,6 +184,7 @@ class ModelTelemetry:
         now: float | None = None,
         kind: str | None = None,
         thinking_tokens: int = 0,
+        prompt_tokens: int = 0,
     ) -> None:
         now = time.monotonic() if now is None else now
         with self._lock:
@@ -176,12 +197,14 @@ class ModelTelemetry:
             if n_tokens > 0:
                 self.latency_per_token_s = _ewma(self.latency_per_token_s, latency_s / n_tokens)
             self._services.append(service_s)
+            if prompt_tokens > 0 and n_tokens > 0:
+                self.prefill_s_per_token = _ewma(self.prefill_s_per_token,
+                                                 ttft_s / prompt_tokens)
             if kind is not None:
-                old, count = self._kind_service.get(kind, (None, 0))
-                self._kind_service[kind] = (_ewma(old, service_s), count + 1)
-                self._kind_service_known = {
-                    k: value for k, (value, n) in self._kind_service.items()
-                    if n >= KIND_SAMPLES}
+                self._kind_service_known = _learn(self._kind_service, kind, service_s)
+                if n_tokens > 0:
+                    self._kind_decode_known = _learn(
+                        self._kind_decode, kind, max(0.0, service_s - ttft_s))
             self._outcomes.append((now, True))
             self._rate_cache = (float("-inf"), 1.0)
             self.consecutive_failures = 0
@@ -230,7 +253,7 @@ class ModelTelemetry:
         queued, in_flight, state = self._depth()
         running_for = self._running_for() if self._running_for is not None else None
         slots = self._slots() if self._slots is not None else 1
-        waiting_kinds, running_kinds = self._kinds() if self._kinds is not None else ((), ())
+        waiting, running = self._jobs() if self._jobs is not None else ((), ())
         with self._lock:
             rate = self._success_rate(now)
             return ModelSignals(
@@ -255,9 +278,11 @@ class ModelTelemetry:
                 group=self.group,
                 slots=slots,
                 local=self.local,
-                waiting_kinds=waiting_kinds,
-                running_kinds=running_kinds,
+                waiting_jobs=waiting,
+                running_jobs=running,
                 service_by_kind=self._kind_service_known,
+                prefill_s_per_token=self.prefill_s_per_token,
+                decode_by_kind=self._kind_decode_known,
             )
 
 
@@ -322,11 +347,11 @@ class Telemetry:
         slots: Callable[[], int] | None = None,
         group: str = "",
         local: bool = True,
-        kinds: Callable[[], tuple[tuple[str, ...], tuple[str, ...]]] | None = None,
+        jobs: Callable[[], tuple[PendingJobs, PendingJobs]] | None = None,
     ) -> ModelTelemetry:
         """Track an endpoint: `role` is its key, `group` the role it serves."""
         with self._lock:
-            model = ModelTelemetry(role, depth, running_for, slots, group, local, kinds)
+            model = ModelTelemetry(role, depth, running_for, slots, group, local, jobs)
             self.models[role] = model
             self.model_series.setdefault(role, Series(MODEL_SERIES))
             return model
