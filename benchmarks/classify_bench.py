@@ -93,6 +93,10 @@ def figures(report) -> dict:  # type: ignore[no-untyped-def]
         "accuracy": report.accuracy(),
         "kind_accuracy": {k: right / total for k, (right, total) in report.kind_accuracy().items()},
         "expected_calibration_error": report.expected_calibration_error(),
+        "confusion": report.confusion,
+        "length_bins": [{"chars": [lo, hi], "prompts": n, "accuracy": acc}
+                        for lo, hi, n, acc in report.length_accuracy()],
+        "length_spread_points": report.length_spread() * 100,
     }
 
 

@@ -64,6 +64,7 @@ from router_bench import Record as Outcome
 from routing_workload import (
     ACCEPTABLE_QUALITY,
     MAX_TOKENS,
+    MIX,
     QUALITY,
     ROLES,
     Arrival,
@@ -139,7 +140,11 @@ def measure_capacity(servers: dict[str, LlamaServer], pools: dict[TaskKind, list
                      per_server: int) -> dict[str, float]:
     """Answers per second with all three servers busy at once (each answering its
     own length), and each server's median seconds per answer meanwhile."""
-    prompts = [pools[kind][i] for kind in CHAT_KINDS for i in range(per_server)][:per_server]
+    # Drawn as the workload draws them (its mix, its pools), so their lengths
+    # are the workload's: reading a prompt is much of an answer's time here.
+    rng = random.Random(0)
+    kinds, weights = zip(*MIX.items(), strict=True)
+    prompts = [rng.choice(pools[rng.choices(kinds, weights)[0]]) for _ in range(per_server)]
     times: dict[str, list[float]] = {role: [] for role in servers}
 
     def run(role: str) -> None:
@@ -271,15 +276,24 @@ def run_litellm(setup: str, servers: dict[str, LlamaServer], arrivals: list[Arri
         await ask(arrival.prompt, classify.classify(arrival.prompt).kind, outcome)
 
     async def main() -> list[Outcome]:
-        for _ in servers:  # the warm-up every policy gets: one hello per server
-            await ask("hello", TaskKind.SIMPLE, Outcome(TaskKind.SIMPLE, 0.0))
+        # The warm-up every policy gets: one hello to each server (through
+        # the group, ties could send all three to one), then one through
+        # LiteLLM so its client is built before the clock starts.
+        with httpx.Client(timeout=TIMEOUT_S) as client:
+            for role, server in servers.items():
+                stream_once(client, server, "hello", MAX_TOKENS[role],
+                            Outcome(TaskKind.SIMPLE, 0.0))
+        await ask("hello", TaskKind.SIMPLE, Outcome(TaskKind.SIMPLE, 0.0))
         start = time.perf_counter()
         outcomes = [Outcome(a.kind, start + a.at) for a in arrivals]
         await asyncio.gather(*(one(a, start, o) for a, o in zip(arrivals, outcomes,
                                                                  strict=True)))
         return outcomes
 
-    outcomes = asyncio.run(main())
+    try:
+        outcomes = asyncio.run(main())
+    finally:
+        router.retire()  # its callbacks leave LiteLLM's global lists: no cost to later runs
     by_url = {server.url: role for role, server in servers.items()}
     for outcome in outcomes:  # "group:role" ids, or the server's address
         role = outcome.role.rsplit(":", 1)[-1] if ":" in outcome.role else outcome.role

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 from bench_results import RESULTS
 
+from zeta_desktop.core.routing.router import Thresholds
+
 
 def plot_tradeoff(rows: dict[str, dict], name: str, title: str) -> Path:
     """rows: policy -> {"median_p95_s", "median_p95_ci95": [low, high], "fit_acceptable"}.
@@ -26,7 +28,8 @@ def plot_tradeoff(rows: dict[str, dict], name: str, title: str) -> Path:
     plot.setLabel("bottom", "p95 latency, s (median over seeds; bars: 95 % interval)")
     plot.setLabel("left", "fit: share answered at acceptable quality")
     colours = {"adaptive": (200, 30, 30), "static": (60, 60, 60)}
-    sweep_x, sweep_y = [], []
+    sweep: list[tuple[float, float, float]] = []  # (slider setting, p95, fit)
+    default = Thresholds.speed_vs_quality
     for policy, row in rows.items():
         x = row["median_p95_s"] if row["median_p95_s"] is not None else right
         y = row["fit_acceptable"]
@@ -37,15 +40,17 @@ def plot_tradeoff(rows: dict[str, dict], name: str, title: str) -> Path:
                                      left=np.array([x - low]), right=np.array([high - x]),
                                      pen=pg.mkPen(colour, width=1)))
         plot.plot([x], [y], pen=None, symbol="o", symbolBrush=colour, symbolSize=9)
-        label = pg.TextItem(policy, color=colour, anchor=(0, 1))
+        shown = f"adaptive (default, {default:g})" if policy == "adaptive" else policy
+        # The default's label below its point: the sweep's neighbours sit close.
+        label = pg.TextItem(shown, color=colour, anchor=(0, 0) if policy == "adaptive" else (0, 1))
         label.setPos(x, y)
         plot.addItem(label)
         if base == "adaptive":
-            sweep_x.append(x)
-            sweep_y.append(y)
-    if len(sweep_x) > 1:
-        order = sorted(range(len(sweep_x)), key=sweep_x.__getitem__)
-        plot.plot([sweep_x[i] for i in order], [sweep_y[i] for i in order],
+            _, _, setting = policy.partition("@")
+            sweep.append((float(setting) if setting else default, x, y))
+    if len(sweep) > 1:  # the sweep joined in slider order, from best fit to fastest
+        sweep.sort()
+        plot.plot([x for _, x, _ in sweep], [y for _, _, y in sweep],
                   pen=pg.mkPen(colours["adaptive"], width=1, style=pg.QtCore.Qt.DashLine))
     out = RESULTS / name
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -89,6 +89,9 @@ BENCHES = [
         *[f"classifiers.{c}.{s}.{figure}" for c in CLASSIFIERS for s in SPLITS
           for figure in ("prompts", "accuracy", "expected_calibration_error")],
         *[f"classifiers.{c}.all.kind_accuracy.*" for c in CLASSIFIERS],
+        *[f"classifiers.{c}.all.{figure}" for c in CLASSIFIERS
+          for figure in ("length_bins.*.accuracy", "length_bins.*.prompts",
+                         "length_spread_points", "confusion.*.*")],
         "classifiers.text.all.worst_kind_accuracy",
         "classifiers.text_embedding.all.worst_kind_accuracy",
         "latency_ms.rules", "latency_ms.text_model", "latency_ms.ratio_text_to_rules",

@@ -157,3 +157,27 @@ def test_route_eval_scores_a_file_and_names_bad_lines(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "line 2: not JSON" in done.stderr and "line 3" in done.stderr
     assert "over 2 prompts" in done.stdout and "confusion" in done.stdout
+
+
+def test_accuracy_by_prompt_length_shows_when_length_drives_the_label() -> None:
+    from zeta_desktop.core.routing.classifier import Classification
+    from zeta_desktop.core.routing.evaluation import format_report
+
+    # Simple prompts of every length; a classifier that reads length as
+    # reasoning (as issue 25 found) is right only on the short ones.
+    rows = [Labelled("write a story " + "about the sea " * n, "simple") for n in range(40)]
+
+    def by_length(prompt: str) -> Classification:
+        kind = TaskKind.REASONING if len(prompt) > 300 else TaskKind.SIMPLE
+        return Classification(kind, 0.9, ())
+
+    report = evaluate(by_length, rows)
+    bins = report.length_accuracy()
+    assert [n for _, _, n, _ in bins] == [10, 10, 10, 10]
+    assert [lo for lo, *_ in bins] == sorted(lo for lo, *_ in bins)  # shortest first
+    assert bins[0][3] == 1.0 and bins[-1][3] == 0.0
+    assert report.length_spread() == 1.0
+    assert "spread 100.0 points" in format_report(report)
+    # One that ignores length has no spread.
+    fair = evaluate(lambda p: Classification(TaskKind.SIMPLE, 0.9, ()), rows)
+    assert fair.length_spread() == 0.0

@@ -55,6 +55,7 @@ class Report:
     confusion: dict[str, dict[str, int]] = field(default_factory=dict)  # truth -> predicted
     by_source: dict[str, list[int]] = field(default_factory=dict)  # source -> [right, total]
     outcomes: list[tuple[float, bool]] = field(default_factory=list)  # (confidence, right)
+    lengths: list[int] = field(default_factory=list)  # each prompt's characters, as outcomes
 
     def add(self, row: Labelled, result: Classification) -> None:
         predicted = result.kind.value
@@ -65,6 +66,7 @@ class Report:
         tally[0] += right
         tally[1] += 1
         self.outcomes.append((result.confidence, right))
+        self.lengths.append(len(row.prompt))
 
     @property
     def total(self) -> int:
@@ -91,6 +93,24 @@ class Report:
                               sum(c for c, _ in inside) / len(inside),
                               sum(r for _, r in inside) / len(inside)))
         return table
+
+    def length_accuracy(self, bins: int = 4) -> list[tuple[int, int, int, float]]:
+        """(shortest, longest characters, prompts, accuracy) per length bin:
+        `bins` bins of about equal counts, shortest first. Whether the label
+        follows the prompt's length shows as a spread between them."""
+        ranked = sorted(zip(self.lengths, (r for _, r in self.outcomes), strict=True))
+        table = []
+        for index in range(bins):
+            part = ranked[index * len(ranked) // bins:(index + 1) * len(ranked) // bins]
+            if part:
+                table.append((part[0][0], part[-1][0], len(part),
+                              sum(r for _, r in part) / len(part)))
+        return table
+
+    def length_spread(self, bins: int = 4) -> float:
+        """Best bin's accuracy minus the worst's, 0..1."""
+        accuracies = [acc for *_, acc in self.length_accuracy(bins)]
+        return max(accuracies) - min(accuracies) if accuracies else 0.0
 
     def expected_calibration_error(self) -> float:
         return sum(n * abs(conf - acc) for _, _, n, conf, acc in self.reliability()) / max(
@@ -125,4 +145,9 @@ def format_report(report: Report, sources: bool = False) -> str:
     for low, high, n, conf, acc in report.reliability():
         lines.append(f"  {low:4.2f}-{high:4.2f}  {n:9}  {conf:9.1%}  {acc:8.1%}")
     lines.append(f"  expected calibration error {report.expected_calibration_error():.3f}")
+    lines += ["", "by prompt length (four bins of about equal counts):",
+              "  characters     prompts  accuracy"]
+    for shortest, longest, n, acc in report.length_accuracy():
+        lines.append(f"  {shortest:5}-{longest:<6}  {n:7}  {acc:8.1%}")
+    lines.append(f"  spread {report.length_spread() * 100:.1f} points (best bin - worst)")
     return "\n".join(lines)
