@@ -27,7 +27,8 @@ def plot_tradeoff(rows: dict[str, dict], name: str, title: str) -> Path:
     plot.resize(900, 600)
     plot.setLabel("bottom", "p95 latency, s (median over seeds; bars: 95 % interval)")
     plot.setLabel("left", "fit: share answered at acceptable quality")
-    colours = {"adaptive": (200, 30, 30), "static": (60, 60, 60)}
+    plot.getAxis("left").enableAutoSIPrefix(False)  # a share, not "x0.001" of one
+    colours = {"adaptive": (200, 30, 30), "zeta": (200, 30, 30), "static": (60, 60, 60)}
     sweep: list[tuple[float, float, float]] = []  # (slider setting, p95, fit)
     default = Thresholds.speed_vs_quality
     for policy, row in rows.items():
