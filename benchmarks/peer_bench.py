@@ -64,12 +64,12 @@ from router_bench import Record as Outcome
 from routing_workload import (
     ACCEPTABLE_QUALITY,
     MAX_TOKENS,
-    MIX,
     QUALITY,
     ROLES,
     Arrival,
     bootstrap_median,
     bootstrap_ratio,
+    draw_from_mix,
     finite,
     fit_share,
     load_prompts,
@@ -143,8 +143,7 @@ def measure_capacity(servers: dict[str, LlamaServer], pools: dict[TaskKind, list
     # Drawn as the workload draws them (its mix, its pools), so their lengths
     # are the workload's: reading a prompt is much of an answer's time here.
     rng = random.Random(0)
-    kinds, weights = zip(*MIX.items(), strict=True)
-    prompts = [rng.choice(pools[rng.choices(kinds, weights)[0]]) for _ in range(per_server)]
+    prompts = [draw_from_mix(rng, pools)[1] for _ in range(per_server)]
     times: dict[str, list[float]] = {role: [] for role in servers}
 
     def run(role: str) -> None:

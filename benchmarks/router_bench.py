@@ -54,12 +54,12 @@ from bench_results import demo_model, print_checks, write_results
 from routing_workload import (
     ACCEPTABLE_QUALITY,
     MAX_TOKENS,
-    MIX,
     QUALITY,
     ROLES,
     Arrival,
     bootstrap_median,
     bootstrap_ratio,
+    draw_from_mix,
     finite,
     fit_share,
     load_prompts,
@@ -338,11 +338,10 @@ def measure_capacity(model: Path, pools: dict[TaskKind, list[str]], per_role: in
         # Prompts drawn as the workload draws them (its mix, its pools), so
         # their lengths are the workload's; a different set for each role.
         rng = random.Random(0)
-        kinds, weights = zip(*MIX.items(), strict=True)
         start = time.perf_counter()
         for role in ROLES:
             for _ in range(per_role):
-                prompt = rng.choice(pools[rng.choices(kinds, weights)[0]])
+                _, prompt = draw_from_mix(rng, pools)
                 sent = time.perf_counter()
                 collector.expect(session.send(prompt, role=role, with_history=False),
                                  TaskKind.SIMPLE, sent)

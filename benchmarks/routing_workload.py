@@ -98,11 +98,17 @@ class Arrival:
     prompt: str
 
 
+def draw_from_mix(rng: random.Random, pools: dict[TaskKind, list[str]]) -> tuple[TaskKind, str]:
+    """One prompt as the workload draws them: a kind by MIX, then one of its prompts."""
+    kinds, weights = zip(*MIX.items(), strict=True)
+    kind = rng.choices(kinds, weights)[0]
+    return kind, rng.choice(pools[kind])
+
+
 def workload(seed: int, seconds: float, rate: float, pools: dict[TaskKind, list[str]]
              ) -> list[Arrival]:
     """Poisson arrivals at `rate`/s (bursts included), seeded, so identical per policy."""
     rng = random.Random(seed)
-    kinds, weights = zip(*MIX.items(), strict=True)
     burst_every_s = BURST / (BURST_SHARE * rate)
     poisson_rate = (1 - BURST_SHARE) * rate
     arrivals, now = [], 0.0
@@ -110,8 +116,7 @@ def workload(seed: int, seconds: float, rate: float, pools: dict[TaskKind, list[
         now += rng.expovariate(poisson_rate)
         if now >= seconds:
             break
-        kind = rng.choices(kinds, weights)[0]
-        arrivals.append(Arrival(now, kind, rng.choice(pools[kind])))
+        arrivals.append(Arrival(now, *draw_from_mix(rng, pools)))
     at = burst_every_s / 2
     while at < seconds:
         for i in range(BURST):

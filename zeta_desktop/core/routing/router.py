@@ -300,11 +300,6 @@ class ZetaDynamicRouter:
         key = signals.role or role  # the endpoint's: replicas of a role differ
         return self._service_estimate.get(key) or signals.service_s or self.prior_service_s
 
-    def kind_service_s(self, role: str, signals: ModelSignals, kind: str) -> float:
-        """One answer of `kind` here: measured once that kind has run here,
-        else the model's overall service time."""
-        return signals.service_by_kind.get(kind) or self.service_s(role, signals)
-
     def job_service_s(self, role: str, signals: ModelSignals, kind: str,
                       prompt_tokens: int = 0) -> float:
         """One job here: reading its prompt at the rate measured here plus the

@@ -75,8 +75,8 @@ class ModelSignals:
     # (task kind, prompt tokens) of the jobs waiting here (in order) and
     # running ('' / 0 when not known): the wait is each one's own reading and
     # answer here.
-    waiting_jobs: tuple[tuple[str, int], ...] = ()
-    running_jobs: tuple[tuple[str, int], ...] = ()
+    waiting_jobs: PendingJobs = ()
+    running_jobs: PendingJobs = ()
     # Reading the prompt: seconds per (estimated) prompt token, and the answer
     # after the first token per task kind (KIND_SAMPLES answers, as above).
     prefill_s_per_token: float | None = None
