@@ -137,3 +137,34 @@ def test_the_demo_embedder_matches_the_shipped_index_and_a_chat_model_does_not()
     # tests/data's holdout is one of the held-out sources: the text model
     # alone scores 80 % there (make bench-classify); with the vote, 87 %.
     assert voted["all"] >= 0.85, voted
+
+
+@pytest.mark.parametrize(("earlier", "follow_up", "kind"), [
+    ("Write a Python function that merges two sorted lists.", "now in Rust", TaskKind.CODE),
+    ("Prove that the square root of 2 is irrational.", "why?", TaskKind.REASONING),
+    ("A train leaves at 3 pm at 60 mph; a second leaves at 4 pm at 80 mph. "
+     "When does the second catch up?", "and if it left at 5?", TaskKind.REASONING),
+    ("Write a short story about a dragon who is afraid of fire.", "shorter please",
+     TaskKind.SIMPLE),
+])
+def test_a_follow_up_is_read_with_the_turn_before(earlier: str, follow_up: str,
+                                                  kind: TaskKind) -> None:
+    classifier = TaskClassifier()
+    assert classifier.classify(earlier).kind is kind  # the turn before, read alone
+    result = classifier.classify(follow_up, context=earlier)
+    assert result.kind is kind
+    assert any(e.startswith("follow-up: read with the turn before") for e in result.evidence)
+    assert abs(sum(result.scores.values()) - 1.0) < 1e-3
+
+
+def test_a_new_question_after_code_is_read_alone() -> None:
+    classifier = TaskClassifier()
+    earlier = "Write a Python function that merges two sorted lists."
+    for prompt in ("What is the capital of Peru?",
+                   "Write a cover letter for a job as a nurse in a children's hospital, "
+                   "about three paragraphs long, warm but professional."):
+        result = classifier.classify(prompt, context=earlier)
+        assert result.kind is TaskKind.SIMPLE
+        assert not any(e.startswith("follow-up") for e in result.evidence)
+    # A command is never a follow-up.
+    assert classifier.classify("/embed it", context=earlier).kind is TaskKind.EMBEDDING

@@ -538,6 +538,33 @@ def test_an_uncertain_prompt_weighs_what_a_wrong_guess_costs_each_way() -> None:
     assert router.expected_loss("embedder", CODE) == pytest.approx(0.5)
 
 
+def test_a_prompt_torn_between_kinds_goes_where_the_cost_of_a_wrong_guess_is_lower() -> None:
+    from zeta_desktop.core.routing.classifier import Classification
+
+    fleet = Fleet()
+    fleet.served("coder", 1.0, times=3)  # simple's model answers in 1 s
+    fleet.served("reasoner", 6.0, times=3)  # reasoning's in 6 s
+    for role in fleet.depth:
+        fleet.load(role, queued=0, in_flight=0)
+    torn = Classification(REASONING, 0.55, (), {"simple": 0.45, "code": 0.0, "reasoning": 0.55})
+    sure = Classification(REASONING, 0.95, (), {"simple": 0.05, "code": 0.0, "reasoning": 0.95})
+    # Quality loss: coder 0.55 x 0.4 = 0.22, reasoner 0.45 x 0.3 = 0.135; at 0.5 the
+    # 0.085 difference costs 4 x 6 s x 0.085 = 2 s, less than the 5 s saved.
+    balanced = fleet.router(speed_vs_quality=0.5)
+    decision = balanced.route(REASONING, classification=torn, commit=False)
+    assert decision.role == "coder" and "torn between reasoning 55% and simple 45%" in (
+        decision.reason)
+    assert decision.runner_up == "reasoner"
+    assert balanced.route(REASONING, classification=sure, commit=False).role == "reasoner"
+    # Leaning to quality, the same torn prompt waits for the better model.
+    assert fleet.router(speed_vs_quality=0.0).route(
+        REASONING, classification=torn, commit=False).role == "reasoner"
+    # With the coder busy, the time saved is gone: the reasoner takes it.
+    fleet.load("coder", queued=4, in_flight=1)
+    fleet.running_for["coder"] = 0.0
+    assert balanced.route(REASONING, classification=torn, commit=False).role == "reasoner"
+
+
 def test_the_slider_prices_quality_from_nothing_to_far_more_than_the_wait() -> None:
     fleet = Fleet()
     fleet.served("coder", 1.0, times=3)

@@ -59,6 +59,19 @@ def test_history_is_sent_with_the_next_prompt(session: ChatSession) -> None:
     assert messages[2]["content"] == session.turn(first).answer
 
 
+def test_a_follow_up_is_routed_as_the_turn_it_follows(session: ChatSession) -> None:
+    events = events_of(session)
+    first = session.send("Prove that the sum of two even numbers is even.")
+    events.wait_done(first)
+    follow_up = session.send("why?")
+    events.wait_done(follow_up)
+    turn = session.turn(follow_up)
+    assert turn.decision is not None and turn.decision.kind.value == "reasoning"
+    assert turn.role == "reasoner"
+    assert any(e.startswith("follow-up: read with the turn before (reasoning)")
+               for e in turn.classification.evidence)  # type: ignore[union-attr]
+
+
 def test_a_forced_role_is_used_and_recorded(session: ChatSession) -> None:
     events = events_of(session)
     turn_id = session.send("def f(): pass", role="embedder")

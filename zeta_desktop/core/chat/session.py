@@ -503,20 +503,22 @@ class ChatSession:
     def turn(self, turn_id: int) -> Turn:
         return self.runner.turn(turn_id)
 
-    def classify(self, prompt: str) -> Classification:
+    def classify(self, prompt: str, context: str | None = None) -> Classification:
         """The text model, plus the embedding index's vote when the embedder is
-        idle (a prompt never queues behind embedding work)."""
+        idle (a prompt never queues behind embedding work). `context`: the
+        user's turn before, which a follow-up is read with."""
         vote = self.classifier.embedding_vote
         if vote is None or explicit_command(prompt):
-            result = self.classifier.classify(prompt)
+            result = self.classifier.classify(prompt, context=context)
             note = self.embedding_vote_note if vote is None else ""
             return _with_evidence(result, note) if note else result
         embed_role = self.fleet.embed_role()
         worker = self.worker(embed_role) if embed_role else None
         if worker is None or worker.queue_depth or worker.in_flight:
-            return _with_evidence(self.classifier.classify(prompt, use_embedding=False),
-                                  "embedding vote skipped: the embedder is busy")
-        return self.classifier.classify(prompt)
+            return _with_evidence(
+                self.classifier.classify(prompt, use_embedding=False, context=context),
+                "embedding vote skipped: the embedder is busy")
+        return self.classifier.classify(prompt, context=context)
 
     def route(self, prompt: str, exclude: Collection[str] = ()) -> Decision:
         return self.runner.route(prompt, exclude)

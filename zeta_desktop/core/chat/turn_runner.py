@@ -167,7 +167,16 @@ class ModelOutcomes(Protocol):
 
 
 Retriever = Callable[[str, Sequence[str]], list[StoredChunk]]
-Classify = Callable[[str], Classification]
+class Classify(Protocol):
+    """A prompt's kind; `context`: the user's turn before it (follow-ups)."""
+
+    def __call__(self, prompt: str, context: str | None = None) -> Classification: ...
+
+
+def earlier_user_prompt(messages: Sequence[ChatMessage]) -> str | None:
+    """The user's turn before the last one: what a follow-up refers to."""
+    users = [m["content"] for m in messages if m.get("role") == "user"]
+    return users[-2] if len(users) >= 2 else None
 
 
 class TurnRunner(ChatListener):
@@ -320,8 +329,9 @@ class TurnRunner(ChatListener):
                         turn.job.cancel.set()
 
     def route(self, prompt: str, exclude: Collection[str] = (),
-              context_tokens: int = 0, prompt_tokens: int = 0) -> Decision:
-        classification = self._classify(prompt)
+              context_tokens: int = 0, prompt_tokens: int = 0,
+              earlier_prompt: str | None = None) -> Decision:
+        classification = self._classify(prompt, context=earlier_prompt)
         return self._router.route(classification.kind, exclude=exclude,
                                   classification=classification,
                                   context_tokens=context_tokens,
@@ -355,13 +365,15 @@ class TurnRunner(ChatListener):
             self._finish_cancelled(turn)
             return
         context_need = self._context_need(turn)
+        history = turn.history()
+        earlier = earlier_user_prompt(history)
         try:
             forced_endpoint = (
                 self._router.best_replica(turn.forced_role, exclude)
                 if turn.forced_role is not None else None
             )
             if turn.forced_role is not None and forced_endpoint is not None:
-                classification = self._classify(turn.prompt)
+                classification = self._classify(turn.prompt, context=earlier)
                 role = turn.forced_role
                 if not turn.attempts and not turn.learned_from:
                     self._learn_choice(turn, classification.kind, role, exclude)
@@ -378,7 +390,8 @@ class TurnRunner(ChatListener):
                 )
             else:
                 decision = self.route(turn.prompt, exclude=exclude, context_tokens=context_need,
-                                      prompt_tokens=estimate_prompt_tokens(turn.history()))
+                                      prompt_tokens=estimate_prompt_tokens(history),
+                                      earlier_prompt=earlier)
         except NoRoleAvailableError as exc:
             if turn.attempts and exclude:  # it failed before: every model it may try has
                 self._wait_for_recovery(turn, turn.attempts[-1][0], str(exc))
@@ -394,7 +407,7 @@ class TurnRunner(ChatListener):
             self._submit_embedding(turn, decision.target)
             return
         role_config = self._fleet.roles[decision.role].config
-        messages = turn.history()
+        messages = history
         if turn.passages:
             messages = self._ground(turn, messages, role_config.n_ctx)
         role_prompt = getattr(role_config, "system_prompt", "")

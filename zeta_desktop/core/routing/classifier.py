@@ -17,11 +17,13 @@ import functools
 import logging
 import math
 import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from zeta_desktop.core.routing.follow_up import blend, is_follow_up
 from zeta_desktop.core.routing.learned import (
     EmbeddingIndex,
     TextModel,
@@ -164,7 +166,7 @@ RULES: tuple[_Rule, ...] = (
 )
 
 SHORT_PROMPT_CHARS = 80
-LONG_PROMPT_CHARS = 600
+RECENT_CONTEXTS = 16  # earlier turns' kinds kept for follow-ups
 
 
 def _softmax(scores: dict[TaskKind, float], temperature: float = 1.0) -> dict[TaskKind, float]:
@@ -206,13 +208,11 @@ def classify_by_rules(prompt: str) -> Classification:
         if hits:
             scores[rule.kind] += rule.weight * hits
             evidence.append(f"{rule.label}{f' x{hits}' if hits > 1 else ''} (+{rule.kind.value})")
-    length = len(prompt)
-    if length < SHORT_PROMPT_CHARS:
+    # Length says nothing of the kind (a long story is simple), except that a
+    # very short ask is most often everyday chat.
+    if len(prompt) < SHORT_PROMPT_CHARS:
         scores[TaskKind.SIMPLE] += 0.5
         evidence.append("short prompt (+simple)")
-    elif length > LONG_PROMPT_CHARS and scores[TaskKind.CODE] < 3:
-        scores[TaskKind.REASONING] += 1.0
-        evidence.append("long prompt (+reasoning)")
     probabilities = _softmax(scores)
     kind = max(probabilities, key=probabilities.__getitem__)
     return Classification(
@@ -275,6 +275,8 @@ class TaskClassifier:
         self.text_model: TextModel | None = (
             shipped_text_model() if text_model is _SHIPPED else text_model  # type: ignore[assignment]
         )
+        self._recent: dict[tuple[str, bool], Classification] = {}
+        self._recent_lock = threading.Lock()
 
     def _by_text(self, prompt: str) -> tuple[Classification, np.ndarray | None]:
         by_rules = classify_by_rules(prompt)
@@ -298,7 +300,37 @@ class TaskClassifier:
         )
         return result, logits
 
-    def classify(self, prompt: str, use_embedding: bool = True) -> Classification:
+    def classify(self, prompt: str, use_embedding: bool = True,
+                 context: str | None = None) -> Classification:
+        """The prompt's kind; `context` is the user's turn before it, which a
+        short follow-up ("now in Rust", "why?") is read with."""
+        alone = self._classify_alone(prompt, use_embedding)
+        if not context or alone.kind is TaskKind.EMBEDDING or not is_follow_up(prompt):
+            return alone
+        before = self._earlier(context, use_embedding)
+        if before.kind is TaskKind.EMBEDDING:
+            return alone
+        probabilities = blend(alone.scores, before.scores)
+        kind = TaskKind(max(probabilities, key=probabilities.__getitem__))
+        said = (f"follow-up: read with the turn before ({before.kind.value}): "
+                f"{kind.value} {probabilities[kind.value]:.0%}")
+        return Classification(kind, probabilities[kind.value], (*alone.evidence, said),
+                              {k: round(p, 4) for k, p in probabilities.items()})
+
+    def _earlier(self, prompt: str, use_embedding: bool) -> Classification:
+        """The turn before was classified when it was sent: keep the last few."""
+        key = (prompt, use_embedding)
+        with self._recent_lock:
+            found = self._recent.get(key)
+        if found is None:
+            found = self._classify_alone(prompt, use_embedding)
+            with self._recent_lock:
+                self._recent[key] = found
+                while len(self._recent) > RECENT_CONTEXTS:
+                    self._recent.pop(next(iter(self._recent)))
+        return found
+
+    def _classify_alone(self, prompt: str, use_embedding: bool) -> Classification:
         by_text, logits = self._by_text(prompt)
         vote = self.embedding_vote
         if not use_embedding or vote is None or logits is None or self.text_model is None:

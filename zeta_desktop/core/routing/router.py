@@ -43,6 +43,8 @@ UNSERVABLE_STATES = frozenset({"unavailable", "stopped"})
 # answers of the preferred model's time at speed_vs_quality 0.5; the slider
 # scales it by (1 - s) / s.
 QUALITY_ANSWERS = 4.0
+# A second kind at least this likely makes a prompt torn: its model competes.
+TORN_SHARE = 0.3
 _CHAT_KINDS = {k.value: k for k in (TaskKind.SIMPLE, TaskKind.CODE, TaskKind.REASONING)}
 
 
@@ -619,6 +621,43 @@ class ZetaDynamicRouter:
         loss = self.expected_loss(role, kind, classification)
         return done + self.quality_weight() * answer_s * loss
 
+    def _torn_choice(
+        self, kind: TaskKind, capable: list[str], snap: Snapshot, context_tokens: int,
+        classification: Classification | None, prompt_tokens: int,
+    ) -> tuple[str, str | None, str, bool] | None:
+        """When the classifier is torn between two kinds, the model the second
+        kind prefers competes with the first's on predicted time plus expected
+        quality loss over both kinds: a wrong guess costs seconds one way (the
+        big model is slow) and answer quality the other. None: not torn, or the
+        first kind's model is still the better bet."""
+        scores = classification.scores if classification is not None else {}
+        ranked = sorted(((p, k) for k, p in scores.items() if k in _CHAT_KINDS), reverse=True)
+        if len(ranked) < 2 or ranked[1][0] < TORN_SHARE:
+            return None
+        second = _CHAT_KINDS[ranked[1][1]]
+        models = snap.models
+        alternatives = [r for r in capable if self.profiles[r].fit(second) > 0
+                        and not self._hard_breaks(r, models[r], snap)]
+        if not alternatives:
+            return None
+        alternative = max(alternatives, key=lambda r: self.profiles[r].fit(second))
+        preferred = capable[0]
+        if alternative == preferred:
+            return None
+        answer_s = self.job_service_s(preferred, models[preferred], kind.value, prompt_tokens)
+        costs = {r: self._cost(r, kind, models[r], context_tokens, classification, answer_s,
+                               prompt_tokens) for r in (preferred, alternative)}
+        if costs[alternative] >= costs[preferred]:
+            return None
+        return (
+            alternative,
+            preferred,
+            f"torn between {kind.value} {ranked[0][0]:.0%} and {second.value} "
+            f"{ranked[1][0]:.0%}: predicted {costs[alternative]:.1f} s against "
+            f"{preferred} {costs[preferred]:.1f} s, fit loss included",
+            True,
+        )
+
     def _adaptive(
         self, kind: TaskKind, capable: list[str], snap: Snapshot, commit: bool,
         context_tokens: int = 0, classification: Classification | None = None,
@@ -635,6 +674,10 @@ class ZetaDynamicRouter:
             if not broken and back:
                 if commit:
                     self._spilling.pop(kind, None)
+                torn = self._torn_choice(kind, capable, snap, context_tokens, classification,
+                                         prompt_tokens)
+                if torn is not None:
+                    return torn
                 runner = capable[1] if len(capable) > 1 else None
                 wait = self.predicted_wait_s(preferred, pref_signals)
                 return (
