@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from zeta_desktop.core.routing.follow_up import blend, is_follow_up
+from zeta_desktop.core.routing.follow_up import SURE_ALONE, blend, is_follow_up
 from zeta_desktop.core.routing.learned import (
     EmbeddingIndex,
     TextModel,
@@ -305,7 +305,8 @@ class TaskClassifier:
         """The prompt's kind; `context` is the user's turn before it, which a
         short follow-up ("now in Rust", "why?") is read with."""
         alone = self._classify_alone(prompt, use_embedding)
-        if not context or alone.kind is TaskKind.EMBEDDING or not is_follow_up(prompt):
+        if (not context or alone.kind is TaskKind.EMBEDDING or alone.confidence >= SURE_ALONE
+                or not is_follow_up(prompt)):
             return alone
         before = self._earlier(context, use_embedding)
         if before.kind is TaskKind.EMBEDDING:
@@ -318,7 +319,7 @@ class TaskClassifier:
                               {k: round(p, 4) for k, p in probabilities.items()})
 
     def _earlier(self, prompt: str, use_embedding: bool) -> Classification:
-        """The turn before was classified when it was sent: keep the last few."""
+        """The turn before, classified once and kept (a few of them) for the follow-ups after it."""
         key = (prompt, use_embedding)
         with self._recent_lock:
             found = self._recent.get(key)

@@ -10,21 +10,32 @@ from __future__ import annotations
 
 import re
 
-# Words that point back at the last answer, or ask to redo it another way.
+# A prompt that opens by carrying on ("now in Rust", "shorter please"), or a
+# very short one that points back ("why?", "explain that"). A pronoun or a
+# "why" inside an ordinary question ("Why is the sky blue?") does not count.
+_CARRIES_ON = re.compile(
+    r"^\s*(now|and|also|but|then|ok(ay)?|instead|what about|same|make it|do it|do that|"
+    r"redo|shorter|longer|simpler|continue|go on|keep going|"
+    r"in (a |an )?\w+( please)?\s*[.!?]*\s*$)\b",
+    re.IGNORECASE,
+)
 _POINTS_BACK = re.compile(
-    r"^\s*(now|and|also|but|then|so|ok(ay)?|again|instead|why|how come|what about|"
-    r"same|make it|do it|do that|try|redo|shorter|longer|simpler|more|less|continue|"
-    r"go on|keep going|explain|elaborate|expand|in (a |an )?\w+( please)?\s*[.!?]*\s*$)\b"
-    r"|\b(it|this|that|these|those|them|above|previous|again|instead|one more|another)\b",
+    r"\b(why|how come|explain|elaborate|more|again|it|this|that|these|those|them|"
+    r"another|one more)\b",
     re.IGNORECASE,
 )
 FOLLOW_UP_WORDS = 12  # longer than this, a prompt says what it wants on its own
+SHORT_WORDS = 3  # this short, a word that points back makes it a follow-up
 OWN_WEIGHT = 0.35  # how much a follow-up's own words count against the turn before
+SURE_ALONE = 0.8  # a follow-up this sure of its own kind is read alone
 
 
 def is_follow_up(prompt: str) -> bool:
     words = prompt.split()
-    return 0 < len(words) <= FOLLOW_UP_WORDS and bool(_POINTS_BACK.search(prompt))
+    if not 0 < len(words) <= FOLLOW_UP_WORDS:
+        return False
+    return bool(_CARRIES_ON.search(prompt)) or (
+        len(words) <= SHORT_WORDS and bool(_POINTS_BACK.search(prompt)))
 
 
 def blend(own: dict[str, float], before: dict[str, float]) -> dict[str, float]:

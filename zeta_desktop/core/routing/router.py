@@ -655,7 +655,7 @@ class ZetaDynamicRouter:
             f"torn between {kind.value} {ranked[0][0]:.0%} and {second.value} "
             f"{ranked[1][0]:.0%}: predicted {costs[alternative]:.1f} s against "
             f"{preferred} {costs[preferred]:.1f} s, fit loss included",
-            True,
+            False,  # not a spill: the preferred model is not over any limit
         )
 
     def _adaptive(
