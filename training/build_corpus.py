@@ -294,12 +294,13 @@ def github_file(name: str, path: str) -> bytes:
     return local.read_bytes()
 
 
-def github_listing(name: str, folder: str) -> list[str]:
-    """The files of a folder in the local copy (the GitHub API is not needed
-    once the cache holds them; listing them needs the cache)."""
-    repo, commit = GITHUB[name]
-    local = CACHE / "github" / repo.replace("/", "+") / commit / folder
-    return sorted(f"{folder}/{p.name}" for p in local.iterdir() if p.is_file())
+def t0_template_files() -> list[str]:
+    """T0's template files, as pinned in training/data (a fresh build fetches
+    these; raw.githubusercontent.com serves files, not folder listings)."""
+    pinned = ROOT / "training" / "data" / "t0_templates.txt"
+    lines = pinned.read_text(encoding="utf-8").splitlines()
+    return [f"{T0_DIR}/{line.strip()}" for line in lines
+            if line.strip() and not line.startswith("#")]
 
 
 def thin(prompts: Iterable[str], cap: int = CAP) -> list[str]:
@@ -417,7 +418,7 @@ def _with_input(instruction: str, given: str) -> str:
 def t0_prompts() -> Iterator[tuple[str, str, str]]:
     """Each dataset's templates in file order, thinned together to the cap."""
     by_dataset: dict[str, list[str]] = {}
-    for path in github_listing("self-instruct", T0_DIR):
+    for path in t0_template_files():
         template = Path(path).stem
         dataset = next((d for d in T0_DATASETS if template.startswith(d + "_")), None)
         if dataset is None:
