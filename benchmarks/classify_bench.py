@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "training"))
 
+import own_index_eval  # noqa: E402
 from bench_results import quick_parser, write_results  # noqa: E402
 from train_classifier import (  # noqa: E402
     HELD_OUT_EARLIER,
@@ -150,6 +151,22 @@ def main() -> int:
             print(f"\n=== {name}: {split_name} ===")
             print(format_report(report, sources=split_name == "all"))
 
+    if index is not None:
+        own = own_index_eval.measure(rows, index, quick, evaluate, figures)
+        result["own_index"] = own
+        text_all = reports["text model"]["all"].accuracy()
+        for key, baseline, name in (
+                ("demo_embedder_sample", "text model + embedding index", "the shipped index"),
+                ("demo_chat_model", "text model", "the text model alone")):
+            if key in own and baseline in reports:
+                versus = reports[baseline]["all"].accuracy()
+                own[key]["versus"] = {"baseline": name, "accuracy": versus,
+                                      "points": (own[key]["accuracy"] - versus) * 100}
+                print(f"{key}: {own[key]['accuracy']:.1%} against {name}'s {versus:.1%} "
+                      f"({(own[key]['accuracy'] - versus) * 100:+.1f} points; the text model "
+                      f"alone {text_all:.1%})")
+
+    # More prompts than the classifier keeps (RECENT_CONTEXTS), so no repeat is a cache hit.
     prompts = [r.prompt for r in rows]
     rules_ms = median_ms(rules.classify, prompts, repeats)
     text_ms = median_ms(text.classify, prompts, repeats)

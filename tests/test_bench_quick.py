@@ -95,7 +95,11 @@ BENCHES = [
         "classifiers.text.all.worst_kind_accuracy", "classifiers.text.everyday.worst_kind_accuracy",
         "classifiers.text_embedding.all.worst_kind_accuracy",
         "latency_ms.rules", "latency_ms.text_model", "latency_ms.ratio_text_to_rules",
-        "latency_ms.embedding",
+        "latency_ms.embedding", "own_index.index_prompts",
+        *[f"own_index.{embedder}.{figure}" for embedder in ("demo_embedder_sample",
+                                                             "demo_chat_model")
+          for figure in ("build_s", "build_prompts_per_s", "embed_ms", "accuracy",
+                         "kind_accuracy.*", "versus.accuracy", "versus.points")],
     ], tables=["checks"]),
     Bench("worker_overhead.py", "worker", [
         "bare_tok_s.*", "worker_tok_s.*", "bare_median_tok_s", "worker_median_tok_s", "ratio",

@@ -160,6 +160,53 @@ def test_a_follow_up_is_read_with_the_turn_before(earlier: str, follow_up: str,
     assert abs(sum(result.scores.values()) - 1.0) < 1e-3
 
 
+def test_a_chain_of_follow_ups_carries_the_first_turns_kind() -> None:
+    classifier = TaskClassifier()
+    first = classifier.classify("Write a Python function that merges two sorted lists.")
+    assert first.kind is TaskKind.CODE
+    second = classifier.classify("now in Rust", context=first)
+    third = classifier.classify("why?", context=second)  # read with "now in Rust", as read
+    assert (second.kind, third.kind) == (TaskKind.CODE, TaskKind.CODE)
+    assert any(e.startswith("follow-up: read with the turn before (code)") for e in third.evidence)
+
+
+def test_the_turn_before_is_embedded_once_and_a_new_embedder_reads_afresh() -> None:
+    index = index_of({"simple": [[1, 0, 0]], "code": [[0, 1, 0]], "reasoning": [[0, 0, 1]]})
+    asked: list[str] = []
+
+    def near_code(texts: list[str]) -> list[list[float]]:
+        asked.extend(texts)
+        return [[0.05, 1.0, 0.0] for _ in texts]
+
+    classifier = TaskClassifier(EmbeddingVote(index, near_code))
+    earlier = "Please help me tidy up this little thing I wrote"
+    classifier.classify(earlier)
+    classifier.classify("and shorter?", context=earlier)
+    assert sum(earlier in text for text in asked) == 1, asked  # not a second time
+    classifier.embedding_vote = EmbeddingVote(index, near_code)  # the embedder changed
+    classifier.classify(earlier)
+    assert sum(earlier in text for text in asked) == 2, asked
+
+
+def test_a_failed_embedding_is_not_kept() -> None:
+    index = index_of({"simple": [[1, 0, 0]], "code": [[0, 1, 0]], "reasoning": [[0, 0, 1]]})
+    calls: list[int] = []
+
+    def fails_once(texts: list[str]) -> list[list[float]]:
+        calls.append(len(texts))
+        if len(calls) == 1:
+            raise RuntimeError("embedder crashed")
+        return [[0.05, 1.0, 0.0] for _ in texts]
+
+    classifier = TaskClassifier(EmbeddingVote(index, fails_once))
+    prompt = "Please help me tidy up this little thing I wrote"
+    first = classifier.classify(prompt)
+    assert any("embedding vote unavailable" in e for e in first.evidence)
+    second = classifier.classify(prompt)  # asked again, and the vote counts now
+    assert any(e.startswith("nearest labelled prompts") for e in second.evidence)
+    assert len(calls) == 2
+
+
 def test_a_new_question_after_code_is_read_alone() -> None:
     classifier = TaskClassifier()
     earlier = "Write a Python function that merges two sorted lists."

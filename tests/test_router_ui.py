@@ -196,3 +196,10 @@ def test_adjustments_reach_the_router_log(qtbot, window: MainWindow) -> None:  #
         model.record_success(0.1, 50.0, 9.0, 9.0, 40)
     window.session.router.refit()
     qtbot.waitUntil(lambda: "adjusted coder: " in window.router_log.toPlainText(), timeout=5000)
+
+
+def test_the_panel_says_how_task_kinds_are_read(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.router_panel.refresh_preview()
+    # The suite's windows classify by the text model alone (semantic off).
+    assert window.router_panel.task_reading.text() == (
+        "Task kinds: the text model (the embedding vote is off)")

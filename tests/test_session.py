@@ -72,6 +72,31 @@ def test_a_follow_up_is_routed_as_the_turn_it_follows(session: ChatSession) -> N
                for e in turn.classification.evidence)  # type: ignore[union-attr]
 
 
+def test_a_chain_of_follow_ups_keeps_the_first_turns_kind(session: ChatSession) -> None:
+    events = events_of(session)
+    turn_ids = []
+    for prompt in ("Write a Python function that merges two sorted lists.", "now in Rust",
+                   "shorter please"):  # alone, the last two read as simple
+        turn_ids.append(session.send(prompt))
+        events.wait_done(turn_ids[-1])
+    last = session.turn(turn_ids[-1])
+    assert last.decision is not None and last.decision.kind.value == "code"
+    assert any(e.startswith("follow-up: read with the turn before (code)")
+               for e in last.classification.evidence)  # type: ignore[union-attr]
+
+
+def test_a_follow_up_sent_before_the_answer_ends_is_read_with_it(session: ChatSession) -> None:
+    events = events_of(session)
+    # Sent at once: whether the first answer has ended or still streams when
+    # the second is routed, the second is read with the first.
+    first = session.send("Prove that the sum of two even numbers is even.")
+    follow_up = session.send("why?")
+    events.wait_done(first, follow_up)
+    turn = session.turn(follow_up)
+    assert any(e.startswith("follow-up: read with the turn before (reasoning)")
+               for e in turn.classification.evidence)  # type: ignore[union-attr]
+
+
 def test_a_forced_role_is_used_and_recorded(session: ChatSession) -> None:
     events = events_of(session)
     turn_id = session.send("def f(): pass", role="embedder")
@@ -281,6 +306,7 @@ def test_the_demo_embedder_votes_on_prompts_and_never_chats(tiny_config: AppConf
 
 def test_an_embedder_of_another_model_gets_no_vote_and_says_why(tiny_config: AppConfig) -> None:
     tiny_config.router.semantic = True  # the embedder is the tiny random model
+    tiny_config.router.own_index_prompts = 0  # and no index of its own is built
     session = make_session(tiny_config)
     try:
         events = events_of(session)
@@ -290,7 +316,29 @@ def test_an_embedder_of_another_model_gets_no_vote_and_says_why(tiny_config: App
         turn_id = session.send("hello")
         events.wait_done(turn_id)
         evidence = session.turn(turn_id).classification.evidence  # type: ignore[union-attr]
-        assert any("is not all-MiniLM-L6-v2" in e for e in evidence), evidence
+        assert any("is not all-MiniLM-L6-v2" in e and "own_index_prompts is 0" in e
+                   for e in evidence), evidence
+    finally:
+        session.shutdown(TIMEOUT)
+
+
+def test_an_embedder_of_another_model_gets_its_own_index_then_votes(
+        tiny_config: AppConfig) -> None:
+    tiny_config.router.semantic = True  # the embedder is the tiny random model
+    tiny_config.router.own_index_prompts = 40
+    session = make_session(tiny_config)
+    try:
+        events = events_of(session)
+        assert session.embedding_vote_checked.wait(TIMEOUT)
+        assert session.embedding_vote_ready.wait(TIMEOUT), session.embedding_vote_note
+        assert session.embedding_vote_note == ""
+        vote = session.classifier.embedding_vote
+        assert vote is not None and vote.index.model_name == "tiny-chat.gguf"
+        assert abs(len(vote.index.labels) - 40) <= 3
+        turn_id = session.send("Please help me tidy up this little thing I wrote")
+        events.wait_done(turn_id)
+        evidence = session.turn(turn_id).classification.evidence  # type: ignore[union-attr]
+        assert any(e.startswith("nearest labelled prompts:") for e in evidence), evidence
     finally:
         session.shutdown(TIMEOUT)
 

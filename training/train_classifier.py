@@ -467,12 +467,13 @@ def train(rows: list[dict[str, str]], index_from: Path | None = None
         },
         "corpus_sha256": corpus_sha,
     }
-    return stored, text_meta, index_arrays, index_meta
+    index_texts = [learned.embedding_text(r["prompt"]) for r in train_rows]
+    return stored, text_meta, index_arrays, index_meta, index_texts
 
 
 def serialise(stored: np.ndarray, text_meta: dict[str, object],
-              index_arrays: dict[str, np.ndarray], index_meta: dict[str, object]
-              ) -> dict[str, bytes]:
+              index_arrays: dict[str, np.ndarray], index_meta: dict[str, object],
+              index_texts: list[str]) -> dict[str, bytes]:
     def dump(meta: dict[str, object]) -> bytes:
         return (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode()
 
@@ -492,6 +493,9 @@ def serialise(stored: np.ndarray, text_meta: dict[str, object],
         learned.META_FILE: dump(text_meta),
         learned.INDEX_FILE: index.getvalue(),
         learned.INDEX_META_FILE: dump(index_meta),
+        # What each index row embedded: the user's own embedder's index is
+        # built from it in the app (own_index.py).
+        learned.INDEX_TEXTS_FILE: learned.pack_index_texts(index_texts),
     }
 
 
@@ -502,8 +506,7 @@ def main() -> int:
     parser.add_argument("--index-from", type=Path, metavar="DIR",
                         help="take the index's vectors from DIR instead of embedding the corpus")
     args = parser.parse_args()
-    stored, text_meta, index_arrays, index_meta = train(load_corpus(), args.index_from)
-    files = serialise(stored, text_meta, index_arrays, index_meta)
+    files = serialise(*train(load_corpus(), args.index_from))
     if args.check:
         differ = [name for name, data in files.items() if (args.out / name).read_bytes() != data]
         print("classifier: identical" if not differ else f"classifier: DIFFERS: {differ}")
@@ -511,11 +514,12 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
         (args.out / name).write_bytes(data)
-    blend = index_meta["blend"]
+    text_meta = json.loads(files[learned.META_FILE])
+    index_meta = json.loads(files[learned.INDEX_META_FILE])
     print(f"classifier: {text_meta['trained_on']} prompts; text temperature "
           f"{text_meta['temperature']}, rules decide alone at {text_meta['rules_certain']}; "
-          f"index k={index_meta['k']} t={index_meta['vote_temperature']}, blend {blend} "
-          f"-> {args.out}")
+          f"index k={index_meta['k']} t={index_meta['vote_temperature']}, "
+          f"blend {index_meta['blend']} -> {args.out}")
     return 0
 
 

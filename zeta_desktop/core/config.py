@@ -28,6 +28,7 @@ from zeta_desktop.core.engines.endpoint import (
 )
 from zeta_desktop.core.models.fit import AUTO_GPU_LAYERS
 from zeta_desktop.core.paths import unused_sibling
+from zeta_desktop.core.routing.own_index import OWN_INDEX_MAX_PROMPTS, OWN_INDEX_PROMPTS
 from zeta_desktop.core.routing.router import POLICIES, THRESHOLD_LIMITS, Thresholds
 
 SCHEMA_VERSION = 1
@@ -122,8 +123,11 @@ class RouterConfig:
     gpu_mem_ceiling_pct: float = Thresholds.gpu_mem_ceiling_pct
     min_success_rate: float = Thresholds.min_success_rate
     speed_vs_quality: float = Thresholds.speed_vs_quality
-    # Also let the embedding index vote (when the embedding role runs all-MiniLM-L6-v2).
+    # Also let the embedding index vote: the shipped one when the embedding
+    # role runs all-MiniLM-L6-v2, else one built for its model in the
+    # background from this many labelled prompts (0: no vote for other models).
     semantic: bool = True
+    own_index_prompts: int = OWN_INDEX_PROMPTS
     # The watchdog: a model that gives no token for this long is treated as
     # failed (cancelled, cooled down, the prompt retried elsewhere). The first
     # token may take longer: the whole prompt is read before it.
@@ -289,6 +293,14 @@ def _read_router(raw: Any, where: str, problems: list[str]) -> RouterConfig:
                     f"{where}: router.policy must be one of {', '.join(POLICIES)}, "
                     f"got {value!r}; using {router.policy!r}"
                 )
+        elif key == "own_index_prompts":
+            if (isinstance(value, int) and not isinstance(value, bool)
+                    and 0 <= value <= OWN_INDEX_MAX_PROMPTS):
+                router.own_index_prompts = value
+            else:
+                problems.append(
+                    f"{where}: router.own_index_prompts must be a whole number from 0 to "
+                    f"{OWN_INDEX_MAX_PROMPTS}, got {value!r}; using {router.own_index_prompts}")
         elif key == "semantic":
             if isinstance(value, bool):
                 router.semantic = value

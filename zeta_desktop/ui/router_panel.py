@@ -146,6 +146,10 @@ class RouterPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
         layout.addLayout(grid)
+        # How kinds are read: an own embedder's index shows its progress here.
+        self.task_reading = QLabel()
+        self.task_reading.setWordWrap(True)
+        layout.addWidget(self.task_reading)
         layout.addWidget(QLabel("Route preview: where your last 20 prompts would go now"))
         layout.addWidget(self.preview, 1)
 
@@ -198,8 +202,14 @@ class RouterPanel(QWidget):
         if self.preview.isVisible():  # not while its tab is in the back
             self.refresh_preview()
 
+    def _show_task_reading(self) -> None:
+        text = self.session.task_reading()
+        if text != self.task_reading.text():
+            self.task_reading.setText(text)
+
     @Slot()
     def refresh_preview(self) -> None:
+        self._show_task_reading()
         turns = [t for t in self.session.turns if t.classification is not None]
         turns = turns[-PREVIEW_ROWS:][::-1]
         self.preview.setRowCount(len(turns))

@@ -42,8 +42,9 @@ from zeta_desktop.core.routing.classifier import (
     explicit_command,
     shipped_embedding_index,
 )
-from zeta_desktop.core.routing.learned import PROBE_MATCH
+from zeta_desktop.core.routing.learned import PROBE_MATCH, EmbeddingIndex
 from zeta_desktop.core.routing.machine import MachineSource, NvmlSource
+from zeta_desktop.core.routing.own_index import BuildCancelledError, OwnIndexBuilder
 from zeta_desktop.core.routing.router import (
     DEFAULT_PREFERENCES,
     GENERIC_PREFERENCE,
@@ -63,6 +64,8 @@ LEARNED_KEY = "router.learned"  # app_state key: learned_shift() as JSON
 
 # A prompt never waits long on a busy embedder: the text model answers instead.
 EMBED_VOTE_TIMEOUT_S = 2.0
+OWN_INDEX_TIMEOUT_S = 300.0  # one batch of the own index's prompts, on a slow embedder
+IDLE_POLL_S = 0.05  # how often the own index's build looks whether the embedder is free
 
 
 class SessionListener(TurnListener):
@@ -138,6 +141,7 @@ class ChatSession:
         )
         self._started = False
         self._vote_thread: threading.Thread | None = None
+        self._vote_cancel = threading.Event()  # stops an own index's build
         # Set once the embedding index votes on prompts (the embedder runs its model).
         self.embedding_vote_ready = threading.Event()
         self.embedding_vote_checked = threading.Event()  # set once either way is known
@@ -214,15 +218,14 @@ class ChatSession:
         """
         self.config.roles[name] = role_config
         if role_config.can_embed or self.fleet.can_embed(name):
+            self._vote_cancel.set()  # an own index for the old model is not wanted now
             self.classifier.embedding_vote = None  # checked again once the new model loads
             self.embedding_vote_ready.clear()
             self.embedding_vote_checked.clear()
         old_keys = [r.key for r in self.fleet.roles[name].replicas]
         for replica in self.fleet.roles[name].replicas:
             replica.worker.shutdown()
-        if self._vote_thread is not None:
-            self._vote_thread.join()
-            self._vote_thread = None
+        self._stop_vote()
         self.fleet.replace(name, role_config)
         for key in set(old_keys) - set(self.fleet.endpoints):
             self.telemetry.unregister(key)
@@ -242,8 +245,7 @@ class ChatSession:
         self.router.set_profile(self._profile(name))
         if role_config.can_embed and self.config.router.semantic:
             # The new model may not be the one the embedding index was built with.
-            if self._vote_thread is not None:
-                self._vote_thread.join()
+            self._stop_vote()
             self.classifier.embedding_vote = None
             self.embedding_vote_ready.clear()
             self.embedding_vote_checked.clear()
@@ -256,7 +258,16 @@ class ChatSession:
     def wait_loaded(self, timeout: float | None = None) -> bool:
         return self.fleet.wait_loaded(timeout)
 
+    def _stop_vote(self, timeout: float | None = None) -> None:
+        """End the embedding vote's check, and an own index's build, if running."""
+        self._vote_cancel.set()
+        if self._vote_thread is not None:
+            self._vote_thread.join(timeout)
+            self._vote_thread = None
+        self._vote_cancel = threading.Event()
+
     def shutdown(self, timeout: float | None = None) -> None:
+        self._vote_cancel.set()  # an own index's build stops at its next batch
         if self.library is not None:
             self.library.stop()  # its batch on the embedder is rejected by the fleet's end
         self.runner.shutdown(timeout)
@@ -325,37 +336,82 @@ class ChatSession:
 
     def _attach_embedding_vote(self, role: str) -> None:
         try:
-            self._check_embedding_vote(role)
+            build = self._check_embedding_vote(role)
         finally:
             self.embedding_vote_checked.set()
+        if build is not None:
+            self._build_own_index(role, build)
 
-    def _check_embedding_vote(self, role: str) -> None:
-        """Let the embedding index vote, if the embedding role runs the index's model."""
+    def _check_embedding_vote(self, role: str) -> OwnIndexBuilder | None:
+        """Let the embedding index vote, if the embedding role runs the index's
+        model; else return what builds this embedder's own index."""
         index = shipped_embedding_index()
         if index is None:
             self.embedding_vote_note = "embedding vote off: the index could not be read"
-            return
+            return None
         try:
             probe = self.fleet.embed_on(role, list(index.probe_texts), timeout=120)
         except (EngineError, OSError, ValueError, TimeoutError) as exc:
             self.embedding_vote_note = f"embedding vote off: the {role} failed to embed ({exc})"
             log.warning("%s", self.embedding_vote_note)
-            return
+            return None
         similarity = index.matches(probe)
-        if similarity < PROBE_MATCH:
+        if similarity >= PROBE_MATCH:
+            self._vote_with(role, index)
+            return None
+        model = self.fleet.model_file(role) or role
+        prompts = self.config.router.own_index_prompts
+        if prompts <= 0:
             self.embedding_vote_note = (
-                f"embedding vote off: the {role}'s model ({self.fleet.model_file(role)}) is not "
-                f"{index.model_name}, which the index was built with"
+                f"embedding vote off: the {role}'s model ({model}) is not {index.model_name}, "
+                "which the index was built with, and router.own_index_prompts is 0"
             )
             log.info("%s (probe similarity %.3f)", self.embedding_vote_note, similarity)
+            return None
+        cancelled = self._vote_cancel
+
+        def wait_idle() -> None:
+            worker = self.fleet.worker(role)
+            while (worker.queue_depth or worker.in_flight) and not cancelled.is_set():
+                cancelled.wait(IDLE_POLL_S)
+
+        def progress(done: int, total: int) -> None:
+            self.embedding_vote_note = (
+                f"embedding vote not yet: the {role}'s model ({model}) is not "
+                f"{index.model_name}; building its own index, {done:,} of {total:,} prompts"
+            )
+
+        return OwnIndexBuilder(
+            index,
+            lambda texts: self.fleet.embed_on(role, list(texts), timeout=OWN_INDEX_TIMEOUT_S),
+            probe, model, own_index_dir(), prompts, wait_idle, cancelled, progress,
+        )
+
+    def _build_own_index(self, role: str, builder: OwnIndexBuilder) -> None:
+        try:
+            own = builder.build()
+        except BuildCancelledError as exc:
+            log.info("the embedding index for %s was not finished: %s", role, exc)
             return
+        except Exception as exc:  # whatever the embedder raised: routing goes on, text only
+            if builder.cancelled.is_set():  # the model went away mid-build
+                return
+            self.embedding_vote_note = (
+                f"embedding vote off: building an index for the {role}'s model failed ({exc})")
+            log.warning("%s", self.embedding_vote_note)
+            return
+        if not builder.cancelled.is_set():
+            self._vote_with(role, own, own_index=True)
+
+    def _vote_with(self, role: str, index: EmbeddingIndex, own_index: bool = False) -> None:
         self.classifier.embedding_vote = EmbeddingVote(
             index,
             lambda texts: self.fleet.embed_on(role, list(texts), timeout=EMBED_VOTE_TIMEOUT_S),
         )
         self.embedding_vote_note = ""
         self.embedding_vote_ready.set()
-        log.info("the embedding index votes on prompts (embeddings from %s)", role)
+        log.info("the embedding index votes on prompts (embeddings from %s%s)", role,
+                 f", its own index of {len(index.labels)} prompts" if own_index else "")
 
     # -- conversations --------------------------------------------------------
 
@@ -503,10 +559,12 @@ class ChatSession:
     def turn(self, turn_id: int) -> Turn:
         return self.runner.turn(turn_id)
 
-    def classify(self, prompt: str, context: str | None = None) -> Classification:
+    def classify(self, prompt: str,
+                 context: Classification | str | None = None) -> Classification:
         """The text model, plus the embedding index's vote when the embedder is
         idle (a prompt never queues behind embedding work). `context`: the
-        user's turn before, which a follow-up is read with."""
+        user's turn before (as classified, or its text), which a follow-up is
+        read with."""
         vote = self.classifier.embedding_vote
         if vote is None or explicit_command(prompt):
             result = self.classifier.classify(prompt, context=context)
@@ -519,6 +577,19 @@ class ChatSession:
                 self.classifier.classify(prompt, use_embedding=False, context=context),
                 "embedding vote skipped: the embedder is busy")
         return self.classifier.classify(prompt, context=context)
+
+    def task_reading(self) -> str:
+        """How prompts' kinds are read now, in a line for the window."""
+        vote = self.classifier.embedding_vote
+        if self.classifier.text_model is None:
+            return "Task kinds: by rules only (the trained model could not be read)"
+        if vote is not None:
+            return (f"Task kinds: the text model and the nearest of {len(vote.index.labels):,} "
+                    f"labelled prompts, embedded by {vote.index.model_name}")
+        why = self.embedding_vote_note or (
+            "the embedding vote is off" if not self.config.router.semantic
+            else "the embedding vote waits for the embedder")
+        return f"Task kinds: the text model ({why})"
 
     def route(self, prompt: str, exclude: Collection[str] = ()) -> Decision:
         return self.runner.route(prompt, exclude)
@@ -544,6 +615,14 @@ class _VectorsFeed(TurnListener):
 
 def _with_evidence(result: Classification, note: str) -> Classification:
     return Classification(result.kind, result.confidence, (*result.evidence, note), result.scores)
+
+
+def own_index_dir() -> Path:
+    """Where indexes built for the user's own embedders are kept: derived
+    data, so the cache directory (found again, or built again, next start)."""
+    from zeta_desktop.core.models.load_check import cache_dir
+
+    return cache_dir() / "classifier"
 
 
 def default_history_path() -> Path:

@@ -168,9 +168,11 @@ class ModelOutcomes(Protocol):
 
 Retriever = Callable[[str, Sequence[str]], list[StoredChunk]]
 class Classify(Protocol):
-    """A prompt's kind; `context`: the user's turn before it (follow-ups)."""
+    """A prompt's kind; `context`: the user's turn before it, as it was
+    classified or as text (follow-ups are read with it)."""
 
-    def __call__(self, prompt: str, context: str | None = None) -> Classification: ...
+    def __call__(self, prompt: str,
+                 context: Classification | str | None = None) -> Classification: ...
 
 
 def earlier_user_prompt(messages: Sequence[ChatMessage]) -> str | None:
@@ -330,7 +332,7 @@ class TurnRunner(ChatListener):
 
     def route(self, prompt: str, exclude: Collection[str] = (),
               context_tokens: int = 0, prompt_tokens: int = 0,
-              earlier_prompt: str | None = None) -> Decision:
+              earlier_prompt: Classification | str | None = None) -> Decision:
         classification = self._classify(prompt, context=earlier_prompt)
         return self._router.route(classification.kind, exclude=exclude,
                                   classification=classification,
@@ -351,6 +353,23 @@ class TurnRunner(ChatListener):
                 log.exception("dispatching turn %d failed", turn.turn_id)
                 self._fail(turn, f"could not dispatch: {type(exc).__name__}: {exc}")
 
+    def _turn_before(self, turn: Turn,
+                     earlier_text: str | None) -> Classification | str | None:
+        """What a follow-up is read with: the conversation's previous turn as
+        it was classified, when that turn still streams (the history leaves
+        it out) or is the earlier user turn the history shows (so a chain of
+        follow-ups carries the first one's kind); else the earlier text, as
+        after an edit or a restart."""
+        with self._lock:
+            before = [t for t in self._turns.values()
+                      if t.conversation_id == turn.conversation_id and t.turn_id < turn.turn_id
+                      and t.classification is not None and t.prompt != turn.prompt]
+        if before:
+            previous = max(before, key=lambda t: t.turn_id)
+            if previous.status.active or previous.prompt == earlier_text:
+                return previous.classification
+        return earlier_text
+
     def _wait_saved(self, turn: Turn) -> None:
         if turn.saved is None or turn.attempts:  # a retry's prompt was saved before
             return
@@ -366,7 +385,7 @@ class TurnRunner(ChatListener):
             return
         context_need = self._context_need(turn)
         history = turn.history()
-        earlier = earlier_user_prompt(history)
+        earlier = self._turn_before(turn, earlier_user_prompt(history))
         try:
             forced_endpoint = (
                 self._router.best_replica(turn.forced_role, exclude)

@@ -18,6 +18,7 @@ import logging
 import math
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -166,7 +167,7 @@ RULES: tuple[_Rule, ...] = (
 )
 
 SHORT_PROMPT_CHARS = 80
-RECENT_CONTEXTS = 16  # earlier turns' kinds kept for follow-ups
+RECENT_CONTEXTS = 16  # prompts' kinds kept for the follow-ups after them
 
 
 def _softmax(scores: dict[TaskKind, float], temperature: float = 1.0) -> dict[TaskKind, float]:
@@ -261,6 +262,13 @@ def shipped_embedding_index() -> EmbeddingIndex | None:
         return None
 
 
+def _classification(probabilities: dict[str, float], evidence: tuple[str, ...]) -> Classification:
+    """The most likely kind, with every kind's probability rounded for display."""
+    kind = max(probabilities, key=probabilities.__getitem__)
+    return Classification(TaskKind(kind), probabilities[kind], evidence,
+                          {k: round(p, 4) for k, p in probabilities.items()})
+
+
 class TaskClassifier:
     """Commands by rule; near-certain rules alone; otherwise the trained text
     model (the rules are among its features), blended with the embedding
@@ -271,12 +279,24 @@ class TaskClassifier:
         embedding_vote: EmbeddingVote | None = None,
         text_model: TextModel | object | None = _SHIPPED,
     ):
-        self.embedding_vote = embedding_vote
         self.text_model: TextModel | None = (
             shipped_text_model() if text_model is _SHIPPED else text_model  # type: ignore[assignment]
         )
-        self._recent: dict[tuple[str, bool], Classification] = {}
+        # The last few prompts' kinds: a follow-up's earlier turn is usually
+        # among them, so it is not classified (or embedded) a second time.
+        self._recent: OrderedDict[tuple[str, bool], Classification] = OrderedDict()
         self._recent_lock = threading.Lock()
+        self._embedding_vote = embedding_vote
+
+    @property
+    def embedding_vote(self) -> EmbeddingVote | None:
+        return self._embedding_vote
+
+    @embedding_vote.setter
+    def embedding_vote(self, vote: EmbeddingVote | None) -> None:
+        with self._recent_lock:  # kinds read with another embedder no longer hold
+            self._embedding_vote = vote
+            self._recent.clear()
 
     def _by_text(self, prompt: str) -> tuple[Classification, np.ndarray | None]:
         by_rules = classify_by_rules(prompt)
@@ -287,55 +307,57 @@ class TaskClassifier:
             return by_rules, None
         logits = model.logits(prompt)
         probabilities = as_probabilities(model.classes, logits / model.temperature)
-        kind = TaskKind(max(probabilities, key=probabilities.__getitem__))
-        words = model.top_features(prompt, kind.value)
-        said = f"text model: {kind.value} {probabilities[kind.value]:.0%}"
+        kind = max(probabilities, key=probabilities.__getitem__)
+        words = model.top_features(prompt, kind)
+        said = f"text model: {kind} {probabilities[kind]:.0%}"
         if words:
             said += f" (words: {', '.join(words)})"
-        result = Classification(
-            kind,
-            probabilities[kind.value],
-            (*by_rules.evidence, said),
-            {k: round(p, 4) for k, p in probabilities.items()},
-        )
+        result = _classification(probabilities, (*by_rules.evidence, said))
         return result, logits
 
     def classify(self, prompt: str, use_embedding: bool = True,
-                 context: str | None = None) -> Classification:
-        """The prompt's kind; `context` is the user's turn before it, which a
-        short follow-up ("now in Rust", "why?") is read with."""
-        alone = self._classify_alone(prompt, use_embedding)
+                 context: Classification | str | None = None) -> Classification:
+        """The prompt's kind. `context` is the user's turn before it, as that
+        turn was classified (or its text): a short follow-up ("now in Rust",
+        "why?") is read with it."""
+        alone = self._remembered(prompt, use_embedding)
         if (not context or alone.kind is TaskKind.EMBEDDING or alone.confidence >= SURE_ALONE
                 or not is_follow_up(prompt)):
             return alone
-        before = self._earlier(context, use_embedding)
+        before = (context if isinstance(context, Classification)
+                  else self._remembered(context, use_embedding))
         if before.kind is TaskKind.EMBEDDING:
             return alone
         probabilities = blend(alone.scores, before.scores)
-        kind = TaskKind(max(probabilities, key=probabilities.__getitem__))
+        kind = max(probabilities, key=probabilities.__getitem__)
         said = (f"follow-up: read with the turn before ({before.kind.value}): "
-                f"{kind.value} {probabilities[kind.value]:.0%}")
-        return Classification(kind, probabilities[kind.value], (*alone.evidence, said),
-                              {k: round(p, 4) for k, p in probabilities.items()})
+                f"{kind} {probabilities[kind]:.0%}")
+        return _classification(probabilities, (*alone.evidence, said))
 
-    def _earlier(self, prompt: str, use_embedding: bool) -> Classification:
-        """The turn before, classified once and kept (a few of them) for the follow-ups after it."""
+    def _remembered(self, prompt: str, use_embedding: bool) -> Classification:
+        """The prompt read alone, from the last few if it is among them."""
         key = (prompt, use_embedding)
         with self._recent_lock:
+            vote = self._embedding_vote
             found = self._recent.get(key)
-        if found is None:
-            found = self._classify_alone(prompt, use_embedding)
-            with self._recent_lock:
+            if found is not None:
+                self._recent.move_to_end(key)
+                return found
+        found, lasting = self._classify_alone(prompt, vote if use_embedding else None)
+        with self._recent_lock:
+            # Not kept if the embedder failed, or was replaced while it read.
+            if lasting and self._embedding_vote is vote:
                 self._recent[key] = found
                 while len(self._recent) > RECENT_CONTEXTS:
-                    self._recent.pop(next(iter(self._recent)))
+                    self._recent.popitem(last=False)
         return found
 
-    def _classify_alone(self, prompt: str, use_embedding: bool) -> Classification:
+    def _classify_alone(self, prompt: str,
+                        vote: EmbeddingVote | None) -> tuple[Classification, bool]:
+        """The prompt's kind without context, and whether it may be kept."""
         by_text, logits = self._by_text(prompt)
-        vote = self.embedding_vote
-        if not use_embedding or vote is None or logits is None or self.text_model is None:
-            return by_text
+        if vote is None or logits is None or self.text_model is None:
+            return by_text, True
         try:
             vector = vote.vector(prompt)
         except Exception as exc:  # the embedder failing must not stop routing
@@ -344,18 +366,14 @@ class TaskClassifier:
                 by_text.confidence,
                 (*by_text.evidence, f"embedding vote unavailable ({exc})"),
                 by_text.scores,
-            )
+            ), False
         index = vote.index
         mixed = index.text_scale * logits + index.vote_scale * index.log_votes(vector)
         probabilities = as_probabilities(index.classes, mixed)
-        kind = TaskKind(max(probabilities, key=probabilities.__getitem__))
+        kind = max(probabilities, key=probabilities.__getitem__)
         nearest_kind, similarity = index.nearest(vector)
-        evidence = (
+        return _classification(probabilities, (
             *by_text.evidence,
             f"nearest labelled prompts: {nearest_kind} (similarity {similarity:.2f}); "
-            f"with the text model: {kind.value} {probabilities[kind.value]:.0%}",
-        )
-        return Classification(
-            kind, probabilities[kind.value], evidence,
-            {k: round(p, 4) for k, p in probabilities.items()},
-        )
+            f"with the text model: {kind} {probabilities[kind]:.0%}",
+        )), True

@@ -17,6 +17,7 @@ being right on a source never seen.
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import zlib
@@ -32,6 +33,7 @@ WEIGHTS_FILE = "text-model.npy"
 META_FILE = "text-model.json"
 INDEX_FILE = "embedding-index.npz"
 INDEX_META_FILE = "embedding-index.json"
+INDEX_TEXTS_FILE = "embedding-index-texts.jsonl.gz"  # what each index row embedded
 EMBED_CHARS = 512  # what of a prompt is embedded: its start and end say what it is
 PROBE_MATCH = 0.995  # cosine each probe sentence must reach for the index to apply
 FEATURE_VERSION = 2
@@ -257,6 +259,27 @@ def load_embedding_index(directory: Path | None = None) -> EmbeddingIndex:
     if not (len(index.vectors) == len(index.labels) == len(index.weights)):
         raise TextModelError(f"{directory}: the embedding index's arrays differ in length")
     return index
+
+
+def pack_index_texts(texts: list[str]) -> bytes:
+    """The index rows' texts, one JSON string a line, gzipped with no date
+    (the same texts give the same bytes)."""
+    lines = "".join(json.dumps(text, ensure_ascii=False) + "\n" for text in texts)
+    return gzip.compress(lines.encode("utf-8"), compresslevel=9, mtime=0)
+
+
+def load_index_texts(rows: int, directory: Path | None = None) -> list[str]:
+    """What each of the shipped index's `rows` rows embedded."""
+    path = (directory or resource_path(MODEL_DIR)) / INDEX_TEXTS_FILE
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as lines:
+            texts = [json.loads(line) for line in lines if line.strip()]
+    except (OSError, ValueError, EOFError) as exc:
+        raise TextModelError(f"cannot read the embedding index's prompts in {path}: {exc}"
+                             ) from exc
+    if len(texts) != rows or not all(isinstance(t, str) for t in texts):
+        raise TextModelError(f"{path}: {len(texts)} prompts for an index of {rows} rows")
+    return texts
 
 
 def _unit_rows(matrix: np.ndarray) -> np.ndarray:

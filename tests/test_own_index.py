@@ -1,0 +1,123 @@
+"""An embedding index for the user's own embedder: built from the shipped
+index's prompts with a real (tiny) embedding model, kept, found again."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from zeta_desktop.core.engines.base import LoadSettings
+from zeta_desktop.core.engines.llama import LlamaEngine
+from zeta_desktop.core.routing.classifier import (
+    EmbeddingVote,
+    TaskClassifier,
+    shipped_embedding_index,
+)
+from zeta_desktop.core.routing.learned import EmbeddingIndex, load_index_texts
+from zeta_desktop.core.routing.own_index import (
+    BuildCancelledError,
+    OwnIndexBuilder,
+    fingerprint,
+    sample_rows,
+)
+
+PROMPTS = 48
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_embed_model: Path) -> Iterator[LlamaEngine]:
+    loaded = LlamaEngine.load(tiny_embed_model, LoadSettings(512, 0, 1, embedding=True))
+    yield loaded
+    loaded.close()
+
+
+@pytest.fixture
+def shipped() -> EmbeddingIndex:
+    index = shipped_embedding_index()
+    assert index is not None
+    return index
+
+
+def builder_for(engine: LlamaEngine, shipped: EmbeddingIndex, folder: Path,
+                **options: object) -> OwnIndexBuilder:
+    probe = engine.embed(list(shipped.probe_texts))
+    return OwnIndexBuilder(shipped, engine.embed, probe, "tiny-embed.gguf", folder, PROMPTS,
+                           **options)  # type: ignore[arg-type]
+
+
+def test_the_shipped_index_says_what_each_row_embedded(shipped: EmbeddingIndex) -> None:
+    texts = load_index_texts(len(shipped.labels))
+    assert len(texts) == len(shipped.labels) and all(texts)
+
+
+def test_a_sample_keeps_every_kind_in_its_share(shipped: EmbeddingIndex) -> None:
+    rows = sample_rows(shipped.labels, 1000)
+    assert list(rows) == sorted(set(rows)) and list(sample_rows(shipped.labels, 1000)) == list(rows)
+    whole = np.bincount(shipped.labels) / len(shipped.labels)
+    part = np.bincount(shipped.labels[rows], minlength=len(whole)) / len(rows)
+    assert np.abs(whole - part).max() < 0.01, (whole, part)
+
+
+def test_an_own_index_is_built_kept_and_found_again(engine: LlamaEngine, shipped: EmbeddingIndex,
+                                                     tmp_path: Path) -> None:
+    seen: list[tuple[int, int]] = []
+    builder = builder_for(engine, shipped, tmp_path, progress=lambda d, t: seen.append((d, t)))
+    index = builder.build()
+    assert len(index.labels) == len(index.vectors) == builder.prompts
+    assert abs(builder.prompts - PROMPTS) <= 3  # each kind's share rounded
+    assert index.model_name == "tiny-embed.gguf"
+    assert np.allclose(np.linalg.norm(index.vectors, axis=1), 1.0, atol=1e-3)
+    assert seen[0] == (0, builder.prompts) and seen[-1] == (builder.prompts, builder.prompts)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert builder.path.exists()
+    # The vote works in this embedder's space: a prompt of the index finds itself.
+    texts = load_index_texts(len(shipped.labels))
+    row = int(sample_rows(shipped.labels, PROMPTS)[0])
+    vote = EmbeddingVote(index, engine.embed)
+    assert index.nearest(vote.vector(texts[row]))[1] > 0.99
+    result = TaskClassifier(vote).classify("Please help me tidy up this little thing I wrote")
+    assert any(e.startswith("nearest labelled prompts") for e in result.evidence)
+
+    asked: list[int] = []
+    again = builder_for(engine, shipped, tmp_path, progress=lambda d, t: asked.append(d))
+
+    def counting(texts: list[str]) -> list[list[float]]:
+        asked.append(-len(texts))
+        return engine.embed(texts)
+
+    again._embed = counting
+    found = again.build()
+    assert np.allclose(found.vectors, index.vectors, atol=2e-3)
+    assert all(n >= 0 for n in asked), asked
+
+
+def test_a_damaged_or_foreign_index_file_is_built_again(engine: LlamaEngine,
+                                                         shipped: EmbeddingIndex,
+                                                         tmp_path: Path) -> None:
+    builder = builder_for(engine, shipped, tmp_path)
+    builder.path.write_bytes(b"not an npz file")
+    index = builder.build()
+    assert len(index.vectors) == builder.prompts
+    assert builder.path.stat().st_size > 100
+    # Another embedder's probes give another file name.
+    other = fingerprint([[1.0, 0.0]] * 3, PROMPTS)
+    assert other not in builder.path.name
+
+
+def test_a_build_stops_when_cancelled_and_keeps_nothing(engine: LlamaEngine,
+                                                        shipped: EmbeddingIndex,
+                                                        tmp_path: Path) -> None:
+    cancelled = threading.Event()
+
+    def progress(done: int, _total: int) -> None:
+        if done >= 8:
+            cancelled.set()  # the embedder was replaced mid-build
+
+    builder = builder_for(engine, shipped, tmp_path, cancelled=cancelled, progress=progress)
+    with pytest.raises(BuildCancelledError, match="stopped after 8 of"):
+        builder.build()
+    assert not builder.path.exists()
