@@ -143,28 +143,20 @@ def main() -> int:
             for split_name, groups in SPLITS.items():
                 reports[name][split_name] = evaluate(
                     classify, [r for r in rows if r.source in groups])
+        for name, by_split in reports.items():
+            for split_name, report in by_split.items():
+                print(f"\n=== {name}: {split_name} ===")
+                print(format_report(report, sources=split_name == "all"))
+        if index is not None:  # the shipped index still votes: a baseline here
+            baselines = {"demo_chat_model": ("the text model alone", text.classify)}
+            if "text model + embedding index" in classifiers:
+                baselines["demo_embedder_sample"] = (
+                    "the shipped index", classifiers["text model + embedding index"])
+            result["own_index"] = own_index_eval.measure(rows, index, quick, evaluate, figures,
+                                                         baselines)
     finally:
         if engine is not None:
             engine.close()
-    for name, by_split in reports.items():
-        for split_name, report in by_split.items():
-            print(f"\n=== {name}: {split_name} ===")
-            print(format_report(report, sources=split_name == "all"))
-
-    if index is not None:
-        own = own_index_eval.measure(rows, index, quick, evaluate, figures)
-        result["own_index"] = own
-        text_all = reports["text model"]["all"].accuracy()
-        for key, baseline, name in (
-                ("demo_embedder_sample", "text model + embedding index", "the shipped index"),
-                ("demo_chat_model", "text model", "the text model alone")):
-            if key in own and baseline in reports:
-                versus = reports[baseline]["all"].accuracy()
-                own[key]["versus"] = {"baseline": name, "accuracy": versus,
-                                      "points": (own[key]["accuracy"] - versus) * 100}
-                print(f"{key}: {own[key]['accuracy']:.1%} against {name}'s {versus:.1%} "
-                      f"({(own[key]['accuracy'] - versus) * 100:+.1f} points; the text model "
-                      f"alone {text_all:.1%})")
 
     # More prompts than the classifier keeps (RECENT_CONTEXTS), so no repeat is a cache hit.
     prompts = [r.prompt for r in rows]

@@ -19,8 +19,11 @@ from zeta_desktop.core.routing.classifier import (
 )
 from zeta_desktop.core.routing.learned import EmbeddingIndex, load_index_texts
 from zeta_desktop.core.routing.own_index import (
+    BATCH,
     BuildCancelledError,
+    EmbedderTooSlowError,
     OwnIndexBuilder,
+    affordable_prompts,
     fingerprint,
     sample_rows,
 )
@@ -43,9 +46,9 @@ def shipped() -> EmbeddingIndex:
 
 
 def builder_for(engine: LlamaEngine, shipped: EmbeddingIndex, folder: Path,
-                **options: object) -> OwnIndexBuilder:
+                prompts: int = PROMPTS, **options: object) -> OwnIndexBuilder:
     probe = engine.embed(list(shipped.probe_texts))
-    return OwnIndexBuilder(shipped, engine.embed, probe, "tiny-embed.gguf", folder, PROMPTS,
+    return OwnIndexBuilder(shipped, engine.embed, probe, "tiny-embed.gguf", folder, prompts,
                            **options)  # type: ignore[arg-type]
 
 
@@ -104,8 +107,51 @@ def test_a_damaged_or_foreign_index_file_is_built_again(engine: LlamaEngine,
     assert len(index.vectors) == builder.prompts
     assert builder.path.stat().st_size > 100
     # Another embedder's probes give another file name.
-    other = fingerprint([[1.0, 0.0]] * 3, PROMPTS)
+    other = fingerprint([[1.0, 0.0]] * 3)
     assert other not in builder.path.name
+
+
+def test_a_slow_embedder_gets_a_smaller_sample_and_keeps_it(engine: LlamaEngine,
+                                                            shipped: EmbeddingIndex,
+                                                            tmp_path: Path) -> None:
+    # A budget no embedder meets: the sample is halved down to the fewest allowed.
+    slow = builder_for(engine, shipped, tmp_path, prompts=4 * PROMPTS, budget_s=1e-9,
+                       fewest=PROMPTS - 4)  # each kind's share rounded: about 4 x 48 halved twice
+    assert abs(slow.prompts - 4 * PROMPTS) <= 3
+    index = slow.build()
+    assert slow.seconds_per_prompt is not None and slow.seconds_per_prompt > 0
+    assert len(index.labels) == slow.prompts and abs(slow.prompts - PROMPTS) <= 3
+    assert slow.path.exists() and slow.path.name.endswith(f"-{slow.prompts}.npz")
+    # The next start with the same setting finds it and embeds nothing.
+    again = builder_for(engine, shipped, tmp_path, prompts=4 * PROMPTS)
+    again._embed = lambda texts: pytest.fail("embedded again")  # type: ignore[assignment]
+    assert len(again.build().labels) == slow.prompts
+    # Another setting is another sample: built anew.
+    other = builder_for(engine, shipped, tmp_path, prompts=2 * PROMPTS)
+    assert len(other.build().labels) == other.prompts and abs(other.prompts - 2 * PROMPTS) <= 3
+
+
+def test_an_embedder_too_slow_to_vote_is_told_after_one_batch(engine: LlamaEngine,
+                                                                shipped: EmbeddingIndex,
+                                                                tmp_path: Path) -> None:
+    asked: list[int] = []
+
+    def counting(texts: list[str]) -> list[list[float]]:
+        asked.append(len(texts))
+        return engine.embed(texts)
+
+    builder = builder_for(engine, shipped, tmp_path, slowest_s=1e-9)
+    builder._embed = counting
+    with pytest.raises(EmbedderTooSlowError, match="s to embed a prompt"):
+        builder.build()
+    assert asked == [BATCH] and not builder.path.exists()
+
+
+def test_the_sample_is_halved_until_the_embedder_can_make_it() -> None:
+    assert affordable_prompts(4000, 0.01, 900) == 4000  # 40 s: all of it
+    assert affordable_prompts(4000, 0.7, 900) == 1000  # the demo chat model on one thread
+    assert affordable_prompts(4000, 20.0, 900) == 500  # a 4B model on a CPU: the fewest
+    assert affordable_prompts(300, 20.0, 900, fewest=300) == 300
 
 
 def test_a_build_stops_when_cancelled_and_keeps_nothing(engine: LlamaEngine,

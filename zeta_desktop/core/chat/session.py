@@ -44,7 +44,11 @@ from zeta_desktop.core.routing.classifier import (
 )
 from zeta_desktop.core.routing.learned import PROBE_MATCH, EmbeddingIndex
 from zeta_desktop.core.routing.machine import MachineSource, NvmlSource
-from zeta_desktop.core.routing.own_index import BuildCancelledError, OwnIndexBuilder
+from zeta_desktop.core.routing.own_index import (
+    BuildCancelledError,
+    EmbedderTooSlowError,
+    OwnIndexBuilder,
+)
 from zeta_desktop.core.routing.router import (
     DEFAULT_PREFERENCES,
     GENERIC_PREFERENCE,
@@ -65,6 +69,7 @@ LEARNED_KEY = "router.learned"  # app_state key: learned_shift() as JSON
 # A prompt never waits long on a busy embedder: the text model answers instead.
 EMBED_VOTE_TIMEOUT_S = 2.0
 OWN_INDEX_TIMEOUT_S = 300.0  # one batch of the own index's prompts, on a slow embedder
+VOTE_SLOWEST_S = 1.0  # an embedder slower than this a prompt delays every answer: no vote
 IDLE_POLL_S = 0.05  # how often the own index's build looks whether the embedder is free
 
 
@@ -385,6 +390,7 @@ class ChatSession:
             index,
             lambda texts: self.fleet.embed_on(role, list(texts), timeout=OWN_INDEX_TIMEOUT_S),
             probe, model, own_index_dir(), prompts, wait_idle, cancelled, progress,
+            slowest_s=VOTE_SLOWEST_S,
         )
 
     def _build_own_index(self, role: str, builder: OwnIndexBuilder) -> None:
@@ -392,6 +398,12 @@ class ChatSession:
             own = builder.build()
         except BuildCancelledError as exc:
             log.info("the embedding index for %s was not finished: %s", role, exc)
+            return
+        except EmbedderTooSlowError as exc:
+            self.embedding_vote_note = (
+                f"embedding vote off: the {role}'s model is too slow to vote ({exc}); "
+                "prompts are read by the text model")
+            log.info("%s", self.embedding_vote_note)
             return
         except Exception as exc:  # whatever the embedder raised: routing goes on, text only
             if builder.cancelled.is_set():  # the model went away mid-build

@@ -8,6 +8,12 @@ embedder has nothing else to do, and kept in the cache directory under the
 embedder's fingerprint (its vectors of the probe sentences), so the next
 start, or the same model under another name, finds it done.
 
+A big embedder on a CPU embeds slowly (the demo chat model, 135M, reads
+about two index prompts a second on one thread; a 4B model is some thirty
+times slower): the first batch is timed, and a sample the embedder cannot
+embed in about OWN_INDEX_BUDGET_S is halved until it can, down to
+OWN_INDEX_FEWEST_PROMPTS.
+
 The blend's scales and the vote's temperature were fitted for the demo
 embedder; an index built here uses them unfitted, and says so.
 """
@@ -19,6 +25,7 @@ import io
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -34,10 +41,12 @@ from zeta_desktop.core.routing.learned import (
 
 log = logging.getLogger(__name__)
 
-OWN_INDEX_PROMPTS = 4000  # enough neighbours per kind; minutes, not hours, on a 4B model
+OWN_INDEX_PROMPTS = 4000  # enough neighbours per kind, when the embedder is fast enough
+OWN_INDEX_BUDGET_S = 900.0  # of the embedder's idle time, once per model
+OWN_INDEX_FEWEST_PROMPTS = 500  # the smallest sample a slow embedder is cut to
 OWN_INDEX_MAX_PROMPTS = 100_000  # more than the shipped index holds: all of it
 BATCH = 8  # prompts per embedding job: short enough not to hold a chat prompt up long
-FORMAT = 1
+FORMAT = 2
 
 Embed = Callable[[Sequence[str]], list[list[float]]]
 Progress = Callable[[int, int], None]  # (embedded so far, of)
@@ -45,6 +54,10 @@ Progress = Callable[[int, int], None]  # (embedded so far, of)
 
 class BuildCancelledError(Exception):
     """The embedder changed or the app is closing: the index was not finished."""
+
+
+class EmbedderTooSlowError(Exception):
+    """The embedder takes longer on one prompt than routing may wait for its vote."""
 
 
 def sample_rows(labels: np.ndarray, count: int) -> np.ndarray:
@@ -61,12 +74,22 @@ def sample_rows(labels: np.ndarray, count: int) -> np.ndarray:
     return np.sort(np.concatenate(chosen))
 
 
-def fingerprint(probe_vectors: Sequence[Sequence[float]], prompts: int) -> str:
-    """Names an embedder's index: its vectors of the probe sentences (rounded,
-    so the same model gives the same name) and the sample's size."""
+def fingerprint(probe_vectors: Sequence[Sequence[float]]) -> str:
+    """Names an embedder's indexes: its vectors of the probe sentences
+    (rounded, so the same model gives the same name)."""
     rounded = np.round(np.asarray(probe_vectors, dtype=np.float64), 3) + 0.0  # no -0.0
-    digest = hashlib.sha256(rounded.tobytes() + f"|{prompts}|{FORMAT}".encode())
+    digest = hashlib.sha256(rounded.tobytes() + f"|{FORMAT}".encode())
     return digest.hexdigest()[:24]
+
+
+def affordable_prompts(wanted: int, seconds_per_prompt: float, budget_s: float,
+                       fewest: int = OWN_INDEX_FEWEST_PROMPTS) -> int:
+    """`wanted` halved until the embedder can embed it in `budget_s`, but not
+    below `fewest` (nor above `wanted`)."""
+    size = wanted
+    while size // 2 >= fewest and size * seconds_per_prompt > budget_s:
+        size //= 2
+    return size
 
 
 def _unit(matrix: np.ndarray) -> np.ndarray:
@@ -88,16 +111,30 @@ class OwnIndexBuilder:
         wait_idle: Callable[[], None] = lambda: None,
         cancelled: threading.Event | None = None,
         progress: Progress = lambda done, total: None,
+        budget_s: float = OWN_INDEX_BUDGET_S,
+        fewest: int = OWN_INDEX_FEWEST_PROMPTS,
+        slowest_s: float | None = None,
     ) -> None:
         self._shipped = shipped
         self._embed = embed
         self._probe_vectors = probe_vectors
         self._model_name = model_name
-        self._rows = sample_rows(shipped.labels, prompts)
-        self._path = cache_dir / f"own-index-{fingerprint(probe_vectors, len(self._rows))}.npz"
+        self._cache_dir = cache_dir
+        self._fingerprint = fingerprint(probe_vectors)
+        self._wanted = prompts
+        self._budget_s = budget_s
+        self._fewest = fewest
+        self._slowest_s = slowest_s
         self._wait_idle = wait_idle
         self._cancelled = cancelled or threading.Event()
         self._progress = progress
+        self._texts = load_index_texts(len(shipped.labels))
+        self._sample(prompts)
+        self.seconds_per_prompt: float | None = None  # measured on the first batch
+
+    def _sample(self, prompts: int) -> None:
+        self._rows = sample_rows(self._shipped.labels, prompts)
+        self._path = self._cache_dir / f"own-index-{self._fingerprint}-{len(self._rows)}.npz"
 
     @property
     def path(self) -> Path:
@@ -118,6 +155,19 @@ class OwnIndexBuilder:
             self._save(vectors)
         return self._index(vectors)
 
+    def _cached(self) -> np.ndarray | None:
+        """An index built before for this embedder and this setting, of the
+        size the budget chose then (the largest such file)."""
+        found = sorted(self._cache_dir.glob(f"own-index-{self._fingerprint}-*.npz"),
+                       key=lambda p: -_size_of(p))
+        for path in found:
+            size = _size_of(path)
+            if 0 < size <= len(self._rows):
+                kept = self._read(path, size)
+                if kept is not None:
+                    return kept
+        return None
+
     def _index(self, vectors: np.ndarray) -> EmbeddingIndex:
         return replace(
             self._shipped,
@@ -129,43 +179,75 @@ class OwnIndexBuilder:
         )
 
     def _embedded(self) -> np.ndarray:
-        texts = load_index_texts(len(self._shipped.labels))
-        wanted = [texts[row] for row in self._rows]
-        done: list[list[float]] = []
-        self._progress(0, len(wanted))
-        for start in range(0, len(wanted), BATCH):
+        self._progress(0, len(self._rows))
+        first = self._timed_batch([self._texts[row] for row in self._rows[:BATCH]])
+        assert self.seconds_per_prompt is not None
+        if self._slowest_s is not None and self.seconds_per_prompt > self._slowest_s:
+            raise EmbedderTooSlowError(
+                f"it takes {self.seconds_per_prompt:.1f} s to embed a prompt, and a prompt "
+                f"waits at most {self._slowest_s:g} s for the vote")
+        size = affordable_prompts(len(self._rows), self.seconds_per_prompt, self._budget_s,
+                                  min(self._fewest, len(self._rows)))
+        if size < len(self._rows):
+            log.info("the embedder takes %.2f s a prompt: its own index holds %d prompts, "
+                     "not %d", self.seconds_per_prompt, size, len(self._rows))
+            head = self._rows[:BATCH]
+            self._sample(size)
+            if not np.array_equal(head, self._rows[:BATCH]):
+                first = []  # another sample: its first batch is not the one timed
+        wanted = [self._texts[row] for row in self._rows]
+        done: list[list[float]] = list(first)
+        self._progress(len(done), len(wanted))
+        for start in range(len(done), len(wanted), BATCH):
             self._wait_idle()  # the user's own work on the embedder goes first
             if self._cancelled.is_set():
                 raise BuildCancelledError(f"stopped after {len(done)} of {len(wanted)} prompts")
-            batch = self._embed(wanted[start:start + BATCH])
-            if len(batch) != len(wanted[start:start + BATCH]):
-                raise TextModelError(f"the embedder gave {len(batch)} vectors for "
-                                     f"{len(wanted[start:start + BATCH])} prompts")
-            done.extend(batch)
+            done.extend(self._checked(wanted[start:start + BATCH]))
             self._progress(len(done), len(wanted))
         matrix = np.asarray(done, dtype=np.float32)
         if matrix.ndim != 2 or not np.isfinite(matrix).all():
             raise TextModelError("the embedder gave vectors of differing sizes, or not numbers")
         return matrix
 
-    def _cached(self) -> np.ndarray | None:
-        """The vectors built before for this embedder, if whole and its own."""
+    def _timed_batch(self, texts: list[str]) -> list[list[float]]:
+        self._wait_idle()
+        if self._cancelled.is_set():
+            raise BuildCancelledError(f"stopped after 0 of {len(self._rows)} prompts")
+        start = time.perf_counter()
+        vectors = self._checked(texts)
+        self.seconds_per_prompt = (time.perf_counter() - start) / max(1, len(texts))
+        return vectors
+
+    def _checked(self, texts: list[str]) -> list[list[float]]:
+        vectors = self._embed(texts)
+        if len(vectors) != len(texts):
+            raise TextModelError(f"the embedder gave {len(vectors)} vectors for "
+                                 f"{len(texts)} prompts")
+        return vectors
+
+    def _read(self, path: Path, size: int) -> np.ndarray | None:
+        """The vectors in `path`, if whole, this embedder's, and built for
+        this setting; the builder then takes that file's sample."""
         try:
-            with np.load(self._path, allow_pickle=False) as data:
+            with np.load(path, allow_pickle=False) as data:
                 vectors, rows, probes = data["vectors"], data["rows"], data["probes"]
+                wanted = int(data["wanted"])
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, EOFError) as exc:
-            log.warning("rebuilding the embedding index in %s: %s", self._path, exc)
+            log.warning("rebuilding the embedding index in %s: %s", path, exc)
             return None
         given = _unit(np.asarray(self._probe_vectors, dtype=np.float64))
         same_embedder = (probes.shape == given.shape
                          and float((_unit(probes.astype(np.float64)) * given).sum(1).min())
                          >= PROBE_MATCH)
-        if not same_embedder or not np.array_equal(rows, self._rows) or len(vectors) != len(rows):
-            log.warning("rebuilding the embedding index in %s: built for another embedder "
-                        "or sample", self._path)
+        expected = sample_rows(self._shipped.labels, size)
+        if (not same_embedder or wanted != self._wanted or not np.array_equal(rows, expected)
+                or len(vectors) != len(rows)):
+            log.info("not using the embedding index in %s: built for another embedder, "
+                     "sample or setting", path)
             return None
+        self._sample(size)
         self._progress(len(rows), len(rows))
         return vectors.astype(np.float32)
 
@@ -173,7 +255,8 @@ class OwnIndexBuilder:
         """Written whole or not at all (a crash mid-write leaves no half index)."""
         buffer = io.BytesIO()
         np.savez(buffer, vectors=vectors.astype(np.float16), rows=self._rows,
-                 probes=np.asarray(self._probe_vectors, dtype=np.float32))
+                 probes=np.asarray(self._probe_vectors, dtype=np.float32),
+                 wanted=np.int64(self._wanted))
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             partial = self._path.with_suffix(".partial")
@@ -181,3 +264,11 @@ class OwnIndexBuilder:
             os.replace(partial, self._path)
         except OSError as exc:  # it still votes this run; it is built again next time
             log.warning("could not keep the embedding index in %s: %s", self._path, exc)
+
+
+def _size_of(path: Path) -> int:
+    """The sample size in an index file's name (own-index-<fingerprint>-<size>.npz)."""
+    try:
+        return int(path.stem.rsplit("-", 1)[1])
+    except (IndexError, ValueError):
+        return 0
