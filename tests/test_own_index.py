@@ -118,7 +118,16 @@ def test_a_slow_embedder_gets_a_smaller_sample_and_keeps_it(engine: LlamaEngine,
     slow = builder_for(engine, shipped, tmp_path, prompts=4 * PROMPTS, budget_s=1e-9,
                        fewest=PROMPTS - 4)  # each kind's share rounded: about 4 x 48 halved twice
     assert abs(slow.prompts - 4 * PROMPTS) <= 3
+    asked: list[str] = []
+
+    def counting(texts: list[str]) -> list[list[float]]:
+        asked.extend(texts)
+        return engine.embed(texts)
+
+    slow._embed = counting
     index = slow.build()
+    # Cut after the first batch, which is kept: no prompt is embedded twice.
+    assert len(asked) == len(set(asked)) == slow.prompts
     assert slow.seconds_per_prompt is not None and slow.seconds_per_prompt > 0
     assert len(index.labels) == slow.prompts and abs(slow.prompts - PROMPTS) <= 3
     assert slow.path.exists() and slow.path.name.endswith(f"-{slow.prompts}.npz")
@@ -145,6 +154,28 @@ def test_an_embedder_too_slow_to_vote_is_told_after_one_batch(engine: LlamaEngin
     with pytest.raises(EmbedderTooSlowError, match="s to embed a prompt"):
         builder.build()
     assert asked == [BATCH] and not builder.path.exists()
+
+
+def test_prompts_are_timed_in_an_order_that_tells_the_rest(engine: LlamaEngine,
+                                                           shipped: EmbeddingIndex,
+                                                           tmp_path: Path) -> None:
+    # The index runs from short prompts to long: timing its first rows made the
+    # demo chat model look five times faster than it is (4000 prompts, not 1000).
+    batches: list[list[str]] = []
+
+    def counting(texts: list[str]) -> list[list[float]]:
+        batches.append(list(texts))
+        return engine.embed(texts)
+
+    builder = builder_for(engine, shipped, tmp_path, prompts=4000, slowest_s=1e-9)
+    builder._embed = counting
+    with pytest.raises(EmbedderTooSlowError):
+        builder.build()
+    texts = load_index_texts(len(shipped.labels))
+    sample = [len(texts[row]) for row in sample_rows(shipped.labels, 4000)]
+    first = [len(text) for text in batches[0]]
+    assert len(first) == BATCH
+    assert 0.5 < np.mean(first) / np.mean(sample) < 2.0, (np.mean(first), np.mean(sample))
 
 
 def test_the_sample_is_halved_until_the_embedder_can_make_it() -> None:

@@ -9,10 +9,10 @@ embedder's fingerprint (its vectors of the probe sentences), so the next
 start, or the same model under another name, finds it done.
 
 A big embedder on a CPU embeds slowly (the demo chat model, 135M, reads
-about two index prompts a second on one thread; a 4B model is some thirty
-times slower): the first batch is timed, and a sample the embedder cannot
-embed in about OWN_INDEX_BUDGET_S is halved until it can, down to
-OWN_INDEX_FEWEST_PROMPTS.
+about one and a half index prompts a second on one thread; a 4B model is some thirty
+times slower): prompts are embedded in a fixed shuffle, timed as they go,
+and a sample the embedder cannot embed in about OWN_INDEX_BUDGET_S is halved
+until it can, down to OWN_INDEX_FEWEST_PROMPTS.
 
 The blend's scales and the vote's temperature were fitted for the demo
 embedder; an index built here uses them unfitted, and says so.
@@ -179,44 +179,58 @@ class OwnIndexBuilder:
         )
 
     def _embedded(self) -> np.ndarray:
+        """The sample's vectors, embedded in a fixed shuffle, so the time per
+        prompt so far is a fair guess at the rest (the index runs from short
+        prompts to long). After every batch the sample is sized again from
+        that time; a smaller sample is part of a bigger one, so what is done
+        is kept."""
+        done: dict[int, list[float]] = {}
+        spent = 0.0
         self._progress(0, len(self._rows))
-        first = self._timed_batch([self._texts[row] for row in self._rows[:BATCH]])
-        assert self.seconds_per_prompt is not None
-        if self._slowest_s is not None and self.seconds_per_prompt > self._slowest_s:
-            raise EmbedderTooSlowError(
-                f"it takes {self.seconds_per_prompt:.1f} s to embed a prompt, and a prompt "
-                f"waits at most {self._slowest_s:g} s for the vote")
-        size = affordable_prompts(len(self._rows), self.seconds_per_prompt, self._budget_s,
-                                  min(self._fewest, len(self._rows)))
-        if size < len(self._rows):
-            log.info("the embedder takes %.2f s a prompt: its own index holds %d prompts, "
-                     "not %d", self.seconds_per_prompt, size, len(self._rows))
-            head = self._rows[:BATCH]
-            self._sample(size)
-            if not np.array_equal(head, self._rows[:BATCH]):
-                first = []  # another sample: its first batch is not the one timed
-        wanted = [self._texts[row] for row in self._rows]
-        done: list[list[float]] = list(first)
-        self._progress(len(done), len(wanted))
-        for start in range(len(done), len(wanted), BATCH):
+        order = self._order()
+        while pending := [row for row in order if row not in done]:
             self._wait_idle()  # the user's own work on the embedder goes first
             if self._cancelled.is_set():
-                raise BuildCancelledError(f"stopped after {len(done)} of {len(wanted)} prompts")
-            done.extend(self._checked(wanted[start:start + BATCH]))
-            self._progress(len(done), len(wanted))
-        matrix = np.asarray(done, dtype=np.float32)
+                raise BuildCancelledError(
+                    f"stopped after {len(self._rows) - len(pending)} of {len(self._rows)} prompts")
+            batch = pending[:BATCH]
+            start = time.perf_counter()
+            vectors = self._checked([self._texts[row] for row in batch])
+            spent += time.perf_counter() - start
+            first = not done
+            done.update(zip(batch, vectors, strict=True))
+            self.seconds_per_prompt = spent / len(done)
+            if first and self._slowest_s is not None and self.seconds_per_prompt > self._slowest_s:
+                raise EmbedderTooSlowError(
+                    f"it takes {self.seconds_per_prompt:.1f} s to embed a prompt, and a prompt "
+                    f"waits at most {self._slowest_s:g} s for the vote")
+            if self._resize(self.seconds_per_prompt):
+                order = self._order()
+            self._progress(sum(1 for row in self._rows if row in done), len(self._rows))
+        matrix = np.asarray([done[row] for row in self._rows], dtype=np.float32)
         if matrix.ndim != 2 or not np.isfinite(matrix).all():
             raise TextModelError("the embedder gave vectors of differing sizes, or not numbers")
         return matrix
 
-    def _timed_batch(self, texts: list[str]) -> list[list[float]]:
-        self._wait_idle()
-        if self._cancelled.is_set():
-            raise BuildCancelledError(f"stopped after 0 of {len(self._rows)} prompts")
-        start = time.perf_counter()
-        vectors = self._checked(texts)
-        self.seconds_per_prompt = (time.perf_counter() - start) / max(1, len(texts))
-        return vectors
+    def _order(self) -> list[int]:
+        """The sample in a fixed shuffle, the rows of the smallest sample it
+        could be cut to first: those are never wasted."""
+        smallest = set(sample_rows(self._shipped.labels,
+                                   min(self._fewest, len(self._rows))).tolist())
+        shuffled = [int(row) for row in np.random.default_rng(7).permutation(self._rows)]
+        return ([row for row in shuffled if row in smallest]
+                + [row for row in shuffled if row not in smallest])
+
+    def _resize(self, seconds_per_prompt: float) -> bool:
+        size = affordable_prompts(self._wanted, seconds_per_prompt, self._budget_s,
+                                  min(self._fewest, self._wanted))
+        before = len(self._rows)
+        if len(sample_rows(self._shipped.labels, size)) != before:
+            self._sample(size)
+            log.info("the embedder takes %.2f s a prompt: its own index holds %d prompts, "
+                     "not %d", seconds_per_prompt, len(self._rows), before)
+            return True
+        return False
 
     def _checked(self, texts: list[str]) -> list[list[float]]:
         vectors = self._embed(texts)
