@@ -2,7 +2,7 @@
 
 - The text model: hashed word uni- and bigrams, hashed character 3-5-grams
   inside words, and the hit counts of the hand-written rules in
-  `classifier.RULES` (so the rules still count as evidence), into a
+  `rules.RULES` (so the rules still count as evidence), into a
   multinomial logistic regression. Under a millisecond per prompt.
 - The embedding index: the demo embedder's (all-MiniLM-L6-v2) vectors of the
   labelled training prompts. A prompt's nearest neighbours vote, weighted by
@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from zeta_desktop.core.resources import resource_path
+from zeta_desktop.core.routing.rules import RULES, count_hits
 
 MODEL_DIR = "classifier"
 WEIGHTS_FILE = "text-model.npy"
@@ -63,8 +64,6 @@ def embedding_text(prompt: str) -> str:
 
 
 def rule_hits(prompt: str) -> dict[str, int]:
-    from zeta_desktop.core.routing.classifier import RULES, count_hits
-
     counts = {rule.label: count_hits(rule, prompt) for rule in RULES}
     return {label: count for label, count in counts.items() if count}
 
