@@ -58,12 +58,13 @@ from docs_eval import (
 from ui_bench import Probe, run_event_loop, time_pct
 
 from zeta_desktop.core.chat.session import ChatSession
-from zeta_desktop.core.config import AppConfig, LoadedConfig, RoleConfig
+from zeta_desktop.core.config import LoadedConfig
 from zeta_desktop.core.documents.library import DocumentLibrary
 from zeta_desktop.core.documents.vectors import to_blob
 from zeta_desktop.core.engines.base import LoadSettings
 from zeta_desktop.core.engines.llama import LlamaEngine
 from zeta_desktop.core.models.files import find_demo_embedder
+from zeta_desktop.core.settings import AppConfig, RoleConfig
 from zeta_desktop.core.store.history import HistoryStore
 
 RUNS = int(os.environ.get("DOCS_BENCH_RUNS", "3"))

@@ -25,13 +25,14 @@ from pathlib import Path
 from bench_results import quick_parser, write_results
 
 from zeta_desktop.core.chat.session import ChatSession
-from zeta_desktop.core.config import AppConfig, RoleConfig, save_config
+from zeta_desktop.core.config import save_config
 from zeta_desktop.core.engines.llama import LlamaEngine
 from zeta_desktop.core.models.files import resolve_model
 from zeta_desktop.core.models.gguf_info import read_info
 from zeta_desktop.core.models.memory import estimate, mib
 from zeta_desktop.core.routing.classifier import TaskKind
 from zeta_desktop.core.routing.machine import NvmlSource
+from zeta_desktop.core.settings import AppConfig, RoleConfig
 
 STREAM_S = 5.0
 

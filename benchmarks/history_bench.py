@@ -37,9 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from bench_results import demo_model, print_checks, quick_parser, write_results
 
 from zeta_desktop.core.chat.history_recorder import FLUSH_S
-from zeta_desktop.core.config import AppConfig, LoadedConfig
+from zeta_desktop.core.config import LoadedConfig
 from zeta_desktop.core.conversation.model import Conversation
 from zeta_desktop.core.engines.llama import LlamaEngine
+from zeta_desktop.core.settings import AppConfig
 from zeta_desktop.core.store.history import HistoryStore
 
 WORDS = [

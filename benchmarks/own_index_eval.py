@@ -30,7 +30,8 @@ from zeta_desktop.core.engines.llama import LlamaEngine
 from zeta_desktop.core.models.files import find_demo_embedder, find_demo_model
 from zeta_desktop.core.routing.classifier import EmbeddingVote, TaskClassifier
 from zeta_desktop.core.routing.learned import EmbeddingIndex
-from zeta_desktop.core.routing.own_index import OWN_INDEX_PROMPTS, OwnIndexBuilder
+from zeta_desktop.core.routing.own_index import OwnIndexBuilder
+from zeta_desktop.core.settings import OWN_INDEX_PROMPTS
 
 QUICK_INDEX_PROMPTS = 16
 CHAT_MODEL_EVERY = 8  # 3 in the quick mode

@@ -29,7 +29,8 @@ def child() -> None:
 
     from PySide6.QtWidgets import QApplication
 
-    from zeta_desktop.core.config import AppConfig, LoadedConfig
+    from zeta_desktop.core.config import LoadedConfig
+    from zeta_desktop.core.settings import AppConfig
     from zeta_desktop.ui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([])

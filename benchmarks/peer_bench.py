@@ -79,11 +79,11 @@ from routing_workload import (
 from servers import LlamaServer
 
 from zeta_desktop.core.chat.session import ChatSession
-from zeta_desktop.core.config import AppConfig, ReplicaConfig, RoleConfig
 from zeta_desktop.core.conversation.model import DEFAULT_SYSTEM_PROMPT
 from zeta_desktop.core.engines.llama import LlamaEngine
 from zeta_desktop.core.routing.classifier import TaskClassifier, TaskKind
 from zeta_desktop.core.routing.router import ACCEPTABLE_PREFERENCE, DEFAULT_PREFERENCES
+from zeta_desktop.core.settings import AppConfig, ReplicaConfig, RoleConfig
 
 CHAT_KINDS = (TaskKind.SIMPLE, TaskKind.CODE, TaskKind.REASONING)
 LOAD_FACTOR = 0.85

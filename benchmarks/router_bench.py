@@ -68,13 +68,13 @@ from routing_workload import (
 )
 
 from zeta_desktop.core.chat.session import ChatSession
-from zeta_desktop.core.config import AppConfig, RoleConfig
 from zeta_desktop.core.engines.base import ChatMessage, LoadSettings
 from zeta_desktop.core.engines.llama import LlamaEngine
 from zeta_desktop.core.fleet.worker import ChatStats, WorkerState
 from zeta_desktop.core.routing.classifier import TaskKind
-from zeta_desktop.core.routing.router import DEFAULT_PREFERENCES, POLICIES, Thresholds
+from zeta_desktop.core.routing.router import DEFAULT_PREFERENCES
 from zeta_desktop.core.routing.telemetry import Telemetry
+from zeta_desktop.core.settings import POLICIES, AppConfig, RoleConfig, Thresholds
 
 # Drawn once, on 2026-12-03, with `python -c "import random; print(random.SystemRandom()
 # .sample(range(1000, 10000), 6))"`, before any code of this round ran on them:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from bench_results import RESULTS
 
-from zeta_desktop.core.routing.router import Thresholds
+from zeta_desktop.core.settings import Thresholds
 
 
 def plot_tradeoff(rows: dict[str, dict], name: str, title: str) -> Path:

@@ -36,8 +36,9 @@ from bench_results import demo_model, print_checks, quick_parser, write_results
 from markdown_shaped import load_markdown_shaped
 from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
 
-from zeta_desktop.core.config import AppConfig, LoadedConfig, RoleConfig
+from zeta_desktop.core.config import LoadedConfig
 from zeta_desktop.core.engines.llama import LlamaEngine
+from zeta_desktop.core.settings import AppConfig, RoleConfig
 from zeta_desktop.core.store.history import HistoryStore
 from zeta_desktop.ui.app import settle_garbage_collector
 from zeta_desktop.ui.main_window import MainWindow

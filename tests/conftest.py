@@ -11,7 +11,7 @@ os.environ.setdefault("GGML_NO_BACKTRACE", "1")
 import pytest
 from tiny_gguf import write_tiny_llama
 
-from zeta_desktop.core.config import AppConfig, RoleConfig
+from zeta_desktop.core.settings import AppConfig, RoleConfig
 
 
 @pytest.fixture(scope="session")

@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gated_engine import gated_loader
 
 from zeta_desktop.core.chat.session import ChatSession
-from zeta_desktop.core.config import AppConfig, RoleConfig
 from zeta_desktop.core.engines.llama import LlamaEngine
+from zeta_desktop.core.settings import AppConfig, RoleConfig
 from zeta_desktop.core.store.history import HistoryStore
 
 PROMPT = "Tell me a very long story about a lighthouse keeper."

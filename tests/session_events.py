@@ -6,10 +6,10 @@ import threading
 from dataclasses import dataclass, field
 
 from zeta_desktop.core.chat.session import ChatSession
-from zeta_desktop.core.config import AppConfig
 from zeta_desktop.core.engines.llama import LlamaEngine
 from zeta_desktop.core.fleet.worker import ChatStats, WorkerState
 from zeta_desktop.core.routing.router import Decision
+from zeta_desktop.core.settings import AppConfig
 
 TIMEOUT = 60
 

@@ -2,13 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zeta_desktop.core.config import (
-    SCHEMA_VERSION,
-    AppConfig,
-    default_config_path,
-    load_config,
-    save_config,
-)
+from zeta_desktop.core.config import default_config_path, load_config, save_config
+from zeta_desktop.core.settings import SCHEMA_VERSION, AppConfig
 
 
 def test_missing_file_gives_defaults_without_problems(tmp_path: Path) -> None:

@@ -13,9 +13,9 @@ from docs_eval import wait_idle
 from session_events import events_of, make_session
 
 from zeta_desktop.core.chat.session import ChatSession
-from zeta_desktop.core.config import AppConfig, RoleConfig
 from zeta_desktop.core.documents.grounding import Source
 from zeta_desktop.core.models.files import find_demo_embedder
+from zeta_desktop.core.settings import AppConfig, RoleConfig
 from zeta_desktop.core.store.history import HistoryStore
 
 

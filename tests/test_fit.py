@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 from session_events import TIMEOUT, make_session
 
-from zeta_desktop.core.config import AppConfig, RoleConfig, load_config, save_config
+from zeta_desktop.core.config import load_config, save_config
 from zeta_desktop.core.fleet.worker import WorkerState
-from zeta_desktop.core.models.fit import AUTO_GPU_LAYERS, plan_load
+from zeta_desktop.core.models.fit import plan_load
 from zeta_desktop.core.models.gguf_info import read_info
 from zeta_desktop.core.models.memory import estimate
 from zeta_desktop.core.routing.machine import GpuReading, MachineReading, RecordedSource
+from zeta_desktop.core.settings import AUTO_GPU_LAYERS, AppConfig, RoleConfig
 
 pytestmark = pytest.mark.model
 MIB = 2**20

@@ -10,7 +10,7 @@ from conftest import build_window, start_and_wait
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 
-from zeta_desktop.core.config import AppConfig
+from zeta_desktop.core.settings import AppConfig
 from zeta_desktop.ui.main_window import MainWindow
 
 pytestmark = pytest.mark.model

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from session_events import TIMEOUT, make_session
 
-from zeta_desktop.core.config import AppConfig, RoleConfig
 from zeta_desktop.core.fleet.worker import WorkerState
 from zeta_desktop.core.models import load_check
 from zeta_desktop.core.models.load_check import check_model_loads
+from zeta_desktop.core.settings import AppConfig, RoleConfig
 
 pytestmark = pytest.mark.model
 

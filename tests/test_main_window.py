@@ -10,8 +10,9 @@ from conftest import build_window, start_and_wait
 from gated_engine import gated_loader
 from PySide6.QtCore import Qt
 
-from zeta_desktop.core.config import AppConfig, load_config
+from zeta_desktop.core.config import load_config
 from zeta_desktop.core.engines.llama import LlamaEngine
+from zeta_desktop.core.settings import AppConfig
 from zeta_desktop.ui.main_window import MainWindow
 
 pytestmark = pytest.mark.model

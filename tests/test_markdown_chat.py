@@ -12,8 +12,8 @@ from PySide6.QtGui import QDesktopServices, QGuiApplication, QTextCursor
 from PySide6.QtWidgets import QApplication
 from thinking_engine import thinking_loader
 
-from zeta_desktop.core.config import AppConfig
 from zeta_desktop.core.conversation.model import Conversation
+from zeta_desktop.core.settings import AppConfig
 from zeta_desktop.core.store.history import DB_FILENAME, HistoryStore
 from zeta_desktop.ui.chat_pane import ChatPane
 from zeta_desktop.ui.code_view import CodeBlockView

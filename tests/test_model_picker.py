@@ -10,8 +10,9 @@ from conftest import build_window, start_and_wait
 from PySide6.QtCore import Qt
 from tiny_gguf import write_tiny_llama
 
-from zeta_desktop.core.config import AppConfig, load_config
+from zeta_desktop.core.config import load_config
 from zeta_desktop.core.fleet.worker import WorkerState
+from zeta_desktop.core.settings import AppConfig
 
 pytestmark = pytest.mark.model
 TIMEOUT_MS = 60_000

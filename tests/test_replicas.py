@@ -19,16 +19,11 @@ from session_events import TIMEOUT, events_of, make_session
 
 from zeta_desktop.core.chat.session import ChatSession
 from zeta_desktop.core.chat.turn_runner import TurnStatus
-from zeta_desktop.core.config import (
-    AppConfig,
-    ReplicaConfig,
-    RoleConfig,
-    load_config,
-    save_config,
-)
+from zeta_desktop.core.config import load_config, save_config
 from zeta_desktop.core.conversation import exchange
 from zeta_desktop.core.engines.endpoint import parse_endpoint, store_keyring_key
 from zeta_desktop.core.fleet.worker import WorkerState
+from zeta_desktop.core.settings import AppConfig, ReplicaConfig, RoleConfig
 from zeta_desktop.core.store.history import HistoryStore
 
 pytestmark = pytest.mark.model

@@ -10,19 +10,14 @@ import pytest
 from zeta_desktop.core.engines.base import NoRoleAvailableError
 from zeta_desktop.core.routing.classifier import TaskKind
 from zeta_desktop.core.routing.machine import GpuReading, MachineReading, RecordedSource
-from zeta_desktop.core.routing.router import (
-    DEFAULT_PREFERENCES,
-    POLICIES,
-    RoleProfile,
-    Thresholds,
-    ZetaDynamicRouter,
-)
+from zeta_desktop.core.routing.router import DEFAULT_PREFERENCES, RoleProfile, ZetaDynamicRouter
 from zeta_desktop.core.routing.telemetry import (
     BREAKER_BASE_S,
     SUCCESS_WINDOW_S,
     PendingJobs,
     Telemetry,
 )
+from zeta_desktop.core.settings import POLICIES, Thresholds
 
 CODE, SIMPLE, REASONING, EMBEDDING = (
     TaskKind.CODE, TaskKind.SIMPLE, TaskKind.REASONING, TaskKind.EMBEDDING

@@ -9,7 +9,8 @@ import pytest
 from PySide6.QtCore import Qt
 
 from zeta_desktop.core.routing.classifier import TaskKind
-from zeta_desktop.core.routing.router import Thresholds
+from zeta_desktop.core.config import load_config
+from zeta_desktop.core.settings import THRESHOLD_LIMITS, Thresholds
 from zeta_desktop.ui.main_window import MainWindow
 
 pytestmark = pytest.mark.model
@@ -53,6 +54,23 @@ def test_moving_a_slider_changes_the_router_and_the_saved_config(qtbot, window: 
         return float(data["router"]["max_wait_s"])
 
     qtbot.waitUntil(lambda: saved() == expected, timeout=5000)
+
+
+def test_every_slider_reaches_exactly_what_the_config_file_accepts(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """One definition: a slider's ends are the file's limits, so no saved value
+    is clipped by its slider, and none the slider sets is refused on reading."""
+    for name, (low, high) in THRESHOLD_LIMITS.items():
+        slider = window.router_panel.sliders[name]
+        slider.setValue(slider.maximum())
+        assert getattr(window.session.router.thresholds, name) == high
+        slider.setValue(slider.minimum())
+        assert getattr(window.session.router.thresholds, name) == low
+        slider.setValue(slider.maximum())
+    window.save_router_settings()
+    loaded = load_config(window._loaded.path)
+    assert loaded.problems == []
+    assert loaded.config.router.thresholds() == Thresholds(**{
+        name: high for name, (_low, high) in THRESHOLD_LIMITS.items()})
 
 
 def test_policy_selector_switches_the_policy_and_reset_restores(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]

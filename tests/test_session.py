@@ -11,10 +11,10 @@ import pytest
 from session_events import TIMEOUT, events_of, make_session
 
 from zeta_desktop.core.chat.session import ChatSession
-from zeta_desktop.core.config import AppConfig
 from zeta_desktop.core.engines.base import LoadSettings
 from zeta_desktop.core.engines.llama import LlamaEngine
 from zeta_desktop.core.fleet.worker import WorkerState
+from zeta_desktop.core.settings import AppConfig
 
 pytestmark = pytest.mark.model
 

@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 from zeta_desktop import __version__
-from zeta_desktop.core.config import ROLE_NAMES, LoadedConfig, load_config
+from zeta_desktop.core.config import LoadedConfig, load_config
+from zeta_desktop.core.engines.endpoint import replica_spec
+from zeta_desktop.core.settings import ROLE_NAMES
 
 
 def _app_parser() -> argparse.ArgumentParser:
@@ -99,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, role in run_config.roles.items():
         for replica in role.replicas:
             try:
-                warning = replica.spec().plain_http_warning()
+                warning = replica_spec(replica).plain_http_warning()
             except ValueError as exc:
                 print(f"zeta-desktop: roles.{name}: {exc}", file=sys.stderr)
                 return 2

@@ -7,10 +7,11 @@ import json
 import sys
 from pathlib import Path
 
-from zeta_desktop.core.config import AppConfig, RoleConfig, load_config
+from zeta_desktop.core.config import load_config
 from zeta_desktop.core.models.discovery import Found, Place, default_places, scan
 from zeta_desktop.core.models.memory import estimate, mib
 from zeta_desktop.core.models.suits import suggested_role as suits
+from zeta_desktop.core.settings import AppConfig, RoleConfig
 
 
 def suggested_role(found: Found, config: AppConfig) -> str:

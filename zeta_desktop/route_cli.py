@@ -12,16 +12,12 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from zeta_desktop.core.config import ROLE_NAMES, load_config
+from zeta_desktop.core.config import load_config
 from zeta_desktop.core.engines.base import LoadSettings, NoRoleAvailableError
 from zeta_desktop.core.routing.classifier import TaskClassifier
-from zeta_desktop.core.routing.router import (
-    DEFAULT_PREFERENCES,
-    POLICIES,
-    RoleProfile,
-    ZetaDynamicRouter,
-)
+from zeta_desktop.core.routing.router import DEFAULT_PREFERENCES, RoleProfile, ZetaDynamicRouter
 from zeta_desktop.core.routing.telemetry import Telemetry
+from zeta_desktop.core.settings import POLICIES, ROLE_NAMES
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,4 +1,5 @@
-"""Typed settings, saved as TOML in the platform config directory.
+"""The config file: typed settings (`core.settings`) read from and saved as
+TOML in the platform config directory.
 
 A bad file never stops the app: every field that cannot be read falls back to
 its default, the problem is reported with the file and key, and the original
@@ -7,157 +8,38 @@ file is kept as a backup before anything overwrites it.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import os
-import re
 import shutil
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 import tomli_w
 
-from zeta_desktop.core.engines.endpoint import (
-    EndpointError,
-    EndpointSpec,
-    is_endpoint,
-    parse_endpoint,
-)
-from zeta_desktop.core.models.fit import AUTO_GPU_LAYERS
+from zeta_desktop.core.engines.endpoint import EndpointError, replica_spec
 from zeta_desktop.core.paths import unused_sibling
-from zeta_desktop.core.routing.own_index import OWN_INDEX_MAX_PROMPTS, OWN_INDEX_PROMPTS
-from zeta_desktop.core.routing.router import POLICIES, THRESHOLD_LIMITS, Thresholds
+from zeta_desktop.core.settings import (
+    AUTO_GPU_LAYERS,
+    OWN_INDEX_MAX_PROMPTS,
+    POLICIES,
+    ROLE_NAME_PATTERN,
+    SAMPLING_LIMITS,
+    SCHEMA_VERSION,
+    TASK_KIND_NAMES,
+    THRESHOLD_LIMITS,
+    WATCHDOG_LIMITS,
+    AppConfig,
+    ReplicaConfig,
+    RoleConfig,
+    RouterConfig,
+    default_roles,
+)
 
-SCHEMA_VERSION = 1
-ROLE_NAMES: tuple[str, ...] = ("coder", "embedder", "reasoner")  # the built-in roles
-# Roles are an open table: any other name like these is a role of its own.
-ROLE_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 CONFIG_FILENAME = "config.toml"
 _APP_DIR_NAME = "zeta-desktop"
-
-
-@dataclass
-class ReplicaConfig:
-    """One OpenAI-compatible server serving a role. No API key here, ever:
-    `api_key_env` names the environment variable that holds it, or the OS
-    keyring has it (zeta-desktop --set-api-key URL)."""
-
-    url: str = ""  # http(s)://host:port/v1, or with #model at the end
-    model: str = ""  # the server's name for the model (when not after # in url)
-    api_key_env: str = ""
-    slots: int = 0  # parallel requests it runs; 0: read from /props, else 1
-    n_ctx: int = 0  # 0: read from /props, else the server fits the prompt
-    connect_timeout_s: float = 5.0
-    first_token_timeout_s: float = 300.0
-    idle_timeout_s: float = 60.0
-    verify_tls: bool = True
-
-    def spec(self) -> EndpointSpec:
-        """The endpoint this describes; raises EndpointError if it cannot be used."""
-        text = f"{self.url}#{self.model}" if self.model and "#" not in self.url else self.url
-        return parse_endpoint(
-            text,
-            api_key_env=self.api_key_env,
-            slots=self.slots,
-            n_ctx=self.n_ctx,
-            connect_timeout_s=self.connect_timeout_s,
-            first_token_timeout_s=self.first_token_timeout_s,
-            idle_timeout_s=self.idle_timeout_s,
-            verify_tls=self.verify_tls,
-        )
-
-
-@dataclass
-class RoleConfig:
-    """One model role: which GGUF file serves it and how it is loaded."""
-
-    model_path: str = ""  # empty: the bundled demo model
-    n_ctx: int = 4096
-    n_gpu_layers: int = 0  # -1 offloads every layer; "auto" in the file (-2): as many as fit
-    n_threads: int = 0  # 0: chosen from the CPU count at load time
-    can_chat: bool = True
-    can_embed: bool = False
-    max_tokens: int = 512
-    temperature: float = 0.7
-    # Decode below the window's priority (Linux), so the window stays smooth
-    # while every core is busy; costs nothing when the machine is otherwise idle.
-    low_priority: bool = True
-    # How well this role fits each task kind, 0..1 (0: never). Empty: the
-    # role's defaults (coder: code and simple, reasoner: reasoning, ...).
-    preference: dict[str, float] = field(default_factory=dict)
-    # Sampling beyond temperature, only what is set here is sent (top_p, top_k,
-    # min_p, repeat_penalty); unset: the model's own defaults.
-    sampling: dict[str, float] = field(default_factory=dict)
-    # This role's default system prompt (used where a conversation kept the
-    # app's default); empty: the app's.
-    system_prompt: str = ""
-    # Unload the model after this many minutes without a prompt, load it again
-    # for the next (Ollama's keep_alive); 0: keep it loaded.
-    idle_unload_min: float = 0.0
-    # Servers that serve this role too (replicas). The local model serves
-    # beside them when model_path is set, and alone when there are none.
-    replicas: list[ReplicaConfig] = field(default_factory=list)
-
-    @property
-    def uses_local_model(self) -> bool:
-        return bool(self.model_path) or not self.replicas
-
-
-def _default_roles() -> dict[str, RoleConfig]:
-    return {
-        "coder": RoleConfig(),
-        "embedder": RoleConfig(n_ctx=2048, can_embed=True),
-        "reasoner": RoleConfig(max_tokens=1024),
-    }
-
-
-@dataclass
-class RouterConfig:
-    policy: str = "adaptive"
-    max_queue: int = Thresholds.max_queue
-    max_wait_s: float = Thresholds.max_wait_s
-    gpu_util_ceiling_pct: float = Thresholds.gpu_util_ceiling_pct
-    gpu_mem_ceiling_pct: float = Thresholds.gpu_mem_ceiling_pct
-    min_success_rate: float = Thresholds.min_success_rate
-    speed_vs_quality: float = Thresholds.speed_vs_quality
-    # Also let the embedding index vote: the shipped one when the embedding
-    # role runs all-MiniLM-L6-v2, else one built for its model in the
-    # background from this many labelled prompts (0: no vote for other models).
-    semantic: bool = True
-    own_index_prompts: int = OWN_INDEX_PROMPTS
-    # The watchdog: a model that gives no token for this long is treated as
-    # failed (cancelled, cooled down, the prompt retried elsewhere). The first
-    # token may take longer: the whole prompt is read before it.
-    token_timeout_s: float = 60.0
-    first_token_timeout_s: float = 600.0
-
-    def thresholds(self) -> Thresholds:
-        return Thresholds(**{name: getattr(self, name) for name in THRESHOLD_LIMITS})
-
-
-@dataclass
-class AppConfig:
-    schema_version: int = SCHEMA_VERSION
-    roles: dict[str, RoleConfig] = field(default_factory=_default_roles)
-    router: RouterConfig = field(default_factory=RouterConfig)
-    # Folders of GGUF models the model picker scans beside the usual places.
-    model_folders: list[str] = field(default_factory=list)
-
-    def with_model_overrides(self, overrides: dict[str, str | None]) -> AppConfig:
-        """A copy whose roles use the given model files (for one run, never saved)."""
-        result = copy.deepcopy(self)
-        for role, path in overrides.items():
-            if not path:
-                continue
-            target = result.roles.setdefault(role, RoleConfig())
-            if is_endpoint(path):
-                target.model_path, target.replicas = "", [ReplicaConfig(url=path)]
-            else:
-                target.model_path, target.replicas = str(Path(path).expanduser()), []
-        return result
 
 
 @dataclass
@@ -199,21 +81,17 @@ _FIELD_RULES: dict[str, tuple[type, Any]] = {
     "sampling": (dict, None),
     "system_prompt": (str, None),
 }
-SAMPLING_LIMITS = {"top_p": (0.0, 1.0), "top_k": (0, 1000), "min_p": (0.0, 1.0),
-                   "repeat_penalty": (0.5, 2.5)}
 _REPLICA_FIELDS = {f.name: f.type for f in dataclasses.fields(ReplicaConfig)}
-_TASK_KINDS = ("simple", "code", "reasoning", "embedding")
-WATCHDOG_LIMITS = {"token_timeout_s": (0.5, 3600.0), "first_token_timeout_s": (1.0, 7200.0)}
 
 
 def _read_preference(name: str, value: dict[str, Any], where: str, problems: list[str]) -> dict:
     result = {}
     for kind, weight in value.items():
         ok = isinstance(weight, int | float) and not isinstance(weight, bool) and 0 <= weight <= 1
-        if kind not in _TASK_KINDS or not ok:
+        if kind not in TASK_KIND_NAMES or not ok:
             problems.append(
                 f"{where}: roles.{name}.preference.{kind} must be a task kind "
-                f"({', '.join(_TASK_KINDS)}) with a weight from 0 to 1, got {weight!r}; ignored"
+                f"({', '.join(TASK_KIND_NAMES)}) with a weight from 0 to 1, got {weight!r}; ignored"
             )
             continue
         result[kind] = float(weight)
@@ -255,7 +133,7 @@ def _read_replicas(name: str, value: list[Any], where: str,
                 continue
             setattr(replica, key, item)
         try:
-            replica.spec()
+            replica_spec(replica)
         except EndpointError as exc:
             problems.append(f"{here}: {exc}; ignored")
             continue
@@ -334,7 +212,7 @@ def _read_router(raw: Any, where: str, problems: list[str]) -> RouterConfig:
 
 
 def _read_role(name: str, raw: Any, where: str, problems: list[str]) -> RoleConfig:
-    role = _default_roles().get(name) or RoleConfig()
+    role = default_roles().get(name) or RoleConfig()
     if not isinstance(raw, dict):
         problems.append(f"{where}: [roles.{name}] must be a table; using defaults for it")
         return role
@@ -468,3 +346,14 @@ def save_config(config: AppConfig, path: Path | None = None) -> Path:
     tmp.write_text(tomli_w.dumps(config_to_dict(config)), encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def save_or_say(config: AppConfig, path: Path) -> str:
+    """Save; on failure the sentence to show the user ('' when it was saved).
+    A full disk or a read-only folder must never lose what the user changed in
+    the running app, only its lasting copy."""
+    try:
+        save_config(config, path)
+    except OSError as exc:
+        return f"Could not save settings to {path}: {exc}"
+    return ""

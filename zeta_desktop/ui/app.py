@@ -7,7 +7,8 @@ import sys
 
 from zeta_desktop import APP_ID, APP_NAME, __version__
 from zeta_desktop.core.chat.session import EngineLoader
-from zeta_desktop.core.config import AppConfig, LoadedConfig
+from zeta_desktop.core.config import LoadedConfig
+from zeta_desktop.core.settings import AppConfig
 
 
 def make_application() -> object:

@@ -26,9 +26,10 @@ from PySide6.QtWidgets import (
 
 from zeta_desktop import APP_NAME
 from zeta_desktop.core.chat.session import ChatSession, EngineLoader, default_history_path
-from zeta_desktop.core.config import AppConfig, LoadedConfig, RoleConfig, save_config
+from zeta_desktop.core.config import LoadedConfig, save_or_say
 from zeta_desktop.core.fleet.worker import ChatStats
 from zeta_desktop.core.routing.router import Decision, explain
+from zeta_desktop.core.settings import AppConfig, RoleConfig
 from zeta_desktop.core.store.history import HistoryStore
 from zeta_desktop.ui.bridge import SessionBridge
 from zeta_desktop.ui.chat_pane import ChatPane
@@ -456,10 +457,12 @@ class MainWindow(QMainWindow):
         router = self.session.router
         thresholds = dataclasses.asdict(router.thresholds)
         saved.router = dataclasses.replace(saved.router, policy=router.policy, **thresholds)
-        try:
-            save_config(saved, self._loaded.path)
-        except OSError as exc:
-            self.chat.add_notice(f"Could not save settings to {self._loaded.path}: {exc}")
+        self._save_config(saved)
+
+    def _save_config(self, config: AppConfig) -> None:
+        problem = save_or_say(config, self._loaded.path)
+        if problem:
+            self.chat.add_notice(problem)
 
     @Slot(str)
     def _on_choose_model(self, role: str) -> None:
@@ -502,10 +505,7 @@ class MainWindow(QMainWindow):
                 return
             saved = self._loaded.config
             saved.roles[role] = copy.deepcopy(config)
-            try:
-                save_config(saved, self._loaded.path)
-            except OSError as exc:
-                self.chat.add_notice(f"Could not save settings to {self._loaded.path}: {exc}")
+            self._save_config(saved)
             self._refresh_model_labels()
             self.chat.add_notice(f"{role} reloaded with its new settings.", "#15803d")
 
@@ -518,10 +518,7 @@ class MainWindow(QMainWindow):
         saved = self._loaded.config
         if folder not in saved.model_folders:
             saved.model_folders.append(folder)
-            try:
-                save_config(saved, self._loaded.path)
-            except OSError as exc:
-                self.chat.add_notice(f"Could not save settings to {self._loaded.path}: {exc}")
+            self._save_config(saved)
 
     def set_role_model(self, role: str, path: str) -> None:
         """Load another file for a role and remember it in the config file.
@@ -531,10 +528,7 @@ class MainWindow(QMainWindow):
         """
         saved = self._loaded.config
         saved.roles[role].model_path = path
-        try:
-            save_config(saved, self._loaded.path)
-        except OSError as exc:
-            self.chat.add_notice(f"Could not save settings to {self._loaded.path}: {exc}")
+        self._save_config(saved)
         role_config = self.session.config.roles[role]
         role_config.model_path = path
         if role in self.roles_panel.cards:

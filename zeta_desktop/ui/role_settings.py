@@ -25,8 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from zeta_desktop.core.config import SAMPLING_LIMITS, RoleConfig
-from zeta_desktop.core.models.fit import AUTO_GPU_LAYERS
+from zeta_desktop.core.settings import AUTO_GPU_LAYERS, SAMPLING_LIMITS, RoleConfig
 
 UNSET = "model default"
 SAMPLING_LABELS = {"top_p": "Top-p", "top_k": "Top-k", "min_p": "Min-p",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
@@ -23,56 +21,11 @@ from PySide6.QtWidgets import (
 
 from zeta_desktop.core.chat.session import ChatSession
 from zeta_desktop.core.engines.base import NoRoleAvailableError
-from zeta_desktop.core.routing.router import POLICIES, Thresholds, ZetaDynamicRouter
+from zeta_desktop.core.routing.router import ZetaDynamicRouter
+from zeta_desktop.core.settings import POLICIES, THRESHOLD_SPECS, Thresholds, ThresholdSpec
 from zeta_desktop.ui.style import role_colour
 
 PREVIEW_ROWS = 20
-
-
-@dataclass(frozen=True)
-class SliderSpec:
-    name: str
-    label: str
-    unit: str
-    low: float
-    high: float
-    step: float
-    tooltip: str
-
-    def to_slider(self, value: float) -> int:
-        return round((value - self.low) / self.step)
-
-    def from_slider(self, position: int) -> float:
-        value = self.low + position * self.step
-        return round(value) if self.name == "max_queue" else round(value, 4)
-
-    def text(self, value: float) -> str:
-        if self.unit == "%":
-            shown = value * 100 if self.name == "min_success_rate" else value
-            return f"{shown:.0f} %"
-        if self.name == "speed_vs_quality":
-            return f"{value:.2f}"
-        return f"{value:g} {self.unit}".strip()
-
-
-SLIDERS = (
-    SliderSpec("max_queue", "Max queue", "jobs", 0, 20, 1,
-               "Jobs waiting or running on the preferred model before a prompt spills to "
-               "another capable model."),
-    SliderSpec("max_wait_s", "Max predicted wait", "s", 0.5, 120, 0.5,
-               "Predicted seconds before the preferred model could start this prompt; above "
-               "it, the prompt spills."),
-    SliderSpec("gpu_util_ceiling_pct", "GPU busy ceiling", "%", 10, 100, 1,
-               "Above this GPU utilisation, prompts for GPU models go to a model with room "
-               "(only with an NVIDIA GPU)."),
-    SliderSpec("gpu_mem_ceiling_pct", "GPU memory ceiling", "%", 10, 100, 1,
-               "Above this share of GPU memory in use, prompts for GPU models go elsewhere."),
-    SliderSpec("min_success_rate", "Min success rate", "%", 0, 1, 0.01,
-               "A model whose recent answers succeeded less often than this is avoided."),
-    SliderSpec("speed_vs_quality", "Speed vs quality", "", 0, 1, 0.05,
-               "When spilling: 0 keeps prompts on the models that fit the task best, "
-               "1 sends them wherever they finish soonest."),
-)
 
 
 class RouterPanel(QWidget):
@@ -104,7 +57,7 @@ class RouterPanel(QWidget):
         grid.addLayout(policy_row, 0, 1, 1, 2)
         self.sliders: dict[str, QSlider] = {}
         self.value_labels: dict[str, QLabel] = {}
-        for row, spec in enumerate(SLIDERS, start=1):
+        for row, spec in enumerate(THRESHOLD_SPECS, start=1):
             label = QLabel(spec.label)
             label.setToolTip(spec.tooltip)
             slider = QSlider(Qt.Orientation.Horizontal)
@@ -120,7 +73,7 @@ class RouterPanel(QWidget):
             grid.addWidget(slider, row, 1)
             grid.addWidget(value, row, 2)
         self._sync_sliders()
-        for spec in SLIDERS:
+        for spec in THRESHOLD_SPECS:
             self.sliders[spec.name].valueChanged.connect(
                 lambda position, spec=spec: self._on_slider(spec, position)
             )
@@ -167,7 +120,7 @@ class RouterPanel(QWidget):
 
     def _sync_sliders(self) -> None:
         thresholds = self.router.thresholds
-        for spec in SLIDERS:
+        for spec in THRESHOLD_SPECS:
             value = getattr(thresholds, spec.name)
             slider = self.sliders[spec.name]
             slider.blockSignals(True)
@@ -175,7 +128,7 @@ class RouterPanel(QWidget):
             slider.blockSignals(False)
             self.value_labels[spec.name].setText(spec.text(value))
 
-    def _on_slider(self, spec: SliderSpec, position: int) -> None:
+    def _on_slider(self, spec: ThresholdSpec, position: int) -> None:
         value = spec.from_slider(position)
         self.router.update_thresholds(**{spec.name: value})
         self.value_labels[spec.name].setText(spec.text(value))

@@ -23,7 +23,7 @@ from zeta_desktop.core.chat.fleet_embedder import FleetEmbedder
 from zeta_desktop.core.chat.history_recorder import HistoryRecorder
 from zeta_desktop.core.chat.outcomes import TelemetryOutcomes
 from zeta_desktop.core.chat.turn_runner import Turn, TurnListener, TurnRunner, Watchdog
-from zeta_desktop.core.config import AppConfig, RoleConfig, user_data_dir
+from zeta_desktop.core.config import user_data_dir
 from zeta_desktop.core.conversation.model import (
     DEFAULT_SYSTEM_PROMPT,
     Conversation,
@@ -58,6 +58,7 @@ from zeta_desktop.core.routing.router import (
 )
 from zeta_desktop.core.routing.sampler import TelemetrySampler
 from zeta_desktop.core.routing.telemetry import Telemetry
+from zeta_desktop.core.settings import AppConfig, RoleConfig
 from zeta_desktop.core.store.history import HistoryStore
 
 __all__ = ["ChatSession", "EngineLoader", "RoleRuntime", "SessionListener", "Turn"]

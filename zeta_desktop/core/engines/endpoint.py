@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from zeta_desktop.core.settings import ReplicaConfig
+
 log = logging.getLogger(__name__)
 
 KEYRING_SERVICE = "zeta-desktop"
@@ -74,10 +76,6 @@ def _is_private_host(host: str) -> bool:
     return address.is_loopback or address.is_private or address.is_link_local
 
 
-def is_endpoint(text: str) -> bool:
-    return text.startswith(("http://", "https://"))
-
-
 def parse_endpoint(text: str, **settings: object) -> EndpointSpec:
     """`http(s)://host:port[/path]/v1#model` -> a spec; a missing /v1 is added."""
     url, _, model = text.strip().partition("#")
@@ -127,3 +125,18 @@ def store_keyring_key(base_url: str, key: str) -> None:
     import keyring
 
     keyring.set_password(KEYRING_SERVICE, base_url, key)
+
+
+def replica_spec(replica: ReplicaConfig) -> EndpointSpec:
+    """The endpoint a configured replica describes; raises EndpointError if it
+    cannot be used."""
+    return parse_endpoint(
+        replica.endpoint_text,
+        api_key_env=replica.api_key_env,
+        slots=replica.slots,
+        n_ctx=replica.n_ctx,
+        connect_timeout_s=replica.connect_timeout_s,
+        first_token_timeout_s=replica.first_token_timeout_s,
+        idle_timeout_s=replica.idle_timeout_s,
+        verify_tls=replica.verify_tls,
+    )

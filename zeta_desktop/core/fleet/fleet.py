@@ -12,13 +12,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from zeta_desktop.core.engines.base import Engine, LoadSettings, ModelLoadError
-from zeta_desktop.core.engines.endpoint import EndpointError, EndpointSpec
+from zeta_desktop.core.engines.endpoint import EndpointError, EndpointSpec, replica_spec
 from zeta_desktop.core.fleet.health import HealthPoller, Watched
 from zeta_desktop.core.fleet.worker import (
     CountJob,
@@ -36,34 +35,11 @@ from zeta_desktop.core.models.files import (
 from zeta_desktop.core.models.fit import FitPlan, Reservations, plan_load
 from zeta_desktop.core.models.gguf_info import read_info
 from zeta_desktop.core.models.load_check import check_model_loads
+from zeta_desktop.core.settings import ReplicaConfig, RoleConfig
 
 log = logging.getLogger(__name__)
 
 EngineLoader = Callable[[Path, LoadSettings], Engine]
-
-
-class ReplicaSettings(Protocol):
-    """A server serving a role (duck-typed: core.config.ReplicaConfig)."""
-
-    def spec(self) -> EndpointSpec: ...
-
-
-class RoleSettings(Protocol):
-    """What the fleet reads of a role's config (duck-typed: core.config.RoleConfig)."""
-
-    model_path: str
-    n_ctx: int
-    n_gpu_layers: int
-    n_threads: int
-    can_chat: bool
-    can_embed: bool
-    low_priority: bool
-    max_tokens: int
-    temperature: float
-    replicas: Sequence[ReplicaSettings]
-
-    @property
-    def uses_local_model(self) -> bool: ...
 
 
 @dataclass
@@ -83,7 +59,7 @@ class Replica:
 @dataclass
 class RoleRuntime:
     name: str
-    config: RoleSettings
+    config: RoleConfig
     source: ModelSource | None  # the local model's file, if the role has one
     replicas: list[Replica] = field(default_factory=list)
 
@@ -129,7 +105,7 @@ class Fleet:
 
     def __init__(
         self,
-        roles: dict[str, RoleSettings],
+        roles: dict[str, RoleConfig],
         engine_loader: EngineLoader,
         on_state: StateCallback,
         on_worker_added: WorkerAdded,
@@ -149,7 +125,7 @@ class Fleet:
             name: self._make_role(name, config) for name, config in roles.items()
         }
 
-    def _make_role(self, name: str, config: RoleSettings, register: bool = True) -> RoleRuntime:
+    def _make_role(self, name: str, config: RoleConfig, register: bool = True) -> RoleRuntime:
         settings = LoadSettings(
             n_ctx=config.n_ctx,
             n_gpu_layers=config.n_gpu_layers,
@@ -165,7 +141,7 @@ class Fleet:
             except ModelFileError as exc:
                 path = Path(config.model_path or "demo model")
                 loader = _unloadable(str(exc))
-            idle_min = getattr(config, "idle_unload_min", 0.0)
+            idle_min = config.idle_unload_min
             worker = ModelWorker(name, path, settings, loader, on_state=self._on_state,
                                  idle_unload_s=idle_min * 60 if idle_min > 0 else None)
             runtime.replicas.append(Replica(name, name, worker))
@@ -213,10 +189,10 @@ class Fleet:
 
         return load
 
-    def _remote_replica(self, key: str, role: str, replica: ReplicaSettings,
+    def _remote_replica(self, key: str, role: str, replica: ReplicaConfig,
                         settings: LoadSettings) -> Replica:
         try:
-            spec = replica.spec()
+            spec = replica_spec(replica)
         except EndpointError as exc:
             worker = ModelWorker(key, Path("server"), settings, _unloadable(str(exc)),
                                  on_state=self._on_state, remote=True)
@@ -292,7 +268,7 @@ class Fleet:
         source = self.roles[replica.role].source
         return source.path.name if source is not None else ""
 
-    def replace(self, name: str, config: RoleSettings, timeout: float | None = None) -> None:
+    def replace(self, name: str, config: RoleConfig, timeout: float | None = None) -> None:
         """Point a role at another model: the old worker ends, a new one loads.
 
         Joins the old worker (which may still be loading), so call it off the
@@ -311,7 +287,7 @@ class Fleet:
             for replica in runtime.replicas:
                 replica.worker.start()
 
-    def replace_hot(self, name: str, config: RoleSettings, timeout: float | None = None) -> str:
+    def replace_hot(self, name: str, config: RoleConfig, timeout: float | None = None) -> str:
         """Load a role's new model beside the old one, and swap once it is ready.
 
         The old replicas keep answering meanwhile and finish what they hold.

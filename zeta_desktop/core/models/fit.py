@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 from zeta_desktop.core.models.gguf_info import GGUFInfo
 from zeta_desktop.core.models.memory import MemoryEstimate, estimate, mib
-
-AUTO_GPU_LAYERS = -2  # n_gpu_layers = "auto" in the config
+from zeta_desktop.core.settings import AUTO_GPU_LAYERS
 
 
 @dataclass(frozen=True)

@@ -38,13 +38,12 @@ from zeta_desktop.core.routing.learned import (
     TextModelError,
     load_index_texts,
 )
+from zeta_desktop.core.settings import OWN_INDEX_PROMPTS
 
 log = logging.getLogger(__name__)
 
-OWN_INDEX_PROMPTS = 4000  # enough neighbours per kind, when the embedder is fast enough
 OWN_INDEX_BUDGET_S = 900.0  # of the embedder's idle time, once per model
 OWN_INDEX_FEWEST_PROMPTS = 500  # the smallest sample a slow embedder is cut to
-OWN_INDEX_MAX_PROMPTS = 100_000  # more than the shipped index holds: all of it
 BATCH = 8  # prompts per embedding job: short enough not to hold a chat prompt up long
 FORMAT = 2
 

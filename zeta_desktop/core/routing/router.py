@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from zeta_desktop.core.engines.base import NoRoleAvailableError
 from zeta_desktop.core.routing.classifier import Classification, TaskKind
 from zeta_desktop.core.routing.telemetry import ModelSignals, Snapshot, Telemetry
+from zeta_desktop.core.settings import POLICIES, Thresholds
 
 log = logging.getLogger(__name__)
 
-POLICIES = ("adaptive", "static", "least-busy", "lowest-latency", "round-robin")
 ACCEPTABLE_PREFERENCE = 0.5  # a model at or above this is an acceptable fit for a task
 # Passages from documents: room a context keeps beyond them (question, some
 # history, the answer), and how fast a model reads them. llama.cpp processes a
@@ -46,36 +46,6 @@ QUALITY_ANSWERS = 4.0
 # A second kind at least this likely makes a prompt torn: its model competes.
 TORN_SHARE = 0.3
 _CHAT_KINDS = {k.value: k for k in (TaskKind.SIMPLE, TaskKind.CODE, TaskKind.REASONING)}
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    max_queue: int = 0  # jobs ahead (queued + running) before spilling: 0 = only when idle
-    max_wait_s: float = 4.0  # predicted wait before spilling
-    gpu_util_ceiling_pct: float = 95.0
-    gpu_mem_ceiling_pct: float = 92.0
-    min_success_rate: float = 0.5
-    # 0: stay with the best fit; 1: fastest wins. 0.25 (chosen on the tuning
-    # seeds of `make bench`): an acceptable fit holds its share of answers
-    # (97 % there, against 76 % at 0.8), spilling only behind a long queue.
-    speed_vs_quality: float = 0.25
-
-    def validated(self) -> Thresholds:
-        for name, (low, high) in THRESHOLD_LIMITS.items():
-            value = getattr(self, name)
-            if not (low <= value <= high):
-                raise ValueError(f"{name} must be between {low} and {high}, got {value}")
-        return self
-
-
-THRESHOLD_LIMITS: dict[str, tuple[float, float]] = {
-    "max_queue": (0, 50),
-    "max_wait_s": (0.5, 600.0),
-    "gpu_util_ceiling_pct": (10.0, 100.0),
-    "gpu_mem_ceiling_pct": (10.0, 100.0),
-    "min_success_rate": (0.0, 1.0),
-    "speed_vs_quality": (0.0, 1.0),
-}
 
 
 DEFAULT_PREFERENCES: dict[str, dict[TaskKind, float]] = {
