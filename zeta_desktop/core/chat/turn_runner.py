@@ -429,7 +429,7 @@ class TurnRunner(ChatListener):
         messages = history
         if turn.passages:
             messages = self._ground(turn, messages, role_config.n_ctx)
-        role_prompt = getattr(role_config, "system_prompt", "")
+        role_prompt = role_config.system_prompt
         if (role_prompt and messages and messages[0]["role"] == "system"
                 and messages[0]["content"] == DEFAULT_SYSTEM_PROMPT):
             # The role's own default, where the conversation kept the app's.
@@ -440,7 +440,7 @@ class TurnRunner(ChatListener):
             max_tokens=role_config.max_tokens,
             temperature=role_config.temperature,
             tag=turn.turn_id,
-            sampling=dict(getattr(role_config, "sampling", {}) or {}),
+            sampling=dict(role_config.sampling),
             kind=decision.kind.value,
         )
         with self._lock:
