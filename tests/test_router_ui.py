@@ -8,8 +8,8 @@ import tomllib
 import pytest
 from PySide6.QtCore import Qt
 
-from zeta_desktop.core.routing.classifier import TaskKind
 from zeta_desktop.core.config import load_config
+from zeta_desktop.core.routing.classifier import TaskKind
 from zeta_desktop.core.settings import THRESHOLD_LIMITS, Thresholds
 from zeta_desktop.ui.main_window import MainWindow
 
@@ -56,7 +56,7 @@ def test_moving_a_slider_changes_the_router_and_the_saved_config(qtbot, window: 
     qtbot.waitUntil(lambda: saved() == expected, timeout=5000)
 
 
-def test_every_slider_reaches_exactly_what_the_config_file_accepts(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+def test_every_slider_reaches_exactly_what_the_file_accepts(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
     """One definition: a slider's ends are the file's limits, so no saved value
     is clipped by its slider, and none the slider sets is refused on reading."""
     for name, (low, high) in THRESHOLD_LIMITS.items():
