@@ -39,8 +39,8 @@ from plain_text_baseline import StreamingText
 from PySide6.QtCore import QEvent, QObject
 from PySide6.QtWidgets import QApplication, QFrame, QLabel, QVBoxLayout
 
-from zeta_desktop.ui.chat_pane import ChatPane
-from zeta_desktop.ui.message_view import MessageView
+from zeta_desktop.ui.chat.chat_pane import ChatPane
+from zeta_desktop.ui.chat.message_view import MessageView
 
 MESSAGES = int(os.environ.get("CHAT_BENCH_MESSAGES", "30"))
 LONG = 1000

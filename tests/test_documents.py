@@ -397,7 +397,7 @@ def test_a_chunk_the_embedder_refuses_is_kept_for_keywords_and_holds_nothing_up(
 
 def test_a_source_that_is_not_there_is_said_and_the_rest_indexes(
         tmp_path: Path, embedder: EngineEmbedder) -> None:
-    from zeta_desktop.ui.documents_window import status_text
+    from zeta_desktop.ui.documents.documents_window import status_text
 
     here = tmp_path / "here"
     here.mkdir()

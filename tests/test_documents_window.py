@@ -18,7 +18,7 @@ from wrapped_engine import WrappedEngine
 from zeta_desktop.core.engines.llama import LlamaEngine
 from zeta_desktop.core.models.files import find_demo_embedder
 from zeta_desktop.core.settings import AppConfig, RoleConfig
-from zeta_desktop.ui.markdown_view import ProseView, link_citations
+from zeta_desktop.ui.chat.markdown_view import ProseView, link_citations
 
 TIMEOUT_MS = 60_000
 

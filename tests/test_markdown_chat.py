@@ -15,10 +15,10 @@ from thinking_engine import thinking_loader
 from zeta_desktop.core.conversation.model import Conversation
 from zeta_desktop.core.settings import AppConfig
 from zeta_desktop.core.store.history import DB_FILENAME, HistoryStore
-from zeta_desktop.ui.chat_pane import ChatPane
-from zeta_desktop.ui.code_view import CodeBlockView
-from zeta_desktop.ui.markdown_view import ProseView
-from zeta_desktop.ui.message_view import MessageView
+from zeta_desktop.ui.chat.chat_pane import ChatPane
+from zeta_desktop.ui.chat.code_view import CodeBlockView
+from zeta_desktop.ui.chat.markdown_view import ProseView
+from zeta_desktop.ui.chat.message_view import MessageView
 
 TIMEOUT_MS = 60_000
 RICH = """# Heading

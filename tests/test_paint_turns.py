@@ -30,7 +30,7 @@ def test_a_side_waits_out_the_other_sides_gap_but_never_its_own() -> None:
 
 
 def test_new_tokens_wait_for_a_plot_just_drawn_then_show(qtbot) -> None:  # type: ignore[no-untyped-def]
-    from zeta_desktop.ui.chat_pane import ChatPane
+    from zeta_desktop.ui.chat.chat_pane import ChatPane
 
     turns = PaintTurns()
     pane = ChatPane(turns)
@@ -50,7 +50,7 @@ def test_new_tokens_wait_for_a_plot_just_drawn_then_show(qtbot) -> None:  # type
 
 
 def test_a_plot_tick_right_after_new_tokens_waits_then_draws(qtbot) -> None:  # type: ignore[no-untyped-def]
-    from zeta_desktop.ui.load_plots import LoadPlots
+    from zeta_desktop.ui.router.load_plots import LoadPlots
 
     telemetry = Telemetry()
     telemetry.register("coder", lambda: (0, 1, ""))

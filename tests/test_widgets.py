@@ -9,8 +9,8 @@ import pytest
 from PySide6.QtCore import QEvent, QObject, QRect
 
 from zeta_desktop.core.routing.telemetry import Telemetry
-from zeta_desktop.ui.load_plots import LoadPlots, nice_ceiling
-from zeta_desktop.ui.message_view import WrappedLabel
+from zeta_desktop.ui.chat.message_view import WrappedLabel
+from zeta_desktop.ui.router.load_plots import LoadPlots, nice_ceiling
 
 
 class EventLog(QObject):
@@ -102,7 +102,7 @@ def test_plots_show_the_gpu_legend_and_its_live_readings(qtbot) -> None:  # type
 
 
 def test_role_card_shows_the_speed_now_while_answering(qtbot) -> None:  # type: ignore[no-untyped-def]
-    from zeta_desktop.ui.role_panel import RoleCard
+    from zeta_desktop.ui.models.role_panel import RoleCard
 
     telemetry = Telemetry()
     depth = [(0, 1, "busy")]
@@ -143,7 +143,7 @@ def test_chat_of_long_answers_is_as_tall_as_its_messages(qtbot) -> None:  # type
     """No blank space under the last answer: the scroll area once reserved each
     message's height at 200 px wide, so the newest answers ended up out of view."""
 
-    from zeta_desktop.ui.chat_pane import ChatPane
+    from zeta_desktop.ui.chat.chat_pane import ChatPane
 
     pane = ChatPane()
     qtbot.addWidget(pane)
@@ -175,7 +175,7 @@ def test_chat_of_long_answers_is_as_tall_as_its_messages(qtbot) -> None:  # type
 def test_live_text_repaints_without_asking_for_a_layout(qtbot) -> None:  # type: ignore[no-untyped-def]
     from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
 
-    from zeta_desktop.ui.live_text import LiveText
+    from zeta_desktop.ui.chat.live_text import LiveText
 
     parent = QWidget()
     qtbot.addWidget(parent)
@@ -225,8 +225,8 @@ def test_a_message_builds_only_the_parts_it_shows_in_their_places(qtbot) -> None
     models stream); made late, each still lands where it belongs."""
     from PySide6.QtWidgets import QWidget
 
-    from zeta_desktop.ui.answer_body import AnswerBody
-    from zeta_desktop.ui.message_view import Badge, MessageView, WrappedLabel
+    from zeta_desktop.ui.chat.answer_body import AnswerBody
+    from zeta_desktop.ui.chat.message_view import Badge, MessageView, WrappedLabel
 
     def parts(view: MessageView) -> list[type]:
         return [type(child) for child in view.findChildren(QWidget)]

@@ -32,16 +32,16 @@ from zeta_desktop.core.routing.router import Decision, explain
 from zeta_desktop.core.settings import AppConfig, RoleConfig
 from zeta_desktop.core.store.history import HistoryStore
 from zeta_desktop.ui.bridge import SessionBridge
-from zeta_desktop.ui.chat_pane import ChatPane
-from zeta_desktop.ui.documents_controller import DocumentsController
+from zeta_desktop.ui.chat.chat_pane import ChatPane
+from zeta_desktop.ui.chat.message_view import MessageView
+from zeta_desktop.ui.documents.documents_controller import DocumentsController
 from zeta_desktop.ui.gc_timer import GuiThreadCollector
-from zeta_desktop.ui.history_controller import HistoryController, sources_line
-from zeta_desktop.ui.load_plots import LoadPlots
-from zeta_desktop.ui.message_view import MessageView
+from zeta_desktop.ui.history.history_controller import HistoryController, sources_line
+from zeta_desktop.ui.history.sidebar import Sidebar
+from zeta_desktop.ui.models.role_panel import RolePanel
 from zeta_desktop.ui.paint_turns import PaintTurns
-from zeta_desktop.ui.role_panel import RolePanel
-from zeta_desktop.ui.router_panel import RouterPanel
-from zeta_desktop.ui.sidebar import Sidebar
+from zeta_desktop.ui.router.load_plots import LoadPlots
+from zeta_desktop.ui.router.router_panel import RouterPanel
 from zeta_desktop.ui.tasks import TaskManager
 
 log = logging.getLogger(__name__)
@@ -203,7 +203,7 @@ class MainWindow(QMainWindow):
 
     def start_models(self) -> None:
         """Load every role in its own thread; start the GUI-thread refresh timers."""
-        from zeta_desktop.ui.highlight import warm_up
+        from zeta_desktop.ui.chat.highlight import warm_up
 
         self.session.start()
         self.tasks.run_in_background(warm_up)  # code blocks highlight without a first hitch
@@ -467,7 +467,7 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def _on_choose_model(self, role: str) -> None:
         """The model picker: what discovery finds, the role's best fit selected."""
-        from zeta_desktop.ui.model_picker import ModelPicker
+        from zeta_desktop.ui.models.model_picker import ModelPicker
 
         config = self.session.config.roles[role]
         picker = ModelPicker(
@@ -484,7 +484,7 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _on_role_settings(self, role: str) -> None:
-        from zeta_desktop.ui.role_settings import RoleSettingsDialog
+        from zeta_desktop.ui.models.role_settings import RoleSettingsDialog
 
         dialog = RoleSettingsDialog(role, self.session.config.roles[role], parent=self)
         dialog.sig_apply.connect(self.apply_role_settings)

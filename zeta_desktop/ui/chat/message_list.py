@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QScrollArea, QWidget
 
-from zeta_desktop.ui.message_view import MessageView
+from zeta_desktop.ui.chat.message_view import MessageView
 
 MARGIN, SPACING = 9, 8
 KEPT_SCREENS = 3  # built messages this many screens away are let go

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from zeta_desktop.ui.highlight import PygmentsHighlighter, lexer_for
+from zeta_desktop.ui.chat.highlight import PygmentsHighlighter, lexer_for
 from zeta_desktop.ui.style import set_small_text
 
 GUESS_AFTER_LINES = 3  # an unnamed block's language is guessed once it has some code

@@ -20,8 +20,8 @@ from PySide6.QtWidgets import (
 
 from zeta_desktop.core.fleet.worker import ChatStats
 from zeta_desktop.core.routing.router import Decision
-from zeta_desktop.ui.message_list import MessageList
-from zeta_desktop.ui.message_view import MessageView
+from zeta_desktop.ui.chat.message_list import MessageList
+from zeta_desktop.ui.chat.message_view import MessageView
 from zeta_desktop.ui.paint_turns import PaintTurns
 from zeta_desktop.ui.style import role_colour
 

@@ -11,11 +11,11 @@ from zeta_desktop.core.chat.session import ChatSession
 from zeta_desktop.core.conversation.model import Conversation
 from zeta_desktop.core.documents.grounding import Source
 from zeta_desktop.core.documents.index_db import CollectionInfo
-from zeta_desktop.ui.chat_pane import ChatPane
-from zeta_desktop.ui.document_chips import DocumentChips
-from zeta_desktop.ui.documents_window import DocumentsWindow, eta_text
-from zeta_desktop.ui.history_controller import HistoryController
-from zeta_desktop.ui.passage_dialog import PassageDialog, no_source_text
+from zeta_desktop.ui.chat.chat_pane import ChatPane
+from zeta_desktop.ui.documents.document_chips import DocumentChips
+from zeta_desktop.ui.documents.documents_window import DocumentsWindow, eta_text
+from zeta_desktop.ui.documents.passage_dialog import PassageDialog, no_source_text
+from zeta_desktop.ui.history.history_controller import HistoryController
 from zeta_desktop.ui.tasks import TaskManager
 
 PROGRESS_MS = 1000

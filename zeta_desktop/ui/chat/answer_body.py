@@ -20,9 +20,9 @@ from zeta_desktop.core.conversation.answer_parts import (
     answer_parts,
     split_thinking,
 )
-from zeta_desktop.ui.code_view import CodeBlockView
-from zeta_desktop.ui.markdown_view import ProseView, link_citations
-from zeta_desktop.ui.thinking_view import ThinkingSection
+from zeta_desktop.ui.chat.code_view import CodeBlockView
+from zeta_desktop.ui.chat.markdown_view import ProseView, link_citations
+from zeta_desktop.ui.chat.thinking_view import ThinkingSection
 
 
 class AnswerBody(QWidget):

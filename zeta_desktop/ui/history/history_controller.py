@@ -34,11 +34,11 @@ from zeta_desktop.core.conversation.model import (
 from zeta_desktop.core.documents.grounding import Source
 from zeta_desktop.core.documents.library import MessageHit
 from zeta_desktop.core.store.history import SearchHit
-from zeta_desktop.ui.chat_pane import ChatPane
-from zeta_desktop.ui.message_view import MessageView
-from zeta_desktop.ui.sidebar import Sidebar
+from zeta_desktop.ui.chat.chat_pane import ChatPane
+from zeta_desktop.ui.chat.message_view import MessageView
+from zeta_desktop.ui.history.sidebar import Sidebar
+from zeta_desktop.ui.history.system_prompt_dialog import SystemPromptDialog
 from zeta_desktop.ui.style import role_colour
-from zeta_desktop.ui.system_prompt_dialog import SystemPromptDialog
 from zeta_desktop.ui.tasks import TaskManager
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QToolButton, QVBoxLayout, QWidget
 
-from zeta_desktop.ui.markdown_view import ProseView
+from zeta_desktop.ui.chat.markdown_view import ProseView
 
 
 class ThinkingSection(QWidget):

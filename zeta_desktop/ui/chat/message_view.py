@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from zeta_desktop.ui.answer_body import AnswerBody
+from zeta_desktop.ui.chat.answer_body import AnswerBody
 from zeta_desktop.ui.style import set_small_text, set_text_colour
 
 
