@@ -272,27 +272,27 @@ def gui_phase(chat: Path, embedder: Path, tmp: Path, index_folder: Path | None) 
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from zeta_desktop.ui.main_window import MainWindow
+    from zeta_desktop.ui.app import compose_window
 
     app = QApplication.instance() or QApplication([])
     run_dir = Path(tempfile.mkdtemp(dir=tmp))
     app_config = config(chat, embedder)
-    window = MainWindow(LoadedConfig(app_config, run_dir / "config.toml", []), app_config,
-                        LlamaEngine.load, store=HistoryStore(run_dir / "history.sqlite3"))
+    window = compose_window(LoadedConfig(app_config, run_dir / "config.toml", []), app_config,
+                            LlamaEngine.load, history_path=run_dir / "history.sqlite3")
     window.resize(1400, 900)
     window.show()
     window.start_models()
-    while not window.session.wait_loaded(0.01):
+    while not window.api.wait_loaded(0.01):
         app.processEvents()
     run_event_loop(SETTLE_S)
-    library = window.session.library
+    library = window.api.documents
     assert library is not None
     before = library.indexed_chunks
     if index_folder is not None:
         library.create_collection("bench", [str(index_folder)])
 
     def keep_streaming() -> None:
-        worker = window.session.worker("coder")
+        worker = window.api.session.worker("coder")
         if worker.queue_depth == 0 and worker.in_flight == 0:
             window.chat.input.setPlainText("Write a long story about a lighthouse keeper.")
             window.chat.send_button.click()
@@ -303,14 +303,14 @@ def gui_phase(chat: Path, embedder: Path, tmp: Path, index_folder: Path | None) 
     feeder.start()
     probe = Probe()
     probe.start()
-    tokens_before = window.session.telemetry.snapshot().models["coder"].completed
+    tokens_before = window.api.session.telemetry.snapshot().models["coder"].completed
     run_event_loop(PHASE_S)
     probe.stop()
     feeder.stop()
     indexed = library.indexed_chunks - before
     idle = library.is_idle()
-    answers = window.session.telemetry.snapshot().models["coder"].completed - tokens_before
-    window.session.stop()
+    answers = window.api.session.telemetry.snapshot().models["coder"].completed - tokens_before
+    window.api.stop()
     window.close()
     app.processEvents()
     return {"stalls": list(probe.stalls_ms), "indexed": indexed, "answers": answers,

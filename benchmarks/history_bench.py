@@ -78,11 +78,10 @@ def fill(store: HistoryStore, conversations: int, long_ids: int) -> tuple[list[s
 
 
 def window_over(path: Path):  # type: ignore[no-untyped-def]
-    from zeta_desktop.ui.main_window import MainWindow
+    from zeta_desktop.ui.app import compose_window
 
     loaded = LoadedConfig(AppConfig(), path.parent / "config.toml", [])
-    return MainWindow(loaded, loaded.config, LlamaEngine.load,
-                      store=HistoryStore(path))
+    return compose_window(loaded, loaded.config, LlamaEngine.load, history_path=path)
 
 
 def until(app, condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
@@ -145,7 +144,7 @@ def big_history(app, tmp: Path, conversations: int, openings: int,  # type: igno
     for _ in range(search_count):
         word = rng.choice(WORDS)
         started = time.perf_counter()
-        hits = win.store.search(word).result(30)
+        hits = win.api.history.search(word).result(30)
         searches.append(time.perf_counter() - started)
         assert hits
     shown = len([v for v in win.chat.message_views() if v.key is not None])

@@ -31,10 +31,10 @@ def child() -> None:
 
     from zeta_desktop.core.config import LoadedConfig
     from zeta_desktop.core.settings import AppConfig
-    from zeta_desktop.ui.main_window import MainWindow
+    from zeta_desktop.ui.app import compose_window
 
     app = QApplication.instance() or QApplication([])
-    window = MainWindow(
+    window = compose_window(
         LoadedConfig(AppConfig(), Path(tempfile.mkdtemp()) / "config.toml", []),
         AppConfig(), lambda *_: None,  # type: ignore[arg-type,return-value]  # never started
         keep_history=False,

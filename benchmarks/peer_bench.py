@@ -312,7 +312,7 @@ def zeta_config(servers: dict[str, LlamaServer]) -> AppConfig:
 
 def run_zeta(servers: dict[str, LlamaServer], arrivals: list[Arrival]) -> list[Outcome]:
     collector = Collector()
-    session = ChatSession(zeta_config(servers), LlamaEngine.load, listener=collector)
+    session = ChatSession(zeta_config(servers), LlamaEngine.load, subscriber=collector)
     session.start()
     try:
         if not session.wait_loaded(120):

@@ -67,10 +67,19 @@ from routing_workload import (
     workload,
 )
 
+from zeta_desktop.core.chat.events import (
+    AnswerText,
+    SessionEvent,
+    TurnEnded,
+    TurnEvent,
+    TurnRetried,
+    TurnRouted,
+    TurnStarted,
+)
 from zeta_desktop.core.chat.session import ChatSession
 from zeta_desktop.core.engines.base import ChatMessage, LoadSettings
 from zeta_desktop.core.engines.llama import LlamaEngine
-from zeta_desktop.core.fleet.worker import ChatStats, WorkerState
+from zeta_desktop.core.fleet.worker import WorkerState
 from zeta_desktop.core.routing.classifier import TaskKind
 from zeta_desktop.core.routing.router import DEFAULT_PREFERENCES
 from zeta_desktop.core.routing.telemetry import Telemetry
@@ -117,7 +126,7 @@ class Record:
 
 @dataclass
 class Collector:
-    """The session's listener: events may come before send() has returned the
+    """The session's subscriber: events may come before send() has returned the
     turn id (a tiny model can answer first), so records are made on first sight."""
 
     records: dict[int, Record] = field(default_factory=dict)
@@ -132,37 +141,28 @@ class Collector:
         with self.lock:
             return self.records.setdefault(turn_id, Record())
 
-    def on_role_state(self, role: str, state: WorkerState, detail: str) -> None: ...
-
-    def on_turn_routed(self, turn_id: int, decision: object) -> None:
-        record = self._get(turn_id)
-        if not record.routed_role:
-            record.routed_role = decision.role  # type: ignore[attr-defined]
-            record.routed_at = time.perf_counter()
-
-    def on_turn_started(self, turn_id: int, role: str, reason: str) -> None:
-        self._get(turn_id).role = role.split("#")[0]
-
-    def on_turn_token(self, turn_id: int, text: str) -> None:
-        record = self._get(turn_id)
-        if record.first_token is None:
-            record.first_token = time.perf_counter()
-        record.tokens += 1
-
-    def on_turn_retried(self, turn_id: int, failed_role: str, message: str) -> None:
-        self._get(turn_id).retried = True
-
-    def on_turn_finished(self, turn_id: int, stopped: bool, stats: ChatStats) -> None:
-        with self.lock:
-            self.records.setdefault(turn_id, Record()).done = time.perf_counter()
-            self.lock.notify_all()
-
-    def on_turn_failed(self, turn_id: int, message: str) -> None:
-        with self.lock:
-            record = self.records.setdefault(turn_id, Record())
-            record.failed = message or "failed"
-            record.done = time.perf_counter()
-            self.lock.notify_all()
+    def __call__(self, event: SessionEvent) -> None:
+        if not isinstance(event, TurnEvent):
+            return
+        record = self._get(event.turn_id)
+        match event:
+            case TurnRouted() if not record.routed_role:
+                record.routed_role = event.decision.role
+                record.routed_at = time.perf_counter()
+            case TurnStarted():
+                record.role = event.role.split("#")[0]
+            case AnswerText():
+                if record.first_token is None:
+                    record.first_token = time.perf_counter()
+                record.tokens += 1
+            case TurnRetried():
+                record.retried = True
+            case TurnEnded():
+                with self.lock:
+                    if event.failed:
+                        record.failed = event.error
+                    record.done = time.perf_counter()
+                    self.lock.notify_all()
 
     def wait_all(self, timeout: float) -> bool:
         """Every expected turn ended (answered or failed) within `timeout`."""
@@ -293,7 +293,7 @@ def start_session(model: Path, policy: str, collector: Collector, fault: str = "
             return FaultyEngine(engine, role, kind, seed, control, token_s)
         return engine
 
-    session = ChatSession(config, loader, listener=collector)
+    session = ChatSession(config, loader, subscriber=collector)
     session.start()
     loaded = session.wait_loaded(LOAD_DEADLINE_S)
     not_ready = {name: f"{rt.worker.state.value}: {rt.worker.detail}"

@@ -36,11 +36,11 @@ from bench_results import demo_model, print_checks, quick_parser, write_results
 from markdown_shaped import load_markdown_shaped
 from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
 
+from zeta_desktop.core.chat.api import AnswerText
 from zeta_desktop.core.config import LoadedConfig
 from zeta_desktop.core.engines.llama import LlamaEngine
 from zeta_desktop.core.settings import AppConfig, RoleConfig
-from zeta_desktop.core.store.history import HistoryStore
-from zeta_desktop.ui.app import settle_garbage_collector
+from zeta_desktop.ui.app import compose_window, settle_garbage_collector
 from zeta_desktop.ui.main_window import MainWindow
 
 PHASE_S = float(os.environ.get("UI_BENCH_SECONDS", "20"))
@@ -117,18 +117,17 @@ def make_window(model: Path, tmp: Path, keep_history: bool = True) -> MainWindow
             low_priority=LOW_PRIORITY,
         )
     config.router.semantic = False
-    store = HistoryStore(tmp / "history.sqlite3") if keep_history else None
     # Answers as the chat renders them: Markdown (prose, lists, a table, code),
     # made from the demo model's own tokens (UI_BENCH_PLAIN=1: its plain text).
     loader = LlamaEngine.load if os.environ.get("UI_BENCH_PLAIN") == "1" else load_markdown_shaped
-    return MainWindow(LoadedConfig(config, tmp / "config.toml", []), config, loader,
-                      store=store, keep_history=keep_history)
+    return compose_window(LoadedConfig(config, tmp / "config.toml", []), config, loader,
+                          keep_history=keep_history, history_path=tmp / "history.sqlite3")
 
 
 def keep_streaming(window: MainWindow) -> None:
     """Give the first idle role another long answer: one prompt per call, as a user sends."""
     for role, prompt in PROMPTS.items():
-        worker = window.session.worker(role)
+        worker = window.api.session.worker(role)
         if worker.queue_depth == 0 and worker.in_flight == 0:
             window.chat.target_box.setCurrentIndex(window.chat.target_box.findData(role))
             window.chat.input.setPlainText(prompt)
@@ -167,7 +166,7 @@ def run_phase(window: MainWindow, probe: Probe, seconds: float) -> tuple[list[fl
     gui_cpu_s = time.thread_time() - cpu_before
     probe.stop()
     feeder.stop()
-    window.session.stop()
+    window.api.stop()
     return list(probe.stalls_ms), gui_cpu_s
 
 
@@ -194,7 +193,7 @@ def measure(
     if not on_screen:
         window.router_panel.stop()
         window._stats_timer.stop()
-    while not window.session.wait_loaded(0):
+    while not window.api.wait_loaded(0):
         run_event_loop(0.1)
 
     # What one refresh costs the event loop: the timer tick (copy + setData for
@@ -210,7 +209,8 @@ def measure(
     window.plots.timer.timeout.disconnect()
     window.plots.timer.timeout.connect(timed_tick)
     tokens = [0]
-    window.bridge.sig_turn_token.connect(lambda *_: tokens.__setitem__(0, tokens[0] + 1))
+    window.bridge.sig_event.connect(
+        lambda event: isinstance(event, AnswerText) and tokens.__setitem__(0, tokens[0] + 1))
     probe = Probe()
     # Warm up: first paints and first tokens pay one-off costs.
     run_phase(window, probe, WARM_UP_S)

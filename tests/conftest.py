@@ -108,12 +108,12 @@ def build_window(qtbot, config: AppConfig, tmp_path: Path, loader=None):  # type
     """The real main window over `config`, saved and read back as the app does; not started."""
     from zeta_desktop.core.config import load_config, save_config
     from zeta_desktop.core.engines.llama import LlamaEngine
-    from zeta_desktop.ui.main_window import MainWindow
+    from zeta_desktop.ui.app import compose_window
 
     path = tmp_path / "config.toml"
     save_config(config, path)
     loaded = load_config(path)
-    win = MainWindow(loaded, loaded.config, loader or LlamaEngine.load)
+    win = compose_window(loaded, loaded.config, loader or LlamaEngine.load)
     qtbot.addWidget(win)
     return win
 

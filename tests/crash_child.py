@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gated_engine import gated_loader
 
+from zeta_desktop.core.chat.events import AnswerText, SessionEvent
 from zeta_desktop.core.chat.session import ChatSession
 from zeta_desktop.core.engines.llama import LlamaEngine
 from zeta_desktop.core.settings import AppConfig, RoleConfig
@@ -26,12 +27,9 @@ from zeta_desktop.core.store.history import HistoryStore
 PROMPT = "Tell me a very long story about a lighthouse keeper."
 
 
-class Printer:
-    def on_turn_token(self, turn_id: int, text: str) -> None:
-        print(json.dumps({"token": text}), flush=True)
-
-    def __getattr__(self, name: str):  # the other events: nothing to print
-        return lambda *args: None
+def print_tokens(event: SessionEvent) -> None:
+    if isinstance(event, AnswerText):
+        print(json.dumps({"token": event.piece}), flush=True)
 
 
 def main() -> None:
@@ -46,7 +44,7 @@ def main() -> None:
     reached, release = threading.Event(), threading.Event()
     loader = gated_loader(hold_after, reached, release) if hold_after else LlamaEngine.load
     store = HistoryStore(db)
-    session = ChatSession(config, loader, listener=Printer(), store=store)  # type: ignore[arg-type]
+    session = ChatSession(config, loader, subscriber=print_tokens, store=store)
     session.start()
     session.wait_loaded(120)
     session.send(PROMPT, role="coder")

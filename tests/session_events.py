@@ -5,9 +5,18 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+from zeta_desktop.core.chat.events import (
+    AnswerText,
+    RoleStateChanged,
+    SessionEvent,
+    TurnEnded,
+    TurnRetried,
+    TurnRouted,
+    TurnStarted,
+)
 from zeta_desktop.core.chat.session import ChatSession
 from zeta_desktop.core.engines.llama import LlamaEngine
-from zeta_desktop.core.fleet.worker import ChatStats, WorkerState
+from zeta_desktop.core.fleet.worker import WorkerState
 from zeta_desktop.core.routing.router import Decision
 from zeta_desktop.core.settings import AppConfig
 
@@ -25,32 +34,27 @@ class Events:
     states: list[tuple[str, WorkerState]] = field(default_factory=list)
     changed: threading.Condition = field(default_factory=threading.Condition)
 
-    def on_role_state(self, role: str, state: WorkerState, detail: str) -> None:
-        self.states.append((role, state))
-
-    def on_turn_routed(self, turn_id: int, decision: Decision) -> None:
-        self.routed[turn_id] = decision
-
-    def on_turn_started(self, turn_id: int, role: str, reason: str) -> None:
-        self.started[turn_id] = role
-
-    def on_turn_token(self, turn_id: int, text: str) -> None:
-        with self.changed:
-            self.tokens.setdefault(turn_id, []).append(text)
-            self.changed.notify_all()
-
-    def on_turn_retried(self, turn_id: int, failed_role: str, message: str) -> None:
-        self.retried[turn_id] = (failed_role, message)
-
-    def on_turn_finished(self, turn_id: int, stopped: bool, stats: ChatStats) -> None:
-        with self.changed:
-            self.finished[turn_id] = stopped
-            self.changed.notify_all()
-
-    def on_turn_failed(self, turn_id: int, message: str) -> None:
-        with self.changed:
-            self.failed[turn_id] = message
-            self.changed.notify_all()
+    def __call__(self, event: SessionEvent) -> None:
+        match event:
+            case RoleStateChanged():
+                self.states.append((event.role, event.state))
+            case TurnRouted():
+                self.routed[event.turn_id] = event.decision
+            case TurnStarted():
+                self.started[event.turn_id] = event.role
+            case TurnRetried():
+                self.retried[event.turn_id] = (event.failed_role, event.message)
+            case AnswerText():
+                with self.changed:
+                    self.tokens.setdefault(event.turn_id, []).append(event.piece)
+                    self.changed.notify_all()
+            case TurnEnded():
+                with self.changed:
+                    if event.failed:
+                        self.failed[event.turn_id] = event.error
+                    else:
+                        self.finished[event.turn_id] = event.stopped
+                    self.changed.notify_all()
 
     def wait_tokens(self, turn_id: int, count: int) -> None:
         with self.changed:
@@ -68,7 +72,7 @@ class Events:
 def make_session(config: AppConfig, loader=LlamaEngine.load, store=None, machine=None  # type: ignore[no-untyped-def]
                  ) -> ChatSession:
     events = Events()
-    session = ChatSession(config, loader, listener=events, store=store, machine=machine)
+    session = ChatSession(config, loader, subscriber=events, store=store, machine=machine)
     session.events = events  # type: ignore[attr-defined]
     session.start()
     assert session.wait_loaded(TIMEOUT)

@@ -86,7 +86,7 @@ def test_add_a_folder_see_progress_ask_and_open_a_citation(  # type: ignore[no-u
     qtbot.waitUntil(lambda: win.documents.chips.status.text().startswith("indexing:"),
                     timeout=TIMEOUT_MS)
     # The embedder is busy on the router's panel; the chat models are not.
-    assert win.session.worker("embedder").in_flight == 1
+    assert win.api.session.worker("embedder").in_flight == 1
     qtbot.waitUntil(lambda: win.roles_panel.cards["embedder"].state == "busy",
                     timeout=TIMEOUT_MS)
     gate.release.set()
@@ -102,12 +102,12 @@ def test_add_a_folder_see_progress_ask_and_open_a_citation(  # type: ignore[no-u
     [attach] = [a for a in chips.menu.actions() if a.text().startswith("Field notes")]
     attach.trigger()
     assert chips.chip_texts() == ["Field notes  ✕"]
-    assert win.session.conversation.collections == (documents.infos[0].id,)
+    assert win.api.conversation.collections == (documents.infos[0].id,)
 
     win.chat.input.setPlainText("Where will the new warehouse open?")
-    with qtbot.waitSignal(win.bridge.sig_turn_finished, timeout=TIMEOUT_MS):
+    with qtbot.waitSignal(win.turns.sig_turn_ended, timeout=TIMEOUT_MS):
         qtbot.mouseClick(win.chat.send_button, Qt.MouseButton.LeftButton)
-    turn = win.session.turns[-1]
+    turn = win.api.turns[-1]
     view = win.answer_view(turn.turn_id)
     qtbot.waitUntil(lambda: "Sources: [1]" in view.footer.text(), timeout=TIMEOUT_MS)
     first = turn.sources[0]
@@ -139,15 +139,15 @@ def test_only_cited_numbers_the_answer_was_given_become_links() -> None:
 
 def test_a_past_message_link_opens_it_in_its_conversation(qtbot, window) -> None:  # type: ignore[no-untyped-def]
     window.chat.input.setPlainText("the supply boat comes on Tuesdays")
-    with qtbot.waitSignal(window.bridge.sig_turn_finished, timeout=TIMEOUT_MS):
+    with qtbot.waitSignal(window.turns.sig_turn_ended, timeout=TIMEOUT_MS):
         qtbot.mouseClick(window.chat.send_button, Qt.MouseButton.LeftButton)
-    first = window.session.conversation
+    first = window.api.conversation
     question = first.visible()[0]
     window.history.new_chat()
-    assert window.session.conversation.id != first.id
+    assert window.api.conversation.id != first.id
     # As `/similar`'s answer links it: the app's own scheme, never a file or URL.
     window.documents.open_link("any answer", f"zeta-message:{first.id}/{question.id}")
-    qtbot.waitUntil(lambda: window.session.conversation.id == first.id, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.api.conversation.id == first.id, timeout=TIMEOUT_MS)
     assert window.sidebar.list.currentItem() is not None
 
 
@@ -155,11 +155,11 @@ def test_the_sidebar_search_finds_a_message_by_meaning_and_jumps_to_it(  # type:
         qtbot, docs_config: AppConfig, tmp_path: Path) -> None:
     win = start_and_wait(qtbot, build_window(qtbot, docs_config, tmp_path))
     win.chat.input.setPlainText("My puppy keeps chewing the legs of the sofa")
-    with qtbot.waitSignal(win.bridge.sig_turn_finished, timeout=TIMEOUT_MS):
+    with qtbot.waitSignal(win.turns.sig_turn_ended, timeout=TIMEOUT_MS):
         qtbot.mouseClick(win.chat.send_button, Qt.MouseButton.LeftButton)
-    first = win.session.conversation
+    first = win.api.conversation
     question = first.visible()[0]
-    library = win.session.library
+    library = win.api.documents
     qtbot.waitUntil(library.is_idle, timeout=TIMEOUT_MS)  # its vector, in the background
     win.history.new_chat()
     # No word in common with the message: only its meaning matches.
@@ -170,7 +170,7 @@ def test_the_sidebar_search_finds_a_message_by_meaning_and_jumps_to_it(  # type:
     item = win.sidebar.list.item(row)
     qtbot.mouseClick(win.sidebar.list.viewport(), Qt.MouseButton.LeftButton,
                      pos=win.sidebar.list.visualItemRect(item).center())
-    qtbot.waitUntil(lambda: win.session.conversation.id == first.id, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: win.api.conversation.id == first.id, timeout=TIMEOUT_MS)
     # The message it found is on screen, built.
     qtbot.waitUntil(lambda: question.id in [v.key for v in win.chat.message_views()],
                     timeout=TIMEOUT_MS)
@@ -184,9 +184,9 @@ def test_rename_a_collection_and_remove_one_of_its_folders(  # type: ignore[no-u
         folder.mkdir()
         (folder / "note.txt").write_text(text + "\n")
     win = start_and_wait(qtbot, build_window(qtbot, docs_config, tmp_path))
-    library = win.session.library
+    library = win.api.documents
     collection = library.create_collection("nature", [str(birds), str(trees)]).result(10)
-    win.session.set_collections([collection])
+    win.api.session.set_collections([collection])
     win.documents.show_window()
     documents = win.documents.window
     qtbot.waitUntil(lambda: documents.table.rowCount() == 1
@@ -197,7 +197,7 @@ def test_rename_a_collection_and_remove_one_of_its_folders(  # type: ignore[no-u
     qtbot.mouseClick(documents.rename, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: documents.table.item(0, 0).text() == "Field notes",
                     timeout=TIMEOUT_MS)
-    win.documents.chips.set_attached(win.session.conversation.collections)
+    win.documents.chips.set_attached(win.api.conversation.collections)
     assert win.documents.chips.chip_texts() == ["Field notes  ✕"]
 
     [row] = [i for i in range(documents.sources.count())

@@ -9,6 +9,7 @@ import pytest
 from conftest import build_window, start_and_wait
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QPlainTextEdit
 
 from zeta_desktop.core.settings import AppConfig
 from zeta_desktop.ui.main_window import MainWindow
@@ -19,9 +20,9 @@ TIMEOUT_MS = 60_000
 
 def send_and_finish(qtbot, win: MainWindow, prompt: str) -> int:  # type: ignore[no-untyped-def]
     win.chat.input.setPlainText(prompt)
-    with qtbot.waitSignal(win.bridge.sig_turn_finished, timeout=TIMEOUT_MS) as done:
+    with qtbot.waitSignal(win.turns.sig_turn_ended, timeout=TIMEOUT_MS) as done:
         qtbot.mouseClick(win.chat.send_button, Qt.MouseButton.LeftButton)
-    return int(done.args[0])
+    return int(done.args[0].turn_id)
 
 
 def shown_texts(win: MainWindow) -> list[str]:
@@ -33,16 +34,16 @@ def test_a_restart_reopens_the_conversation_where_it_was(  # type: ignore[no-unt
 ) -> None:
     win = start_and_wait(qtbot, build_window(qtbot, tiny_config, tmp_path))
     turn = send_and_finish(qtbot, win, "remember the word marmalade")
-    answer = win.session.turn(turn).answer
+    answer = win.api.turn(turn).answer
     win.close()
     again = start_and_wait(qtbot, build_window(qtbot, tiny_config, tmp_path))
     assert shown_texts(again) == ["remember the word marmalade", answer]
     assert again.sidebar.titles() == ["remember the word marmalade"]
-    footer = again.chat.answer_view(again.session.conversation.visible()[-1].id).footer.text()
+    footer = again.chat.answer_view(again.api.conversation.visible()[-1].id).footer.text()
     assert "tokens" in footer and "tiny-chat.gguf" in footer  # the stored stats and model
-    again.show_decision(again.session.conversation.visible()[-1].id)  # old answers too
-    assert "policy: adaptive" in again.decision_dialog.findChild(  # type: ignore[union-attr]
-        type(again.router_log)).toPlainText()
+    again.turns.show_decision(again.api.conversation.visible()[-1].id)  # old answers too
+    assert "policy: adaptive" in again.turns.decision_dialog.findChild(  # type: ignore[union-attr]
+        QPlainTextEdit).toPlainText()
     again.close()
 
 
@@ -51,27 +52,27 @@ def test_switching_away_while_an_answer_streams(qtbot, gated_window: MainWindow)
     win.chat.input.setPlainText("a long answer please")
     win.chat.send_button.click()
     qtbot.waitUntil(win.gate_reached.is_set, timeout=TIMEOUT_MS)  # type: ignore[attr-defined]
-    streaming = win.session.conversation.id
+    streaming = win.api.conversation.id
     win.history.new_chat()
-    assert win.session.conversation.id != streaming and shown_texts(win) == []
+    assert win.api.conversation.id != streaming and shown_texts(win) == []
     qtbot.waitUntil(lambda: win.sidebar.item_for(streaming) is not None
                     and win.sidebar.item_for(streaming).text().startswith("●"),  # type: ignore[union-attr]
                     timeout=5000)
     win.gate_release.set()  # type: ignore[attr-defined]
-    qtbot.waitUntil(lambda: win.session.turn(1).status == "done", timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: win.api.turn(1).status == "done", timeout=TIMEOUT_MS)
     assert shown_texts(win) == []  # nothing leaked into the chat shown
     win.sidebar.sig_open.emit(streaming, "")
     qtbot.waitUntil(lambda: len(shown_texts(win)) == 2, timeout=5000)
-    assert shown_texts(win)[1] == win.session.turn(1).answer
+    assert shown_texts(win)[1] == win.api.turn(1).answer
     assert not win.sidebar.item_for(streaming).text().startswith("●")  # type: ignore[union-attr]
 
 
 def test_regenerate_and_edit_make_branches_to_page_through(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
     send_and_finish(qtbot, window, "first version")
-    conversation = window.session.conversation
+    conversation = window.api.conversation
     question, first_answer = conversation.visible()
     view = window.chat.answer_view(first_answer.id)
-    with qtbot.waitSignal(window.bridge.sig_turn_finished, timeout=TIMEOUT_MS):
+    with qtbot.waitSignal(window.turns.sig_turn_ended, timeout=TIMEOUT_MS):
         window.history.regenerate(first_answer.id, "reasoner")  # the menu's "On reasoner"
     second = conversation.visible()[-1]
     assert second.id != first_answer.id and second.meta.role == "reasoner"
@@ -84,7 +85,7 @@ def test_regenerate_and_edit_make_branches_to_page_through(qtbot, window: MainWi
     prompt_view.action_buttons["Edit"].click()
     assert window.chat.input.toPlainText() == "first version"
     window.chat.input.setPlainText("second version")
-    with qtbot.waitSignal(window.bridge.sig_turn_finished, timeout=TIMEOUT_MS):
+    with qtbot.waitSignal(window.turns.sig_turn_ended, timeout=TIMEOUT_MS):
         window.chat.send_button.click()
     edited = conversation.visible()[0]
     assert edited.content == "second version" and edited.id != question.id
@@ -93,28 +94,28 @@ def test_regenerate_and_edit_make_branches_to_page_through(qtbot, window: MainWi
     assert edited_view.pager_label.text() == "2/2"  # type: ignore[union-attr]
     edited_view.prev_button.click()
     assert shown_texts(window)[0] == "first version"
-    window.store.flush()
-    stored = window.store.load_conversation(conversation.id).result(10)
+    window.api.history.flush()
+    stored = window.api.history.load_conversation(conversation.id).result(10)
     assert len(stored) == 5  # two prompts, three answers: nothing overwritten
 
 
 def test_copy_puts_the_message_on_the_clipboard(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
     turn = send_and_finish(qtbot, window, "copy me")
     window.answer_view(turn).action_buttons["Copy"].click()  # type: ignore[union-attr]
-    assert QGuiApplication.clipboard().text() == window.session.turn(turn).answer
+    assert QGuiApplication.clipboard().text() == window.api.turn(turn).answer
 
 
 def test_delete_has_undo_and_search_finds_messages(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
     send_and_finish(qtbot, window, "a question about zebras")
-    zebra = window.session.conversation.id
+    zebra = window.api.conversation.id
     window.history.new_chat()
     send_and_finish(qtbot, window, "something else")
     qtbot.waitUntil(lambda: len(window.sidebar.titles()) == 2, timeout=5000)
     window.sidebar.delete(zebra)
     assert window.sidebar.titles() == ["something else"] and window.sidebar.undo_bar.isVisibleTo(
         window)
-    window.store.flush()
-    assert window.store.load_conversation(zebra).result(10)  # still on disk
+    window.api.history.flush()
+    assert window.api.history.load_conversation(zebra).result(10)  # still on disk
     window.sidebar.undo_button.click()
     qtbot.waitUntil(lambda: len(window.sidebar.titles()) == 2, timeout=5000)
     window.sidebar.search_box.setText("zebras")
@@ -122,7 +123,7 @@ def test_delete_has_undo_and_search_finds_messages(qtbot, window: MainWindow) ->
     hit = next(i for i in range(window.sidebar.list.count())
                if "[zebras]" in window.sidebar.list.item(i).text())
     window.sidebar.list.itemClicked.emit(window.sidebar.list.item(hit))
-    qtbot.waitUntil(lambda: window.session.conversation.id == zebra, timeout=5000)
+    qtbot.waitUntil(lambda: window.api.conversation.id == zebra, timeout=5000)
     assert shown_texts(window)[0] == "a question about zebras"
 
 
@@ -155,19 +156,19 @@ def test_the_system_prompt_is_used_and_kept(qtbot, window: MainWindow) -> None: 
     dialog.save_preset("mine")  # saved presets live in the history
     dialog.accept_changes()
     turn = send_and_finish(qtbot, window, "hi")
-    job = window.session.turn(turn).job
+    job = window.api.turn(turn).job
     assert job is not None and "as few words" in job.messages[0]["content"]
     assert job.messages[0]["role"] == "system"
-    assert "mine" in window.store.presets().result(10)
+    assert "mine" in window.api.history.presets().result(10)
 
 
 def test_rename_in_the_sidebar_is_saved(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
     send_and_finish(qtbot, window, "old title")
-    conversation = window.session.conversation
+    conversation = window.api.conversation
     qtbot.waitUntil(lambda: window.sidebar.item_for(conversation.id) is not None, timeout=5000)
     window.sidebar.item_for(conversation.id).setText("Groceries")  # type: ignore[union-attr]
-    window.store.flush()
-    (info,) = window.store.list_conversations().result(10)
+    window.api.history.flush()
+    (info,) = window.api.history.list_conversations().result(10)
     assert info.title == "Groceries" == conversation.info.title
 
 
@@ -184,8 +185,8 @@ def test_a_damaged_history_is_kept_aside_and_the_window_says_where(  # type: ign
                 if not p.name.endswith(("-wal", "-shm")))
     qtbot.waitUntil(lambda: str(kept) in win.alert_label.text(), timeout=5000)
     send_and_finish(qtbot, win, "still works")  # on a fresh history
-    win.store.flush()
-    assert len(win.store.list_conversations().result(10)) == 1
+    win.api.history.flush()
+    assert len(win.api.history.list_conversations().result(10)) == 1
     win.close()
 
 
@@ -213,13 +214,13 @@ def test_choosing_a_model_while_the_role_still_loads_never_blocks_the_window(  #
     win.show()
     win.start_models()
     qtbot.waitUntil(held.is_set, timeout=TIMEOUT_MS)
-    win.set_role_model("reasoner", str(other))  # returns at once: the swap runs in the background
+    win.models.set_role_model("reasoner", str(other))  # returns at once: the swap runs apart
     assert not load_went_on.is_set()  # the old load is still held: nothing waited for it
     assert win.roles_panel.cards["reasoner"].model_label.text() == "other.gguf"
     release.set()
     card = win.roles_panel.cards["reasoner"]
     qtbot.waitUntil(lambda: card.state == "ready"
-                    and win.session.roles["reasoner"].source.path == other,  # type: ignore[union-attr]
+                    and win.api.session.roles["reasoner"].source.path == other,  # type: ignore[union-attr]
                     timeout=TIMEOUT_MS)
     win.close()
 
@@ -244,9 +245,9 @@ def test_an_answer_cut_short_by_a_crash_shows_interrupted_with_retry(  # type: i
     assert shown_texts(win) == ["tell me about tides", "Tides are"]
     view = win.chat.answer_view(cut.id)
     assert view is not None and "interrupted" in view.footer.text()
-    with qtbot.waitSignal(win.bridge.sig_turn_finished, timeout=TIMEOUT_MS):
+    with qtbot.waitSignal(win.turns.sig_turn_ended, timeout=TIMEOUT_MS):
         view.action_buttons["Retry"].click()
-    retried = win.session.conversation.visible()[-1]
+    retried = win.api.conversation.visible()[-1]
     assert retried.id != cut.id and retried.status is MessageStatus.DONE and retried.content
     assert win.chat.answer_view(retried.id).pager_label.text() == "2/2"  # type: ignore[union-attr]
     win.close()

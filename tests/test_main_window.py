@@ -10,9 +10,11 @@ from conftest import build_window, start_and_wait
 from gated_engine import gated_loader
 from PySide6.QtCore import Qt
 
+from zeta_desktop.core.chat.api import AnswerText
 from zeta_desktop.core.config import load_config
 from zeta_desktop.core.engines.llama import LlamaEngine
 from zeta_desktop.core.settings import AppConfig
+from zeta_desktop.ui.app import compose_window
 from zeta_desktop.ui.main_window import MainWindow
 
 pytestmark = pytest.mark.model
@@ -21,12 +23,12 @@ TIMEOUT_MS = 60_000
 
 def test_typing_a_prompt_streams_an_answer(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
     qtbot.keyClicks(window.chat.input, "hello world")
-    with qtbot.waitSignal(window.bridge.sig_turn_finished, timeout=TIMEOUT_MS):
+    with qtbot.waitSignal(window.turns.sig_turn_ended, timeout=TIMEOUT_MS):
         qtbot.keyClick(window.chat.input, Qt.Key.Key_Return)
     assert window.chat.input.toPlainText() == ""
     view = window.answer_view(1)
     assert view is not None
-    assert view.text == window.session.turn(1).answer and view.text
+    assert view.text == window.api.turn(1).answer and view.text
     assert view.shown_text() == view.text and not view.streaming  # all of it shows once done,
     assert view.accessibleDescription() == view.text  # to screen readers too,
     prose = view.answer.prose_views()  # and selectable at once, without hovering first
@@ -56,14 +58,14 @@ def test_stop_halts_the_answer_and_marks_it(  # type: ignore[no-untyped-def]
         lambda: len(win.answer_view(1).shown_text()) > 10,  # type: ignore[union-attr]
         timeout=TIMEOUT_MS,
     )
-    assert reached.is_set() and win.session.turn(1).status == "streaming"
+    assert reached.is_set() and win.api.turn(1).status == "streaming"
     assert win.chat.stop_button.isEnabled()
-    with qtbot.waitSignal(win.bridge.sig_turn_finished, timeout=TIMEOUT_MS) as blocker:
+    with qtbot.waitSignal(win.turns.sig_turn_ended, timeout=TIMEOUT_MS) as blocker:
         qtbot.mouseClick(win.chat.stop_button, Qt.MouseButton.LeftButton)
-    assert blocker.args[1] is True  # stopped
+    assert blocker.args[0].stopped is True
     view = win.answer_view(1)
     assert view is not None and "stopped" in view.footer.text()
-    assert view.text == win.session.turn(1).answer  # the partial answer stays
+    assert view.text == win.api.turn(1).answer  # the partial answer stays
     win.close()
 
 
@@ -73,16 +75,17 @@ def test_window_stays_responsive_while_streaming(qtbot, window: MainWindow) -> N
 
     from PySide6.QtCore import QTimer
 
-    window.session.roles["coder"].config.max_tokens = 400
+    window.api.session.roles["coder"].config.max_tokens = 400
     ticks: list[float] = []
     tokens: list[float] = []
     timer = QTimer()
     timer.setInterval(5)
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
-    window.bridge.sig_turn_token.connect(lambda *_: tokens.append(time.perf_counter()))
+    window.bridge.sig_event.connect(
+        lambda event: isinstance(event, AnswerText) and tokens.append(time.perf_counter()))
     timer.start()
     window.chat.input.setPlainText("stream please")
-    with qtbot.waitSignal(window.bridge.sig_turn_finished, timeout=TIMEOUT_MS):
+    with qtbot.waitSignal(window.turns.sig_turn_ended, timeout=TIMEOUT_MS):
         window.chat.send_button.click()
     timer.stop()
     assert len(tokens) > 100
@@ -97,9 +100,9 @@ def test_window_stays_responsive_while_streaming(qtbot, window: MainWindow) -> N
 def test_a_too_long_prompt_comes_back_to_the_input(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
     prompt = "alpha " * 2000
     window.chat.input.setPlainText(prompt)
-    with qtbot.waitSignal(window.bridge.sig_turn_failed, timeout=TIMEOUT_MS) as blocker:
+    with qtbot.waitSignal(window.turns.sig_turn_ended, timeout=TIMEOUT_MS) as blocker:
         window.chat.send_button.click()
-    assert "context holds 512" in blocker.args[1]
+    assert "context holds 512" in blocker.args[0].error
     qtbot.waitUntil(lambda: window.chat.input.toPlainText() == prompt.strip(), timeout=TIMEOUT_MS)
     assert "context holds 512" in window.answer_view(1).footer.text()  # type: ignore[union-attr]
 
@@ -124,7 +127,7 @@ def test_unavailable_role_shows_the_reason(qtbot, tiny_config: AppConfig, tmp_pa
 
 def test_demo_mode_says_so(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     loaded = load_config(tmp_path / "absent.toml")
-    win = MainWindow(loaded, loaded.config, LlamaEngine.load)
+    win = compose_window(loaded, loaded.config, LlamaEngine.load)
     qtbot.addWidget(win)
     assert not win.banner.isHidden()
     assert "Demo mode" in win.banner.text() and "Choose GGUF" in win.banner.text()
@@ -136,7 +139,7 @@ def test_config_problems_stay_shown_above_the_chat(qtbot, tmp_path: Path) -> Non
     path = tmp_path / "config.toml"
     path.write_text("this is [not toml")
     loaded = load_config(path)
-    win = MainWindow(loaded, loaded.config, LlamaEngine.load)
+    win = compose_window(loaded, loaded.config, LlamaEngine.load)
     qtbot.addWidget(win)
     qtbot.waitUntil(lambda: win.history.restored, timeout=5000)  # a chat shown must not hide it
     text = win.alert_label.text()
@@ -150,11 +153,11 @@ def test_choosing_a_model_reloads_the_role_and_saves_it(  # type: ignore[no-unty
     from tiny_gguf import write_tiny_llama
 
     other = write_tiny_llama(tmp_path / "other.gguf", seed=7)
-    window.set_role_model("reasoner", str(other))
+    window.models.set_role_model("reasoner", str(other))
     card = window.roles_panel.cards["reasoner"]
     qtbot.waitUntil(lambda: card.state == "ready", timeout=TIMEOUT_MS)
     assert card.model_label.text() == "other.gguf"
-    saved = load_config(window._loaded.path)
+    saved = load_config(window.api.config_path)
     assert saved.config.roles["reasoner"].model_path == str(other)
 
 
@@ -162,7 +165,7 @@ def test_closing_the_window_ends_every_model_thread(qtbot, gated_window: MainWin
     window = gated_window
     window.chat.input.setPlainText("long answer")
     window.chat.send_button.click()
-    qtbot.waitUntil(lambda: window.session.turn(1).status == "streaming", timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.api.turn(1).status == "streaming", timeout=TIMEOUT_MS)
     window.close()
     alive = [t.name for t in threading.enumerate() if t.name.startswith("zeta-")]
     assert alive == []

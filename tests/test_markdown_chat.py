@@ -191,17 +191,17 @@ def test_a_thinking_model_thinks_live_then_the_section_folds(  # type: ignore[no
     win, release = thinking_halfway(qtbot, tiny_config, tmp_path)
     section = _thinking(win)
     assert section.expanded and section.toggle.text() == "Thinking…"
-    with qtbot.waitSignal(win.bridge.sig_turn_finished, timeout=TIMEOUT_MS):
+    with qtbot.waitSignal(win.turns.sig_turn_ended, timeout=TIMEOUT_MS):
         release.set()
     assert not section.expanded and section.toggle.text().startswith("Thought for ")
     view = win.answer_view(1)
     assert view is not None and view.answer.prose_views()  # the answer below it
     assert "thinking)" in view.footer.text()
-    stored = win.session.conversation.visible()[-1]
+    stored = win.api.conversation.visible()[-1]
     # "<think>\n", eight of the model's tokens, then "</think>": ten pieces of thinking.
     assert stored.meta.thinking_tokens == 10
     assert stored.meta.answer_tokens and stored.meta.answer_tokens > 10
-    card = win.roles_panel.cards[win.session.turn(1).role or ""]
+    card = win.roles_panel.cards[win.api.turn(1).role or ""]
     qtbot.waitUntil(lambda: card.thinking_label.isVisible(), timeout=5000)
     assert "thinking" in card.thinking_label.text()
     win.close()
@@ -212,11 +212,11 @@ def test_stop_while_thinking_leaves_the_thought_open(  # type: ignore[no-untyped
     qtbot, tiny_config: AppConfig, tmp_path: Path
 ) -> None:
     win, _release = thinking_halfway(qtbot, tiny_config, tmp_path)
-    with qtbot.waitSignal(win.bridge.sig_turn_finished, timeout=TIMEOUT_MS):
+    with qtbot.waitSignal(win.turns.sig_turn_ended, timeout=TIMEOUT_MS):
         qtbot.mouseClick(win.chat.stop_button, Qt.MouseButton.LeftButton)
     section = _thinking(win)
     assert section.expanded and section.toggle.text() == "Stopped while thinking"
-    assert win.session.turn(1).answer.startswith("<think>")  # the text is kept as it came
+    assert win.api.turn(1).answer.startswith("<think>")  # the text is kept as it came
     win.close()
 
 

@@ -36,7 +36,7 @@ def test_two_clicks_from_the_role_card_to_a_loaded_model(
     window = start_and_wait(qtbot, build_window(qtbot, tiny_config, tmp_path))
     qtbot.mouseClick(window.roles_panel.cards["reasoner"].choose_button,
                      Qt.MouseButton.LeftButton)  # click one
-    picker = window.model_picker
+    picker = window.models.model_picker
     qtbot.waitUntil(lambda: not picker.scanning and bool(picker.found), timeout=TIMEOUT_MS)
     assert "3 models found, 1 unreadable" in picker.progress.text()
     # Chat models only (the role chats), largest suggested and selected.
@@ -54,9 +54,9 @@ def test_two_clicks_from_the_role_card_to_a_loaded_model(
     qtbot.mouseClick(picker.load_button, Qt.MouseButton.LeftButton)  # click two
 
     def loaded() -> bool:
-        worker = window.session.fleet.worker("reasoner")
+        worker = window.api.session.fleet.worker("reasoner")
         return worker.model_path == bigger and worker.state is WorkerState.READY
 
     qtbot.waitUntil(loaded, timeout=TIMEOUT_MS)
-    assert load_config(window._loaded.path).config.roles["reasoner"].model_path == str(bigger)
+    assert load_config(window.api.config_path).config.roles["reasoner"].model_path == str(bigger)
     window.close()

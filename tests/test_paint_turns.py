@@ -41,7 +41,7 @@ def test_new_tokens_wait_for_a_plot_just_drawn_then_show(qtbot) -> None:  # type
     view = pane.answer_view(1)
     assert view is not None
     view.start_streaming()
-    pane.on_turn_token(1, "hello")
+    pane.append_text(1, "hello")
     turns.take("plots")
     pane._show_new_text()  # as if its timer fired right after a plot tick
     assert view.shown_text() == ""  # put off, not dropped

@@ -18,7 +18,7 @@ TIMEOUT_MS = 60_000
 
 def test_settings_reload_one_role_while_it_and_another_answer(qtbot, gated_window) -> None:  # type: ignore[no-untyped-def]
     window = gated_window
-    session = window.session
+    session = window.api.session
     # Both answers hold after 12 tokens (the gate): they are mid-answer below.
     coder_turn = session.send("def f(x): return x", role="coder")
     reasoner_turn = session.send("Why is the sky blue?", role="reasoner")
@@ -29,7 +29,7 @@ def test_settings_reload_one_role_while_it_and_another_answer(qtbot, gated_windo
 
     qtbot.mouseClick(window.roles_panel.cards["reasoner"].settings_button,
                      Qt.MouseButton.LeftButton)
-    dialog = window.role_settings
+    dialog = window.models.role_settings
     dialog.n_ctx.setValue(1024)
     dialog.sampling["top_k"].setValue(40)
     dialog.system_prompt.setPlainText("You are a careful reasoner.")
@@ -51,9 +51,9 @@ def test_settings_reload_one_role_while_it_and_another_answer(qtbot, gated_windo
     assert session.turn(reasoner_turn).role == "reasoner"
     qtbot.waitUntil(lambda: not old_reasoner.is_alive(), timeout=TIMEOUT_MS)
     assert session.fleet.worker("reasoner").settings.n_ctx == 1024
-    qtbot.waitUntil(lambda: load_config(window._loaded.path).config.roles["reasoner"].n_ctx
+    qtbot.waitUntil(lambda: load_config(window.api.config_path).config.roles["reasoner"].n_ctx
                     == 1024, timeout=TIMEOUT_MS)
-    saved = load_config(window._loaded.path).config.roles["reasoner"]
+    saved = load_config(window.api.config_path).config.roles["reasoner"]
     assert saved.sampling == {"top_k": 40.0}
     assert saved.system_prompt == "You are a careful reasoner."
     # The new model answers, with its sampling and its own system prompt.
@@ -64,10 +64,10 @@ def test_settings_reload_one_role_while_it_and_another_answer(qtbot, gated_windo
 
 
 def test_settings_that_cannot_load_keep_the_old_model(qtbot, window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    session = window.session
+    session = window.api.session
     old = session.fleet.worker("coder")
     qtbot.mouseClick(window.roles_panel.cards["coder"].settings_button, Qt.MouseButton.LeftButton)
-    dialog = window.role_settings
+    dialog = window.models.role_settings
     dialog.model_path.setText(str(tmp_path / "missing.gguf"))
     qtbot.mouseClick(dialog.apply_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: any("Kept coder as it was:" in text and "missing.gguf" in text

@@ -23,12 +23,12 @@ def send(qtbot, window: MainWindow, prompt: str) -> int:  # type: ignore[no-unty
     Waits on the session, not on a signal: a turn routed twice in quick
     succession (a failover) would deliver a second queued emission to a
     waitSignal blocker already gone."""
-    before = {t.turn_id for t in window.session.turns}
+    before = {t.turn_id for t in window.api.turns}
     window.chat.input.setPlainText(prompt)
     qtbot.mouseClick(window.chat.send_button, Qt.MouseButton.LeftButton)
 
     def routed() -> int | None:
-        return next((t.turn_id for t in window.session.turns
+        return next((t.turn_id for t in window.api.turns
                      if t.turn_id not in before and t.decision is not None), None)
 
     def shown() -> bool:  # the window has heard of the routing too (the badge is up)
@@ -46,11 +46,11 @@ def test_moving_a_slider_changes_the_router_and_the_saved_config(qtbot, window: 
     slider = window.router_panel.sliders["max_wait_s"]
     expected = Thresholds().max_wait_s + 4.0
     slider.setValue(slider.value() + 8)  # steps of 0.5 s
-    assert window.session.router.thresholds.max_wait_s == expected
+    assert window.api.session.router.thresholds.max_wait_s == expected
     assert window.router_panel.value_labels["max_wait_s"].text() == f"{expected:g} s"
 
     def saved() -> float:
-        data = tomllib.loads(window._loaded.path.read_text())
+        data = tomllib.loads(window.api.config_path.read_text())
         return float(data["router"]["max_wait_s"])
 
     qtbot.waitUntil(lambda: saved() == expected, timeout=5000)
@@ -62,12 +62,12 @@ def test_every_slider_reaches_exactly_what_the_file_accepts(qtbot, window: MainW
     for name, (low, high) in THRESHOLD_LIMITS.items():
         slider = window.router_panel.sliders[name]
         slider.setValue(slider.maximum())
-        assert getattr(window.session.router.thresholds, name) == high
+        assert getattr(window.api.session.router.thresholds, name) == high
         slider.setValue(slider.minimum())
-        assert getattr(window.session.router.thresholds, name) == low
+        assert getattr(window.api.session.router.thresholds, name) == low
         slider.setValue(slider.maximum())
-    window.save_router_settings()
-    loaded = load_config(window._loaded.path)
+    window.router_panel.save()
+    loaded = load_config(window.api.config_path)
     assert loaded.problems == []
     assert loaded.config.router.thresholds() == Thresholds(**{
         name: high for name, (_low, high) in THRESHOLD_LIMITS.items()})
@@ -75,14 +75,14 @@ def test_every_slider_reaches_exactly_what_the_file_accepts(qtbot, window: MainW
 
 def test_policy_selector_switches_the_policy_and_reset_restores(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
     window.router_panel.policy_box.setCurrentText("least-busy")
-    assert window.session.router.policy == "least-busy"
+    assert window.api.session.router.policy == "least-busy"
     window.router_panel.sliders["max_queue"].setValue(9)
-    window.session.router.learn_choice(TaskKind.CODE, "reasoner", "coder")
-    assert window.session.router.learned_shift()
+    window.api.session.router.learn_choice(TaskKind.CODE, "reasoner", "coder")
+    assert window.api.session.router.learned_shift()
     window.router_panel.reset_button.click()
-    assert window.session.router.learned_shift() == {}  # the user's choices are forgotten too
-    assert window.session.router.policy == "adaptive"
-    assert window.session.router.thresholds == Thresholds()
+    assert window.api.session.router.learned_shift() == {}  # the user's choices are forgotten too
+    assert window.api.session.router.policy == "adaptive"
+    assert window.api.session.router.thresholds == Thresholds()
     assert window.router_panel.sliders["max_queue"].value() == Thresholds().max_queue
 
 
@@ -94,20 +94,20 @@ def test_route_preview_follows_a_threshold_across_the_live_load(  # type: ignore
     panel.sliders["max_queue"].setValue(5)
     panel.sliders["speed_vs_quality"].setValue(20)  # 1.0: a busy coder is worth leaving
     turn_id = send(qtbot, window, "```\nfix this code\n```")
-    assert window.session.turn(turn_id).role == "coder"
-    qtbot.waitUntil(lambda: window.session.turn(turn_id).status == "streaming", timeout=TIMEOUT_MS)
+    assert window.api.turn(turn_id).role == "coder"
+    qtbot.waitUntil(lambda: window.api.turn(turn_id).status == "streaming", timeout=TIMEOUT_MS)
     panel.refresh_preview()
     assert panel.preview.item(0, 1).text() == "coder (code)"
     panel.sliders["max_queue"].setValue(0)  # the busy coder now breaks the limit
     assert panel.preview.item(0, 1).text() != "coder (code)"
     assert "coder queue 1 > 0" in panel.preview.item(0, 2).text()
-    window.session.stop()
+    window.api.stop()
 
 
 def test_plots_receive_points_while_a_model_streams(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
-    window.session.roles["coder"].config.max_tokens = 300
+    window.api.session.roles["coder"].config.max_tokens = 300
     turn_id = send(qtbot, window, "hello")
-    qtbot.waitUntil(lambda: window.session.turn(turn_id).status == "done", timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.api.turn(turn_id).status == "done", timeout=TIMEOUT_MS)
     curve = window.plots.curves[("tokens_per_s", "coder")]
 
     def streamed_points() -> bool:
@@ -130,7 +130,7 @@ def test_plots_receive_points_while_a_model_streams(qtbot, window: MainWindow) -
 def test_override_sends_the_next_prompt_to_the_chosen_role(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
     window.chat.target_box.setCurrentIndex(window.chat.target_box.findData("reasoner"))
     turn_id = send(qtbot, window, "```\nint x;\n```")
-    turn = window.session.turn(turn_id)
+    turn = window.api.turn(turn_id)
     assert turn.role == "reasoner" and turn.decision is not None
     assert turn.decision.policy == "override"
     view = window.answer_view(turn_id)
@@ -149,7 +149,7 @@ def test_badge_shows_the_reason_and_opens_the_full_decision(qtbot, window: MainW
     assert view.badge.text() == "reasoner · reasoning"
     assert view.footer.text().startswith("reasoning -> reasoner: preferred")
     qtbot.mouseClick(view.badge, Qt.MouseButton.LeftButton)
-    dialog = window.decision_dialog
+    dialog = window.turns.decision_dialog
     assert dialog is not None and dialog.isVisible()
     from PySide6.QtWidgets import QPlainTextEdit
 
@@ -190,8 +190,8 @@ def test_a_real_failover_reaches_the_answer_and_the_router_log(  # type: ignore[
 
     window = start_and_wait(qtbot, build_window(qtbot, tiny_config, tmp_path, loader))
     turn_id = send(qtbot, window, "```\nfix this code\n```")
-    qtbot.waitUntil(lambda: not window.session.turn(turn_id).status.active, timeout=TIMEOUT_MS)
-    turn = window.session.turn(turn_id)
+    qtbot.waitUntil(lambda: not window.api.turn(turn_id).status.active, timeout=TIMEOUT_MS)
+    turn = window.api.turn(turn_id)
     assert turn.status == "done"
     assert turn.attempts == [("coder", "RuntimeError: decode failed")] and turn.role != "coder"
     # The turn ends on a worker thread; the window hears of it through the
@@ -203,16 +203,16 @@ def test_a_real_failover_reaches_the_answer_and_the_router_log(  # type: ignore[
     assert f"failover: turn {turn_id} failed on coder (RuntimeError: decode failed)" in log
     view = window.answer_view(turn_id)
     assert view.text == turn.answer  # the retry's answer, not the dead one's two tokens
-    assert window.session.telemetry.snapshot().models["coder"].failed == 1
+    assert window.api.session.telemetry.snapshot().models["coder"].failed == 1
     window.close()
 
 
 def test_adjustments_reach_the_router_log(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
-    window.session.router.update_thresholds(max_queue=4)
-    model = window.session.telemetry.model("coder")
+    window.api.session.router.update_thresholds(max_queue=4)
+    model = window.api.session.telemetry.model("coder")
     for _ in range(4):
         model.record_success(0.1, 50.0, 9.0, 9.0, 40)
-    window.session.router.refit()
+    window.api.session.router.refit()
     qtbot.waitUntil(lambda: "adjusted coder: " in window.router_log.toPlainText(), timeout=5000)
 
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from zeta_desktop import APP_ID, APP_NAME, __version__
-from zeta_desktop.core.chat.session import EngineLoader
-from zeta_desktop.core.config import LoadedConfig
+from zeta_desktop.core.chat.api import EngineLoader, LoadedConfig
 from zeta_desktop.core.settings import AppConfig
+
+if TYPE_CHECKING:
+    from zeta_desktop.ui.main_window import MainWindow
 
 
 def make_application() -> object:
@@ -27,7 +31,7 @@ def make_application() -> object:
     app.setDesktopFileName(APP_ID)
     from PySide6.QtGui import QIcon
 
-    from zeta_desktop.core.resources import resource_path
+    from zeta_desktop.core.chat.api import resource_path
 
     icon = resource_path(f"icons/hicolor/256x256/apps/{APP_ID}.png")
     if icon.is_file():
@@ -68,6 +72,20 @@ def settle_garbage_collector() -> None:
     gc.freeze()
 
 
+def compose_window(
+    loaded: LoadedConfig, run_config: AppConfig, engine_loader: EngineLoader,
+    keep_history: bool = True, history_path: Path | None = None,
+) -> MainWindow:
+    """The core behind its door, and the window over it (as napari hands its
+    window a viewer). `keep_history=False`: nothing is read or saved."""
+    from zeta_desktop.core.chat.api import open_chat
+    from zeta_desktop.ui.main_window import MainWindow
+
+    api = open_chat(loaded, run_config, engine_loader, keep_history=keep_history,
+                    history_path=history_path)
+    return MainWindow(api)
+
+
 def run_gui(loaded: LoadedConfig, run_config: AppConfig, engine_loader: EngineLoader) -> int:
     from zeta_desktop.ui.platform_check import display_problem
 
@@ -78,8 +96,7 @@ def run_gui(loaded: LoadedConfig, run_config: AppConfig, engine_loader: EngineLo
     app = make_application()
     from PySide6.QtCore import QTimer
 
-    from zeta_desktop.core.config import user_data_dir
-    from zeta_desktop.ui.main_window import MainWindow
+    from zeta_desktop.core.chat.api import user_data_dir
     from zeta_desktop.ui.single_instance import SingleInstance
 
     instance = SingleInstance(user_data_dir())
@@ -92,7 +109,7 @@ def run_gui(loaded: LoadedConfig, run_config: AppConfig, engine_loader: EngineLo
             file=sys.stderr,
         )
         return 0
-    window = MainWindow(loaded, run_config, engine_loader)
+    window = compose_window(loaded, run_config, engine_loader)
     instance.sig_raise.connect(lambda: bring_forward(window))
     window.show()
     _close_on_terminate(window)
@@ -122,15 +139,12 @@ def run_self_test_with_window(
     """Build the real window offscreen and test the models through its worker threads."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     app = make_application()
-    from zeta_desktop.core.self_test import run_self_test
-    from zeta_desktop.ui.main_window import MainWindow
-
     # The self-test talks to the workers directly and never opens the user's
     # history (an app may be running on it).
-    window = MainWindow(loaded, run_config, engine_loader, keep_history=False)
+    window = compose_window(loaded, run_config, engine_loader, keep_history=False)
     window.start_models()
     try:
-        code = run_self_test(window.session, lambda line: print(line, flush=True))
+        code = window.api.self_test(lambda line: print(line, flush=True))
         code |= _markdown_self_test(window)
     finally:
         window.close()

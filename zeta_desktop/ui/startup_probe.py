@@ -10,6 +10,7 @@ import time
 
 from PySide6.QtCore import QTimer
 
+from zeta_desktop.core.chat.api import AnswerText, SessionEvent, TurnEnded
 from zeta_desktop.ui.main_window import MainWindow
 
 
@@ -20,15 +21,17 @@ def _stamp(event: str) -> None:
 def attach(window: MainWindow, prompt: str) -> None:
     seen_token = False
 
-    def on_token(_turn_id: int, _text: str) -> None:
+    def on_event(event: SessionEvent) -> None:
         nonlocal seen_token
-        if not seen_token:
+        if isinstance(event, AnswerText) and not seen_token:
             seen_token = True
             _stamp("first_token")
             QTimer.singleShot(0, window.close)
+        elif isinstance(event, TurnEnded) and event.failed:
+            _stamp("failed")
+            window.close()
 
-    window.bridge.sig_turn_token.connect(on_token)
-    window.bridge.sig_turn_failed.connect(lambda _t, message: (_stamp("failed"), window.close()))
+    window.bridge.sig_event.connect(on_event)
 
     def after_show() -> None:
         _stamp("window_shown")

@@ -12,17 +12,24 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from zeta_desktop.core.chat.turn_runner import Turn, TurnRunner, TurnStatus
+from zeta_desktop.core.chat.events import (
+    AnswerText,
+    SessionEvent,
+    TurnEnded,
+    TurnRetried,
+    TurnRouted,
+    TurnStarted,
+)
+from zeta_desktop.core.chat.turn_runner import Turn, TurnRunner
 from zeta_desktop.core.conversation.model import Conversation, Message, MessageStatus
-from zeta_desktop.core.fleet.worker import ChatStats
-from zeta_desktop.core.routing.router import Decision, explain
+from zeta_desktop.core.routing.router import explain
 from zeta_desktop.core.store.history import HistoryStore
 
 FLUSH_S = 0.25
 
 
 class HistoryRecorder:
-    """A turn listener; runs on worker and dispatcher threads."""
+    """A session subscriber; runs on worker and dispatcher threads."""
 
     def __init__(
         self,
@@ -77,69 +84,65 @@ class HistoryRecorder:
             for i, (role, why) in enumerate(turn.attempts)
         ]
 
-    def on_turn_routed(self, turn_id: int, decision: Decision) -> None:
+    def __call__(self, event: SessionEvent) -> None:
+        match event:
+            case TurnRouted() | TurnRetried():
+                self._pending(event.turn_id, retried=isinstance(event, TurnRetried))
+            case TurnStarted():
+                self._started(event.turn_id)
+            case AnswerText():
+                self._text(event.turn_id, event.so_far)
+            case TurnEnded():
+                self._end(event)
+
+    def _pending(self, turn_id: int, retried: bool) -> None:
         turn, message = self._message(turn_id)
         if message is None:
             return
+        if retried:  # the next attempt starts the answer over
+            message.content = ""
         message.status = MessageStatus.PENDING
         self._describe(turn, message)
         self._save(message, turn_id)
 
-    def on_turn_started(self, turn_id: int, role: str, reason: str) -> None:
+    def _started(self, turn_id: int) -> None:
         _turn, message = self._message(turn_id)
         if message is not None:
             message.status = MessageStatus.STREAMING
             self._flushed_at.pop(turn_id, None)  # the first token is written at once
 
-    def on_turn_token(self, turn_id: int, text: str) -> None:
-        turn, message = self._message(turn_id)
+    def _text(self, turn_id: int, so_far: str) -> None:
+        _turn, message = self._message(turn_id)
         if message is None:
             return
-        message.content = turn.answer
+        message.content = so_far
         now = self._clock()
         if self._store is not None and now - self._flushed_at.get(turn_id, 0.0) >= FLUSH_S:
             self._flushed_at[turn_id] = now
             self._store.update_answer(message.id, message.content, MessageStatus.STREAMING)
 
-    def on_turn_retried(self, turn_id: int, failed_role: str, message_text: str) -> None:
-        turn, message = self._message(turn_id)
+    def _end(self, event: TurnEnded) -> None:
+        turn, message = self._message(event.turn_id)
+        self._flushed_at.pop(event.turn_id, None)
         if message is None:
             return
-        message.content = ""
-        message.status = MessageStatus.PENDING
+        message.content = event.answer  # a partial answer is kept
+        if event.stopped:
+            message.status = MessageStatus.STOPPED
+        else:
+            message.status = MessageStatus.FAILED if event.failed else MessageStatus.DONE
         self._describe(turn, message)
-        self._save(message, turn_id)
-
-    def on_turn_finished(self, turn_id: int, stopped: bool, stats: ChatStats) -> None:
-        turn, message = self._message(turn_id)
-        self._flushed_at.pop(turn_id, None)
-        if message is None:
-            return
-        message.content = turn.answer
-        message.status = MessageStatus.STOPPED if stopped else MessageStatus.DONE
-        self._describe(turn, message)
-        meta = message.meta
-        meta.answer_tokens = stats.n_tokens
-        meta.prompt_tokens = stats.prompt_tokens or None
-        if stats.n_tokens:
-            meta.ttft_s = round(stats.ttft_s, 4)
-            meta.tokens_per_s = round(stats.tokens_per_s, 2)
-        meta.thinking_tokens = stats.thinking_tokens or None
-        meta.thinking_s = round(stats.thinking_s, 2) if stats.thinking_s is not None else None
-        self._save(message, turn_id)
-        self._conversations.pop(turn_id, None)
-
-    def on_turn_failed(self, turn_id: int, message_text: str) -> None:
-        turn, message = self._message(turn_id)
-        self._flushed_at.pop(turn_id, None)
-        if message is None:
-            return
-        message.content = turn.answer  # a partial answer is kept
-        message.status = (
-            MessageStatus.STOPPED if turn.status is TurnStatus.STOPPED else MessageStatus.FAILED
-        )
-        self._describe(turn, message)
-        message.meta.error = message_text
-        self._save(message, turn_id)
-        self._conversations.pop(turn_id, None)
-
+        stats = event.stats
+        if event.failed:
+            message.meta.error = event.error
+        elif stats is not None:
+            meta = message.meta
+            meta.answer_tokens = stats.n_tokens
+            meta.prompt_tokens = stats.prompt_tokens or None
+            if stats.n_tokens:
+                meta.ttft_s = round(stats.ttft_s, 4)
+                meta.tokens_per_s = round(stats.tokens_per_s, 2)
+            meta.thinking_tokens = stats.thinking_tokens or None
+            meta.thinking_s = round(stats.thinking_s, 2) if stats.thinking_s is not None else None
+        self._save(message, event.turn_id)
+        self._conversations.pop(event.turn_id, None)

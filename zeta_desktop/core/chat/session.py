@@ -19,10 +19,17 @@ from collections.abc import Collection
 from concurrent.futures import Future
 from pathlib import Path
 
+from zeta_desktop.core.chat.events import (
+    EventHub,
+    RoleStateChanged,
+    SessionEvent,
+    Subscriber,
+    TurnEnded,
+)
 from zeta_desktop.core.chat.fleet_embedder import FleetEmbedder
 from zeta_desktop.core.chat.history_recorder import HistoryRecorder
 from zeta_desktop.core.chat.outcomes import TelemetryOutcomes
-from zeta_desktop.core.chat.turn_runner import Turn, TurnListener, TurnRunner, Watchdog
+from zeta_desktop.core.chat.turn_runner import Turn, TurnRunner, Watchdog
 from zeta_desktop.core.config import user_data_dir
 from zeta_desktop.core.conversation.model import (
     DEFAULT_SYSTEM_PROMPT,
@@ -33,7 +40,7 @@ from zeta_desktop.core.conversation.model import (
 from zeta_desktop.core.documents.library import DocumentLibrary
 from zeta_desktop.core.engines.base import ChatMessage, EngineError, NoRoleAvailableError
 from zeta_desktop.core.fleet.fleet import EngineLoader, Fleet, RoleRuntime, endpoint_role
-from zeta_desktop.core.fleet.worker import ChatStats, ModelWorker, WorkerState
+from zeta_desktop.core.fleet.worker import ModelWorker, WorkerState
 from zeta_desktop.core.routing.classifier import (
     Classification,
     EmbeddingVote,
@@ -61,7 +68,7 @@ from zeta_desktop.core.routing.telemetry import Telemetry
 from zeta_desktop.core.settings import AppConfig, RoleConfig
 from zeta_desktop.core.store.history import HistoryStore
 
-__all__ = ["ChatSession", "EngineLoader", "RoleRuntime", "SessionListener", "Turn"]
+__all__ = ["ChatSession", "EngineLoader", "RoleRuntime", "Turn"]
 
 log = logging.getLogger(__name__)
 
@@ -74,25 +81,21 @@ VOTE_SLOWEST_S = 1.0  # an embedder slower than this a prompt delays every answe
 IDLE_POLL_S = 0.05  # how often the own index's build looks whether the embedder is free
 
 
-class SessionListener(TurnListener):
-    """Everything the session reports. Called from worker and dispatcher threads."""
-
-    def on_role_state(self, role: str, state: WorkerState, detail: str) -> None: ...
-
-
 class ChatSession:
     def __init__(
         self,
         config: AppConfig,
         engine_loader: EngineLoader,
-        listener: SessionListener | None = None,
+        subscriber: Subscriber | None = None,
         machine: MachineSource | None = None,
         system_prompt: str = DEFAULT_SYSTEM_PROMPT,
         max_retries: int | None = None,
         store: HistoryStore | None = None,
     ) -> None:
         self.config = config
-        self._listener = listener
+        # Everything the session reports (core/chat/events.py), from worker
+        # and dispatcher threads.
+        self.events = EventHub()
         self.system_prompt = system_prompt  # for new conversations
         self.store = store
         self.telemetry = Telemetry()
@@ -121,7 +124,7 @@ class ChatSession:
             self.fleet, self.router, self.classify,
             TelemetryOutcomes(self.telemetry, self.fleet), max_retries=max_retries,
             watchdog=Watchdog(config.router.token_timeout_s, config.router.first_token_timeout_s),
-            on_learned=self._save_learned,
+            on_learned=self._save_learned, events=self.events,
         )
         self._restore_learned()
         # Document collections and the history's vectors, beside the history.
@@ -135,13 +138,13 @@ class ChatSession:
         self._open: dict[str, Conversation] = {}
         self._open_lock = threading.Lock()
         self.conversation = self._adopt(Conversation.new(system_prompt))
-        self.runner.add_listener(HistoryRecorder(
+        self.events.subscribe(HistoryRecorder(
             self.runner, self.conversation_by_id, store, self.fleet.model_file
         ))
         if self.library is not None:
-            self.runner.add_listener(_VectorsFeed(self.library))
-        if listener is not None:
-            self.runner.add_listener(listener)
+            self.events.subscribe(_VectorsFeed(self.library))
+        if subscriber is not None:
+            self.events.subscribe(subscriber)
         self._sampler = TelemetrySampler(
             self.telemetry, self.router, self._machine
         )
@@ -334,11 +337,7 @@ class ChatSession:
                 daemon=True,
             )
             self._vote_thread.start()
-        if self._listener is not None:
-            try:
-                self._listener.on_role_state(key, state, detail)
-            except Exception:  # the listener's bug never stops the worker
-                log.exception("a listener failed on on_role_state")
+        self.events.publish(RoleStateChanged(key, state, detail))
 
     def _attach_embedding_vote(self, role: str) -> None:
         try:
@@ -615,15 +614,16 @@ class ChatSession:
 
 
 
-class _VectorsFeed(TurnListener):
-    """Each finished answer (and its prompt), once saved, gets its vector for
-    the history's search by meaning."""
+class _VectorsFeed:
+    """Each answer (and its prompt), once saved, gets its vector for the
+    history's search by meaning."""
 
     def __init__(self, library: DocumentLibrary) -> None:
         self._library = library
 
-    def on_turn_finished(self, turn_id: int, stopped: bool, stats: ChatStats) -> None:
-        self._library.messages_changed()
+    def __call__(self, event: SessionEvent) -> None:
+        if isinstance(event, TurnEnded) and not event.failed:
+            self._library.messages_changed()
 
 
 def _with_evidence(result: Classification, note: str) -> Classification:

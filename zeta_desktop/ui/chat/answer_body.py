@@ -14,12 +14,7 @@ import time
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from zeta_desktop.core.conversation.answer_parts import (
-    Code,
-    Part,
-    answer_parts,
-    split_thinking,
-)
+from zeta_desktop.core.chat.api import Code, Part, answer_parts, split_thinking
 from zeta_desktop.ui.chat.code_view import CodeBlockView
 from zeta_desktop.ui.chat.markdown_view import ProseView, link_citations
 from zeta_desktop.ui.chat.thinking_view import ThinkingSection

@@ -18,8 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from zeta_desktop.core.fleet.worker import ChatStats
-from zeta_desktop.core.routing.router import Decision
+from zeta_desktop.core.chat.api import ChatStats, Decision
 from zeta_desktop.ui.chat.message_list import MessageList
 from zeta_desktop.ui.chat.message_view import MessageView
 from zeta_desktop.ui.paint_turns import PaintTurns
@@ -222,7 +221,7 @@ class ChatPane(QWidget):
     def _on_at_bottom(self, at_bottom: bool) -> None:
         self.jump_button.setVisible(not at_bottom)
 
-    def on_answer_text(self, key: object, text: str) -> None:
+    def show_text_so_far(self, key: object, text: str) -> None:
         """All of an answer so far (from the conversation model), drawn with the next batch."""
         view = self._answers.get(key)
         if view is not None:
@@ -273,9 +272,8 @@ class ChatPane(QWidget):
         view.set_colour(colour)
         view.set_footer(reason)
 
-    @Slot(int, object)
-    def on_turn_routed(self, turn_id: int, decision: Decision) -> None:
-        view = self._answers.get(turn_id)
+    def show_routed(self, key: object, decision: Decision) -> None:
+        view = self._answers.get(key)
         if view is not None:
             self._show_role(view, decision.role, decision.reason)
             label = f"{decision.role} · {decision.kind.value}"
@@ -285,26 +283,23 @@ class ChatPane(QWidget):
                 label += " · spilled"
             view.set_badge(label, role_colour(decision.role))
 
-    @Slot(int, str, str)
-    def on_turn_retried(self, turn_id: int, failed_role: str, message: str) -> None:
-        view = self._answers.get(turn_id)
+    def show_retried(self, key: object, failed_role: str, message: str) -> None:
+        view = self._answers.get(key)
         if view is not None:
             view.clear_text()
             view.retry_note = f"↻ {failed_role} failed ({message}); retried"
             view.set_footer(view.retry_note, "#b45309")
 
-    @Slot(int, str, str)
-    def on_turn_started(self, turn_id: int, role: str, reason: str) -> None:
-        view = self._answers.get(turn_id)
+    def show_started(self, key: object, role: str, reason: str) -> None:
+        view = self._answers.get(key)
         if view is not None:
             self._show_role(view, role, reason)
 
-    @Slot(int, str)
-    def on_turn_token(self, turn_id: int, text: str) -> None:
-        view = self._answers.get(turn_id)
+    def append_text(self, key: object, text: str) -> None:
+        view = self._answers.get(key)
         if view is not None:
             view.append(text)
-            self._unshown.add(turn_id)
+            self._unshown.add(key)
             if not self._text_timer.isActive():
                 self._text_timer.start(TEXT_REFRESH_MS)
 
@@ -313,16 +308,15 @@ class ChatPane(QWidget):
         # A plot just redrawn: paint after it, not with it.
         if self._paint_turns and not self._paint_turns.take_or_defer("chat", self._text_timer):
             return
-        for turn_id in self._unshown:
-            view = self._answers.get(turn_id)
+        for key in self._unshown:
+            view = self._answers.get(key)
             if view is not None:
                 view.show_text()
         self._unshown.clear()
 
-    @Slot(int, bool, object)
-    def on_turn_finished(self, turn_id: int, stopped: bool, stats: ChatStats) -> None:
-        view = self._answers.get(turn_id)
-        if view is not None:
+    def show_finished(self, key: object, stopped: bool, stats: ChatStats | None) -> None:
+        view = self._answers.get(key)
+        if view is not None and stats is not None:
             thinking = f" ({stats.thinking_tokens} thinking)" if stats.thinking_tokens else ""
             summary = (
                 f"{stats.n_tokens} tokens{thinking} · {stats.tokens_per_s:.1f} tok/s · "
@@ -334,22 +328,21 @@ class ChatPane(QWidget):
                 view.set_footer(f"■ stopped · {summary}", "#b45309")
             else:
                 view.set_footer(f"{view.header.toolTip()}\n{summary}")
-        self._finish(turn_id)
+        self._finish(key)
 
-    @Slot(int, str)
-    def on_turn_failed(self, turn_id: int, message: str) -> None:
-        view = self._answers.get(turn_id)
+    def show_failed(self, key: object, message: str) -> None:
+        view = self._answers.get(key)
         if view is not None:
             view.set_footer(f"✕ {message}", "#dc2626")
-        self._finish(turn_id)
+        self._finish(key)
 
-    def _finish(self, turn_id: object) -> None:
-        view = self._answers.get(turn_id)
+    def _finish(self, key: object) -> None:
+        view = self._answers.get(key)
         if view is not None:
             view.finish_streaming()
-        self.messages.let_go_when_out_of_view(turn_id)
-        self._unshown.discard(turn_id)
-        self._active.discard(turn_id)
+        self.messages.let_go_when_out_of_view(key)
+        self._unshown.discard(key)
+        self._active.discard(key)
         self.stop_button.setEnabled(bool(self._active))
 
     # -- internals ------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMenu, QToolButton, QWidget
 
-from zeta_desktop.core.documents.index_db import CollectionInfo
+from zeta_desktop.core.chat.api import CollectionInfo
 from zeta_desktop.ui.style import set_small_text
 
 CHIP_STYLE = (

@@ -7,10 +7,8 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, QTimer, QUrl, Slot
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from zeta_desktop.core.chat.session import ChatSession
+from zeta_desktop.core.chat.api import ChatApi, CollectionInfo, Source
 from zeta_desktop.core.conversation.model import Conversation
-from zeta_desktop.core.documents.grounding import Source
-from zeta_desktop.core.documents.index_db import CollectionInfo
 from zeta_desktop.ui.chat.chat_pane import ChatPane
 from zeta_desktop.ui.documents.document_chips import DocumentChips
 from zeta_desktop.ui.documents.documents_window import DocumentsWindow, eta_text
@@ -22,10 +20,10 @@ PROGRESS_MS = 1000
 
 
 class DocumentsController(QObject):
-    def __init__(self, session: ChatSession, chat: ChatPane, history: HistoryController,
+    def __init__(self, api: ChatApi, chat: ChatPane, history: HistoryController,
                  tasks: TaskManager, parent: QWidget) -> None:
         super().__init__(parent)
-        self.session = session
+        self.api = api
         self.history = history
         self.tasks = tasks
         self._parent = parent
@@ -34,7 +32,7 @@ class DocumentsController(QObject):
         chat.sig_internal_link.connect(self.open_link)
         self.window: DocumentsWindow | None = None
         self.passage: PassageDialog | None = None  # the last one opened (tests look at it)
-        library = session.library
+        library = api.documents
         if library is None:  # no history file: nothing to keep an index in
             self.chips.add_button.setEnabled(False)
             self.chips.add_button.setToolTip("Documents need the history database, "
@@ -52,8 +50,8 @@ class DocumentsController(QObject):
         self.reload()
 
     def reload(self) -> None:
-        if self.session.library is not None:
-            self.tasks.when_done(self.session.library.collections(), self._collections,
+        if self.api.documents is not None:
+            self.tasks.when_done(self.api.documents.collections(), self._collections,
                                  lambda _exc: None)  # the store closed: the app is quitting
 
     def _collections(self, infos: list[CollectionInfo]) -> None:
@@ -67,7 +65,7 @@ class DocumentsController(QObject):
 
     @Slot(list)
     def _attach(self, collection_ids: list[str]) -> None:
-        self.session.set_collections(collection_ids)
+        self.api.set_collections(collection_ids)
 
     @Slot(object)
     def _conversation_shown(self, conversation: Conversation) -> None:
@@ -75,7 +73,7 @@ class DocumentsController(QObject):
 
     @Slot()
     def _show_progress(self) -> None:
-        library = self.session.library
+        library = self.api.documents
         if library is None:
             return
         busy = [p for p in library.progress().values() if p.state != "idle"]
@@ -105,7 +103,7 @@ class DocumentsController(QObject):
             self.history.open(conversation_id, message_id)
 
     def _open_citation(self, answer_id: str, number: int) -> None:
-        message = self.session.conversation.get(answer_id)
+        message = self.api.conversation.get(answer_id)
         sources = [Source.from_dict(s) for s in message.meta.sources] if message else []
         source = next((s for s in sources if s is not None and s.number == number), None)
         if source is None:

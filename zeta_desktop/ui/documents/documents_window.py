@@ -30,8 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from zeta_desktop.core.documents.index_db import CollectionInfo
-from zeta_desktop.core.documents.library import DocumentLibrary, Progress
+from zeta_desktop.core.chat.api import CollectionInfo, DocumentLibrary, Progress
 from zeta_desktop.ui.tasks import TaskManager
 
 log = logging.getLogger(__name__)

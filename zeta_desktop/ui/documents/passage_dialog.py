@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from zeta_desktop.core.documents.grounding import Source
+from zeta_desktop.core.chat.api import Source
 
 
 class PassageDialog(QDialog):

@@ -22,8 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from zeta_desktop.core.chat.session import ChatSession
-from zeta_desktop.core.conversation import exchange
+from zeta_desktop.core.chat.api import ChatApi, MessageHit, SearchHit, Source, exchange
 from zeta_desktop.core.conversation.model import (
     AnswerMeta,
     Conversation,
@@ -31,9 +30,6 @@ from zeta_desktop.core.conversation.model import (
     Message,
     MessageStatus,
 )
-from zeta_desktop.core.documents.grounding import Source
-from zeta_desktop.core.documents.library import MessageHit
-from zeta_desktop.core.store.history import SearchHit
 from zeta_desktop.ui.chat.chat_pane import ChatPane
 from zeta_desktop.ui.chat.message_view import MessageView
 from zeta_desktop.ui.history.sidebar import Sidebar
@@ -92,10 +88,12 @@ def sources_line(meta: AnswerMeta) -> str:
 class HistoryController(QObject):
     sig_shown = Signal(object)
     """A conversation is now the one shown (its Conversation)."""
+    sig_regenerate = Signal(str, object)
+    """The user asked for another answer: answer id, role or None (the router)."""
 
     def __init__(
         self,
-        session: ChatSession,
+        api: ChatApi,
         sidebar: Sidebar,
         chat: ChatPane,
         tasks: TaskManager,
@@ -103,8 +101,8 @@ class HistoryController(QObject):
         parent: QWidget,
     ) -> None:
         super().__init__(parent)
-        self.session = session
-        self.store = session.store
+        self.api = api
+        self.store = api.history
         self.sidebar = sidebar
         self.chat = chat
         self.tasks = tasks
@@ -129,7 +127,7 @@ class HistoryController(QObject):
 
     @property
     def conversation(self) -> Conversation:
-        return self.session.conversation
+        return self.api.conversation
 
     # -- start ---------------------------------------------------------------------
 
@@ -170,23 +168,23 @@ class HistoryController(QObject):
     @Slot()
     def new_chat(self) -> None:
         self.sidebar.clear_search()
-        self._show(self.session.new_conversation())
+        self._show(self.api.new_conversation())
         self.chat.input.setFocus()
 
     @Slot(str, str)
     def open(self, conversation_id: str, message_id: str = "",
              then: Callable[[], None] | None = None) -> None:
         """Show a conversation (read in the background), jumping to `message_id` if given."""
-        live = self.session.conversation_by_id(conversation_id)
+        live = self.api.conversation_by_id(conversation_id)
         if live is not None or self.store is None:
             if live is not None:
-                self._show(self.session.show(live), message_id)
+                self._show(self.api.show(live), message_id)
             if then:
                 then()
             return
 
         def loaded(conversation: Conversation) -> None:
-            self._show(self.session.show(conversation), message_id)
+            self._show(self.api.show(conversation), message_id)
             if then:
                 then()
 
@@ -205,11 +203,10 @@ class HistoryController(QObject):
         for message in conversation.visible():
             self.chat.add_message(
                 message.id, lambda m=message: self._make_view(conversation, m), message.content)
-            if message.is_answer and message.status.unfinished and self.session.turn_for_message(
-                    message.id):
+            if message.is_answer and message.status.unfinished and self.api.has_turn(message.id):
                 self.chat.mark_streaming(message.id)
         self.sidebar.set_current(conversation.id)
-        self.sidebar.set_busy(self.session.busy_conversations())
+        self.sidebar.set_busy(self.api.busy_conversations())
         self.sig_shown.emit(conversation)
         if self.store is not None and len(conversation):
             self.store.set_state(LAST_OPEN_KEY, conversation.id)
@@ -247,7 +244,7 @@ class HistoryController(QObject):
                 view.header.setToolTip(meta.reason)
                 view.set_colour(colour)
                 view.set_badge(f"{meta.role} · {meta.kind}" if meta.kind else meta.role, colour)
-            if message.status.unfinished and self.session.turn_for_message(message.id):
+            if message.status.unfinished and self.api.has_turn(message.id):
                 view.start_streaming()
                 view.show_text()
                 view.set_footer(meta.reason or "routing…")
@@ -270,9 +267,8 @@ class HistoryController(QObject):
                                 lambda: self.regenerate(message.id)))
             menu = QMenu(view)
             menu.addAction("Through the router", lambda: self.regenerate(message.id))
-            for role in self.session.roles:
-                if self.session.can_chat(role):
-                    menu.addAction(f"On {role}", lambda r=role: self.regenerate(message.id, r))
+            for role in self.api.chat_roles():
+                menu.addAction(f"On {role}", lambda r=role: self.regenerate(message.id, r))
             actions.append(("Regenerate", "Another answer to the same prompt", menu))
         else:
             actions.append(("Edit", "Edit this prompt and send it again (the old one stays)",
@@ -296,25 +292,17 @@ class HistoryController(QObject):
 
     def select(self, message_id: str) -> None:
         """Show another version (◀ ▶) of a message and the branch below it."""
-        self.session.select_branch(message_id)
+        self.api.select_branch(message_id)
         self.refresh()
 
     def regenerate(self, answer_id: str, role: str | None = None) -> None:
-        self.session.regenerate(answer_id, role)
-        self.refresh()
-        self.sidebar.upsert(self.conversation.info)
-
-    def send_edit(self, message_id: str, text: str, role: str | None) -> int:
-        turn_id = self.session.edit_and_resend(message_id, text, role)
-        self.refresh()
-        self.sidebar.upsert(self.conversation.info)
-        return turn_id
+        self.sig_regenerate.emit(answer_id, role)
 
     # -- sidebar actions ----------------------------------------------------------------
 
     @Slot(str, str)
     def rename(self, conversation_id: str, title: str) -> None:
-        live = self.session.conversation_by_id(conversation_id)
+        live = self.api.conversation_by_id(conversation_id)
         if live is not None:
             live.info.title = title
         if self.store is not None:
@@ -325,8 +313,8 @@ class HistoryController(QObject):
         if self.store is not None:
             self.store.delete_conversation(conversation_id)
         if conversation_id == self.conversation.id:
-            self.session.stop_conversation(conversation_id)
-            self._show(self.session.new_conversation())
+            self.api.stop_conversation(conversation_id)
+            self._show(self.api.new_conversation())
 
     @Slot(str)
     def undo_delete(self, conversation_id: str) -> None:
@@ -350,7 +338,7 @@ class HistoryController(QObject):
 
         def show(hits: list[SearchHit]) -> None:
             self.sidebar.show_hits(text, hits)
-            library = self.session.library
+            library = self.api.documents
             if library is None:
                 return
 
@@ -378,7 +366,7 @@ class HistoryController(QObject):
     def edit_system_prompt(self) -> None:
         conversation = self.conversation
         dialog = SystemPromptDialog(conversation.info.system_prompt, self._window)
-        dialog.sig_saved.connect(lambda text: self.session.set_system_prompt(text, conversation))
+        dialog.sig_saved.connect(lambda text: self.api.set_system_prompt(text, conversation))
         if self.store is not None:
             dialog.sig_preset_saved.connect(self.store.save_preset)
             self.tasks.when_done(self.store.presets(), dialog.add_presets)
@@ -415,7 +403,7 @@ class HistoryController(QObject):
             if self.store is not None:
                 self.store.import_conversation(conversation)
             self.sidebar.upsert(conversation.info)
-            self._show(self.session.show(conversation))
+            self._show(self.api.show(conversation))
 
         def failed(exc: BaseException) -> None:
             self._notice(f"Could not import {path}: {exc}. Nothing was changed.")

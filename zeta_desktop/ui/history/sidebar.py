@@ -16,8 +16,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from zeta_desktop.core.chat.api import UNDO_S, SearchHit
 from zeta_desktop.core.conversation.model import ConversationInfo
-from zeta_desktop.core.store.history import UNDO_S, SearchHit
 
 ID_ROLE = Qt.ItemDataRole.UserRole
 MESSAGE_ROLE = Qt.ItemDataRole.UserRole + 1

@@ -29,9 +29,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from zeta_desktop.core.models.discovery import Found, Place, default_places, scan
-from zeta_desktop.core.models.memory import estimate, mib
-from zeta_desktop.core.models.suits import suggested_role
+from zeta_desktop.core.chat.api import (
+    Found,
+    Place,
+    default_places,
+    estimate,
+    mib,
+    scan,
+    suggested_role,
+)
 from zeta_desktop.ui.tasks import TaskManager
 
 COLUMNS = ("Model", "Kind", "Parameters", "Quantisation", "Context", "Size", "Needs here",

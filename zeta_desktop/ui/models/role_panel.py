@@ -14,8 +14,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from zeta_desktop.core.models.memory import mib
-from zeta_desktop.core.routing.telemetry import ModelSignals
+from zeta_desktop.core.chat.api import ModelSignals, mib
 from zeta_desktop.ui.chat.live_text import LiveText
 from zeta_desktop.ui.style import STATE_COLOURS, role_colour, set_small_text, set_text_colour
 

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from zeta_desktop.core.routing.telemetry import Telemetry
+from zeta_desktop.core.chat.api import Telemetry
 from zeta_desktop.ui.chat.live_text import LiveText
 from zeta_desktop.ui.paint_turns import PaintTurns
 from zeta_desktop.ui.style import role_colour, set_small_text

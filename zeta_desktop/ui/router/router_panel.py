@@ -19,27 +19,32 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from zeta_desktop.core.chat.session import ChatSession
-from zeta_desktop.core.engines.base import NoRoleAvailableError
-from zeta_desktop.core.routing.router import ZetaDynamicRouter
-from zeta_desktop.core.settings import POLICIES, THRESHOLD_SPECS, Thresholds, ThresholdSpec
+from zeta_desktop.core.chat.api import ChatApi
+from zeta_desktop.core.settings import POLICIES, THRESHOLD_SPECS, ThresholdSpec
 from zeta_desktop.ui.style import role_colour
 
 PREVIEW_ROWS = 20
+SAVE_DELAY_MS = 400  # a dragged slider is saved once it rests
 
 
 class RouterPanel(QWidget):
     sig_settings_changed = Signal()
-    """A threshold or the policy changed (the window saves the config)."""
+    """A threshold or the policy changed (saved once the slider rests)."""
+    sig_save_problem = Signal(str)
+    """The settings could not be saved: why."""
 
-    def __init__(self, session: ChatSession, parent: QWidget | None = None) -> None:
+    def __init__(self, api: ChatApi, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.session = session
-        self.router: ZetaDynamicRouter = session.router
+        self.api = api
+        self._save_timer = QTimer(self)
+        self._save_timer.setSingleShot(True)
+        self._save_timer.setInterval(SAVE_DELAY_MS)
+        self._save_timer.timeout.connect(self.save)
+        self.sig_settings_changed.connect(self._save_timer.start)  # restarts while it moves
 
         self.policy_box = QComboBox()
         self.policy_box.addItems(list(POLICIES))
-        self.policy_box.setCurrentText(self.router.policy)
+        self.policy_box.setCurrentText(api.policy)
         self.policy_box.setToolTip(
             "adaptive: preferred model unless it breaks a threshold · static: always the "
             "preferred model · least-busy · lowest-latency · round-robin"
@@ -116,10 +121,20 @@ class RouterPanel(QWidget):
         self.refresh_preview()
 
     def stop(self) -> None:
+        """Stop refreshing; a change still waiting to be saved is saved now."""
         self.preview_timer.stop()
+        if self._save_timer.isActive():
+            self._save_timer.stop()
+            self.save()
+
+    @Slot()
+    def save(self) -> None:
+        problem = self.api.save_router_settings()
+        if problem:
+            self.sig_save_problem.emit(problem)
 
     def _sync_sliders(self) -> None:
-        thresholds = self.router.thresholds
+        thresholds = self.api.thresholds
         for spec in THRESHOLD_SPECS:
             value = getattr(thresholds, spec.name)
             slider = self.sliders[spec.name]
@@ -130,21 +145,20 @@ class RouterPanel(QWidget):
 
     def _on_slider(self, spec: ThresholdSpec, position: int) -> None:
         value = spec.from_slider(position)
-        self.router.update_thresholds(**{spec.name: value})
+        self.api.update_thresholds(**{spec.name: value})
         self.value_labels[spec.name].setText(spec.text(value))
         self.refresh_preview()
         self.sig_settings_changed.emit()
 
     @Slot(str)
     def _on_policy_changed(self, policy: str) -> None:
-        self.router.policy = policy
+        self.api.set_policy(policy)
         self.refresh_preview()
         self.sig_settings_changed.emit()
 
     @Slot()
     def reset_to_defaults(self) -> None:
-        self.router.set_thresholds(Thresholds())
-        self.session.reset_learned()  # and what the user's role choices taught it
+        self.api.reset_router()  # thresholds, and what the user's role choices taught it
         self._sync_sliders()
         self.policy_box.setCurrentText("adaptive")  # emits when it changes
         self.refresh_preview()
@@ -156,37 +170,22 @@ class RouterPanel(QWidget):
             self.refresh_preview()
 
     def _show_task_reading(self) -> None:
-        text = self.session.task_reading()
+        text = self.api.task_reading()
         if text != self.task_reading.text():
             self.task_reading.setText(text)
 
     @Slot()
     def refresh_preview(self) -> None:
         self._show_task_reading()
-        turns = [t for t in self.session.turns if t.classification is not None]
-        turns = turns[-PREVIEW_ROWS:][::-1]
-        self.preview.setRowCount(len(turns))
-        snapshot = self.session.telemetry.snapshot()
-        for row, turn in enumerate(turns):
-            assert turn.classification is not None
-            try:
-                decision = self.router.route(
-                    turn.classification.kind, snapshot=snapshot, commit=False,
-                    classification=turn.classification,
-                )
-                role, why = decision.role, decision.reason.split(": ", 1)[-1]
-                full = decision.reason
-            except NoRoleAvailableError as exc:
-                role, why = "—", str(exc)
-                full = why
-            prompt = turn.prompt.replace("\n", " ")[:80]
-            bold = bool(turn.role and role != turn.role)
+        rows = self.api.route_preview(PREVIEW_ROWS)
+        self.preview.setRowCount(len(rows))
+        for row, entry in enumerate(rows):
+            moved = bool(entry.sent_to and entry.role != entry.sent_to)
             cells = (
-                (prompt, None, None, False),
-                (f"{role} ({turn.classification.kind.value})",
-                 role_colour(role),
-                 f"went to {turn.role} when sent" if bold else "", bold),
-                (why, None, full, False),
+                (entry.prompt, None, None, False),
+                (f"{entry.role} ({entry.kind})", role_colour(entry.role),
+                 f"went to {entry.sent_to} when sent" if moved else "", moved),
+                (entry.why, None, entry.full_reason, False),
             )
             for col, (text, colour, tip, strong) in enumerate(cells):
                 self._set_cell(row, col, text, colour, tip, strong)
