@@ -6,8 +6,8 @@ thread waits for the prompt to be on disk, classifies it, asks the router and
 submits the job. When a job fails it is retried once on the next best model,
 so no prompt is lost.
 
-Listeners hear every event after the runner has done its own bookkeeping,
-and each call is guarded: a bug in a listener (the window, the store) is
+Subscribers hear every event (core/chat/events.py) after the runner has done
+its own bookkeeping, and each call is guarded: a bug in one (the window, the store) is
 logged and never reaches the worker's error handling, so it cannot trip a
 model's breaker or fail the answer.
 """
@@ -25,6 +25,14 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from zeta_desktop.core.chat.events import (
+    AnswerText,
+    EventHub,
+    TurnEnded,
+    TurnRetried,
+    TurnRouted,
+    TurnStarted,
+)
 from zeta_desktop.core.conversation.model import DEFAULT_SYSTEM_PROMPT
 from zeta_desktop.core.documents.grounding import (
     Source,
@@ -141,17 +149,6 @@ class Turn:
         return bool(self.attempts)
 
 
-class TurnListener(Protocol):
-    """What the runner reports. Called from worker and dispatcher threads."""
-
-    def on_turn_routed(self, turn_id: int, decision: Decision) -> None: ...
-    def on_turn_started(self, turn_id: int, role: str, reason: str) -> None: ...
-    def on_turn_token(self, turn_id: int, text: str) -> None: ...
-    def on_turn_retried(self, turn_id: int, failed_role: str, message: str) -> None: ...
-    def on_turn_finished(self, turn_id: int, stopped: bool, stats: ChatStats) -> None: ...
-    def on_turn_failed(self, turn_id: int, message: str) -> None: ...
-
-
 class ModelOutcomes(Protocol):
     """How each attempt went, for the model's telemetry and breaker."""
 
@@ -175,6 +172,16 @@ class Classify(Protocol):
                  context: Classification | str | None = None) -> Classification: ...
 
 
+def _where(turn: Turn) -> tuple[int, str, str]:
+    """The fields every turn event starts with."""
+    return turn.turn_id, turn.conversation_id, turn.answer_id
+
+
+def _ended_event(turn: Turn, stopped: bool, error: str = "") -> TurnEnded:
+    return TurnEnded(*_where(turn), prompt=turn.prompt, answer=turn.answer, stopped=stopped,
+                     stats=turn.stats, error=error)
+
+
 def earlier_user_prompt(messages: Sequence[ChatMessage]) -> str | None:
     """The user's turn before the last one: what a follow-up refers to."""
     users = [m["content"] for m in messages if m.get("role") == "user"]
@@ -194,6 +201,7 @@ class TurnRunner(ChatListener):
         on_learned: Callable[[], None] | None = None,
         retrieve: Retriever | None = None,
         recovery_window_s: float = RECOVERY_WINDOW_S,
+        events: EventHub | None = None,
     ) -> None:
         self.recovery_window_s = recovery_window_s
         self._on_learned = on_learned  # the router learned from a choice: save it
@@ -205,7 +213,8 @@ class TurnRunner(ChatListener):
         self._classify = classify
         self._outcomes = outcomes
         self.max_retries = max_retries
-        self._listeners: list[TurnListener] = []
+        self.events = events if events is not None else EventHub()
+        self.publish = self.events.publish
         self._turns: dict[int, Turn] = {}
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
@@ -222,19 +231,11 @@ class TurnRunner(ChatListener):
         self._started = False
         self._timers: list[threading.Timer] = []
 
-    def add_listener(self, listener: TurnListener) -> None:
-        self._listeners.append(listener)
 
     def _ended(self, turn: Turn) -> None:
         """A turn is over: let go of its history (it holds the whole conversation)."""
         turn.history = _no_history
 
-    def _emit(self, event: str, *args: object) -> None:
-        for listener in self._listeners:
-            try:
-                getattr(listener, event)(*args)
-            except Exception:  # a listener's bug is its own, never the model's
-                log.exception("a listener failed on %s", event)
 
     def start(self) -> None:
         self._started = True
@@ -421,7 +422,7 @@ class TurnRunner(ChatListener):
             turn.role, turn.reason, turn.decision = decision.target, decision.reason, decision
             turn.classification = decision.classification
             turn.status = TurnStatus.QUEUED
-        self._emit("on_turn_routed", turn.turn_id, decision)
+        self.publish(TurnRouted(*_where(turn), decision))
         if decision.kind is TaskKind.EMBEDDING:
             self._submit_embedding(turn, decision.target)
             return
@@ -529,23 +530,23 @@ class TurnRunner(ChatListener):
         with self._lock:
             turn.status, turn.answer = TurnStatus.STREAMING, answer
             turn.stats = ChatStats(0, 0.0, 0.0, 0.0, 0.0)
-        self._emit("on_turn_started", turn.turn_id, role, turn.reason)
-        self._emit("on_turn_token", turn.turn_id, answer)
+        self.publish(TurnStarted(*_where(turn), role, turn.reason))
+        self.publish(AnswerText(*_where(turn), answer, answer))
         turn.status = TurnStatus.DONE
         self._ended(turn)
-        self._emit("on_turn_finished", turn.turn_id, False, turn.stats)
+        self.publish(_ended_event(turn, stopped=False))
 
     def _fail(self, turn: Turn, message: str) -> None:
         with self._lock:
             turn.status, turn.error = TurnStatus.FAILED, message
         self._ended(turn)
-        self._emit("on_turn_failed", turn.turn_id, message)
+        self.publish(_ended_event(turn, stopped=False, error=message))
 
     def _finish_cancelled(self, turn: Turn) -> None:
         with self._lock:
             turn.status, turn.error = TurnStatus.STOPPED, "stopped before it started"
         self._ended(turn)
-        self._emit("on_turn_failed", turn.turn_id, "stopped before it started")
+        self.publish(_ended_event(turn, stopped=True, error="stopped before it started"))
 
     def _learn_choice(self, turn: Turn, kind: TaskKind, role: str,
                       exclude: frozenset[str]) -> None:
@@ -566,7 +567,7 @@ class TurnRunner(ChatListener):
             _back_to_routing(turn)
             if forced_role is not None:
                 turn.forced_role = forced_role
-        self._emit("on_turn_retried", turn.turn_id, role, message)
+        self.publish(TurnRetried(*_where(turn), role, message))
         self._dispatch.put((turn, exclude))
 
     # -- ChatListener (worker threads) -------------------------------------------
@@ -584,7 +585,7 @@ class TurnRunner(ChatListener):
         turn.job_started_at = self._clock()
         turn.last_token_at = None
         turn.status = TurnStatus.STREAMING
-        self._emit("on_turn_started", turn.turn_id, role, turn.reason)
+        self.publish(TurnStarted(*_where(turn), role, turn.reason))
 
     def on_token(self, job: ChatJob, text: str) -> None:
         turn = self._turn_for(job)
@@ -597,7 +598,7 @@ class TurnRunner(ChatListener):
         self._outcomes.on_token(turn.role)
         turn.last_token_at = self._clock()
         turn.answer += text
-        self._emit("on_turn_token", turn.turn_id, text)
+        self.publish(AnswerText(*_where(turn), text, turn.answer))
 
     def on_finished(self, job: ChatJob, role: str, stopped: bool, stats: ChatStats) -> None:
         turn = self._turn_for(job)
@@ -609,7 +610,7 @@ class TurnRunner(ChatListener):
         turn.stats = stats
         turn.status = TurnStatus.STOPPED if stopped else TurnStatus.DONE
         self._ended(turn)
-        self._emit("on_turn_finished", turn.turn_id, stopped, stats)
+        self.publish(_ended_event(turn, stopped=stopped))
 
     def on_failed(
         self,
@@ -643,7 +644,7 @@ class TurnRunner(ChatListener):
         if job.cancel.is_set():  # stopped by the user while failing: keep what came
             turn.status = TurnStatus.STOPPED
             self._ended(turn)
-            self._emit("on_turn_failed", turn.turn_id, f"{role}: {message}")
+            self.publish(_ended_event(turn, stopped=True, error=f"{role}: {message}"))
             return
         if partial:  # kept: the retry starts over, but what came is not lost
             turn.partials[len(turn.attempts)] = turn.answer
@@ -677,8 +678,8 @@ class TurnRunner(ChatListener):
             turn.round_start = len(turn.attempts)
             _back_to_routing(turn)
         log.info("turn %d: every model failed it; trying again in %.1f s", turn.turn_id, delay)
-        self._emit("on_turn_retried", turn.turn_id, role,
-                   f"{message}; every model failed, trying again in {delay:.0f} s")
+        self.publish(TurnRetried(*_where(turn), role,
+                                 f"{message}; every model failed, trying again in {delay:.0f} s"))
         self._later(delay, turn, frozenset())
 
     def _later(self, delay: float, turn: Turn, exclude: frozenset[str]) -> None:
@@ -715,7 +716,7 @@ class TurnRunner(ChatListener):
             _back_to_routing(turn)
         where = "another model" if delay == 0 else f"the same server in {delay:.0f} s"
         log.info("turn %d: %s busy (%s); to %s", turn.turn_id, endpoint, message, where)
-        self._emit("on_turn_retried", turn.turn_id, endpoint, f"{message}; trying {where}")
+        self.publish(TurnRetried(*_where(turn), endpoint, f"{message}; trying {where}"))
         if delay == 0:
             self._dispatch.put((turn, exclude))
             return
