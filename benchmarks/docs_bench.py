@@ -59,6 +59,7 @@ from ui_bench import Probe, run_event_loop, time_pct
 
 from zeta_desktop.core.chat.session import ChatSession
 from zeta_desktop.core.config import LoadedConfig
+from zeta_desktop.core.documents import index_db
 from zeta_desktop.core.documents.library import DocumentLibrary
 from zeta_desktop.core.documents.vectors import to_blob
 from zeta_desktop.core.engines.base import LoadSettings
@@ -178,8 +179,8 @@ def fill(db: Path, source_db: Path, scale: int, model: str) -> str:
     rng = np.random.default_rng(scale)
     words = random.Random(scale)
 
-    def job(c: sqlite3.Connection) -> str:
-        c.execute("BEGIN")
+    def job(c: sqlite3.Connection) -> str:  # one transaction, as every store job
+        index_db.create_tables(c)
         c.execute("INSERT INTO collections(id, name, created_at) VALUES ('bench', 'bench', 0)")
         per_file = 50
         for first in range(0, scale, per_file):
@@ -202,7 +203,6 @@ def fill(db: Path, source_db: Path, scale: int, model: str) -> str:
                 "SELECT id FROM chunks WHERE document_id = ? ORDER BY id", (file_id,))]
             c.executemany("INSERT INTO chunk_vectors VALUES (?, ?, ?)",
                           [(i, model, v) for i, v in zip(ids, vectors, strict=True)])
-        c.execute("COMMIT")
         return "bench"
 
     collection = store.run(job).result(3600)

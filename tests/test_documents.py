@@ -20,6 +20,7 @@ from docs_eval import (
     write_eval_documents,
 )
 
+from zeta_desktop.core.conversation.model import Conversation
 from zeta_desktop.core.documents.chunking import MAX_TOKENS, chunk_sections
 from zeta_desktop.core.documents.extract import Section, UnreadableError, extract
 from zeta_desktop.core.documents.grounding import (
@@ -356,6 +357,26 @@ def test_removing_a_collection_while_it_indexes_stops_it_cleanly(
             "SELECT count(*) FROM documents WHERE collection_id = ?", (doomed,)).fetchone()[0]
         ).result(10)
         assert leftovers == 0
+    finally:
+        library.shutdown()
+        store.close()
+
+
+def test_a_conversation_keeps_only_collections_that_exist(
+        tmp_path: Path, embedder: EngineEmbedder) -> None:
+    store, library = open_library(tmp_path / "history.sqlite3", embedder)
+    try:
+        folder = str(write_collection(tmp_path / "docs"))
+        doomed = library.create_collection("doomed", [folder]).result(10)
+        kept = library.create_collection("kept", [folder]).result(10)
+        conversation = Conversation.new()
+        store.save_message(conversation.add(None, "user", "q"), conversation.info)
+        store.set_collections(conversation.id, (doomed, "never-made", kept)).result(10)
+        attached = store.load_conversation(conversation.id).result(10).collections
+        assert sorted(attached) == sorted([doomed, kept])  # an unknown id is not kept
+        library.delete_collection(doomed).result(10)
+        assert store.load_conversation(conversation.id).result(10).collections == (kept,)
+        wait_idle(library)
     finally:
         library.shutdown()
         store.close()

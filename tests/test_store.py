@@ -77,6 +77,65 @@ def test_migrations_run_from_the_first_version_forward(tmp_path: Path) -> None:
     check.close()
 
 
+# Step 3 as versions before 4 wrote it: the library's tables in the history's
+# schema, and the history's attachments a foreign key into them.
+EARLIER_STEP_3 = """
+CREATE TABLE collections (id TEXT PRIMARY KEY, name TEXT NOT NULL,
+    created_at REAL NOT NULL, watch INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE conversation_collections (
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    collection_id TEXT NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    PRIMARY KEY (conversation_id, collection_id));
+PRAGMA user_version = 3;
+"""
+
+
+def test_a_file_from_version_3_keeps_its_attachments_and_names_no_library_table(
+        tmp_path: Path) -> None:
+    path = tmp_path / "history.sqlite3"
+    old = sqlite3.connect(path, isolation_level=None)
+    migrate(old, upto=2)
+    old.executescript(EARLIER_STEP_3)
+    old.execute("INSERT INTO conversations VALUES ('c1', 'old chat', 1, 2, 'sys', NULL, NULL)")
+    old.execute("INSERT INTO collections VALUES ('notes', 'Notes', 1, 0)")
+    old.execute("INSERT INTO conversation_collections VALUES ('c1', 'notes')")
+    old.close()
+    store = HistoryStore(path)
+    try:
+        assert store.wait_open() == []
+        assert store.load_conversation("c1").result(TIMEOUT).collections == ("notes",)
+        references = store.run(lambda c: c.execute(
+            "SELECT \"table\" FROM pragma_foreign_key_list('conversation_collections')"
+        ).fetchall()).result(TIMEOUT)
+        assert references == [("conversations",)]
+    finally:
+        store.close()
+
+
+def test_the_history_needs_no_library_table(store: HistoryStore) -> None:
+    conversation = _conversation_with_answer()
+    _save(store, conversation)
+    store.set_collections(conversation.id, ("notes",)).result(TIMEOUT)
+    assert store.load_conversation(conversation.id).result(TIMEOUT).collections == ("notes",)
+    store.delete_conversation(conversation.id)
+    assert store.purge_deleted(older_than_s=0).result(TIMEOUT) == 1
+    tables = store.run(lambda c: {r[0] for r in c.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")}).result(TIMEOUT)
+    assert "collections" not in tables and "chunks" not in tables
+
+
+def test_a_job_is_one_transaction(store: HistoryStore) -> None:
+    def half_then_fail(c: sqlite3.Connection) -> None:
+        c.execute("INSERT INTO presets (name, text) VALUES ('kept?', 'no')")
+        raise ValueError("the second half failed")
+
+    with pytest.raises(ValueError, match="second half"):
+        store.run(half_then_fail).result(TIMEOUT)
+    assert store.presets().result(TIMEOUT) == {}  # the first half rolled back
+    store.save_preset("brief", "Be brief.").result(TIMEOUT)
+    assert store.presets().result(TIMEOUT) == {"brief": "Be brief."}
+
+
 def test_concurrent_writes_from_many_threads(store: HistoryStore) -> None:
     conversation = Conversation.new()
     question = conversation.add(None, "user", "q")
@@ -206,7 +265,7 @@ def test_a_full_disk_is_reported_once_and_the_store_keeps_going(tmp_path: Path) 
         conversation = _conversation_with_answer()
         _save(store, conversation)
         # The file may not grow another page: SQLite answers "database or disk is full".
-        store._submit(lambda c: c.execute(
+        store.run(lambda c: c.execute(
             "PRAGMA max_page_count = " + str(c.execute("PRAGMA page_count").fetchone()[0])
         )).result(TIMEOUT)
         big = conversation.add(conversation.info.leaf_id, "user", "x" * 200_000)

@@ -1,7 +1,13 @@
-"""The collections' tables (store/schema.py, migration 3), read and written.
+"""The document library's tables: their schema, and every query on them.
 
-Plain functions on a connection: the library runs them on the history
-store's thread, one at a time, as it runs everything else on that file.
+Plain functions on a connection, run inside jobs on the history store's
+thread (the library's `run_db`, the store's `run`), one at a time, as
+everything else on that file. Each job is one transaction, opened and closed
+by the store: nothing here begins, commits or rolls back.
+
+The history's tables are the store's: what the library needs of them (the
+messages it embeds and finds) it reads through the store's view
+`message_texts`, never from `messages` or `conversations`.
 """
 
 from __future__ import annotations
@@ -13,6 +19,85 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from zeta_desktop.core.documents.chunking import Chunk
+
+# The tables, as a file written before they moved here has them (the
+# history's migration 3 made them then): each made if missing. They may name
+# the history's tables, never the other way round: a message's vector goes
+# with its message, and the last two triggers keep a conversation's attached
+# collections ones that exist (ids of others are not kept; a deleted one is
+# detached), as a foreign key from the history into `collections` once did.
+SCHEMA: tuple[str, ...] = (
+    """CREATE TABLE IF NOT EXISTS collections (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        watch INTEGER NOT NULL DEFAULT 0
+    )""",
+    """CREATE TABLE IF NOT EXISTS collection_sources (
+        collection_id TEXT NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+        path TEXT NOT NULL,
+        PRIMARY KEY (collection_id, path)
+    )""",
+    """CREATE TABLE IF NOT EXISTS documents (
+        id INTEGER PRIMARY KEY,
+        collection_id TEXT NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+        path TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        mtime REAL NOT NULL,
+        sha256 TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        error TEXT,
+        model TEXT,
+        indexed_at REAL NOT NULL,
+        UNIQUE (collection_id, path)
+    )""",
+    """CREATE TABLE IF NOT EXISTS chunks (
+        id INTEGER PRIMARY KEY,
+        document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+        ordinal INTEGER NOT NULL,
+        heading TEXT NOT NULL,
+        text TEXT NOT NULL,
+        page INTEGER,
+        line_start INTEGER,
+        line_end INTEGER,
+        tokens INTEGER NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS chunks_by_document ON chunks(document_id)",
+    """CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+        heading, text, content='chunks', content_rowid='id', tokenize='porter unicode61'
+    )""",
+    """CREATE TRIGGER IF NOT EXISTS chunks_fts_insert AFTER INSERT ON chunks BEGIN
+        INSERT INTO chunks_fts(rowid, heading, text) VALUES (new.id, new.heading, new.text);
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS chunks_fts_delete AFTER DELETE ON chunks BEGIN
+        INSERT INTO chunks_fts(chunks_fts, rowid, heading, text)
+            VALUES ('delete', old.id, old.heading, old.text);
+    END""",
+    """CREATE TABLE IF NOT EXISTS chunk_vectors (
+        chunk_id INTEGER PRIMARY KEY REFERENCES chunks(id) ON DELETE CASCADE,
+        model TEXT NOT NULL,
+        vector BLOB NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS message_vectors (
+        message_id TEXT PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+        model TEXT NOT NULL,
+        vector BLOB NOT NULL
+    )""",
+    """CREATE TRIGGER IF NOT EXISTS attach_existing BEFORE INSERT ON conversation_collections
+    WHEN NOT EXISTS (SELECT 1 FROM collections WHERE id = new.collection_id) BEGIN
+        SELECT RAISE(IGNORE);
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS detach_deleted AFTER DELETE ON collections BEGIN
+        DELETE FROM conversation_collections WHERE collection_id = old.id;
+    END""",
+)
+
+
+def create_tables(c: sqlite3.Connection) -> None:
+    """The library's first job on a file: its tables, where they are missing.
+    (One statement at a time: a script would end the job's transaction.)"""
+    for statement in SCHEMA:
+        c.execute(statement)
 
 
 @dataclass(frozen=True)
@@ -66,12 +151,10 @@ class StoredChunk:
 
 def create_collection(c: sqlite3.Connection, name: str, sources: Iterable[str] = ()) -> str:
     collection_id = uuid.uuid4().hex
-    c.execute("BEGIN IMMEDIATE")
     c.execute("INSERT INTO collections(id, name, created_at) VALUES (?, ?, ?)",
               (collection_id, name, time.time()))
     c.executemany("INSERT OR IGNORE INTO collection_sources VALUES (?, ?)",
                   [(collection_id, s) for s in sources])
-    c.execute("COMMIT")
     return collection_id
 
 
@@ -98,9 +181,7 @@ def delete_collection(c: sqlite3.Connection, collection_id: str) -> list[int]:
     ids = [row[0] for row in c.execute(
         "SELECT ch.id FROM chunks ch JOIN documents d ON d.id = ch.document_id "
         "WHERE d.collection_id = ?", (collection_id,))]
-    c.execute("BEGIN IMMEDIATE")
     c.execute("DELETE FROM collections WHERE id = ?", (collection_id,))
-    c.execute("COMMIT")
     return ids
 
 
@@ -146,37 +227,29 @@ def replace_file(
     old = [row[0] for row in c.execute(
         "SELECT ch.id FROM chunks ch JOIN documents d ON d.id = ch.document_id "
         "WHERE d.collection_id = ? AND d.path = ?", (collection_id, path))]
-    c.execute("BEGIN IMMEDIATE")
-    try:
-        c.execute("DELETE FROM documents WHERE collection_id = ? AND path = ?",
-                  (collection_id, path))
-        file_id = c.execute(
-            "INSERT INTO documents(collection_id, path, size, mtime, sha256, kind, error, "
-            "indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (collection_id, path, size, mtime, sha256, kind, error, time.time())).lastrowid
-        c.executemany(
-            "INSERT INTO chunks(document_id, ordinal, heading, text, page, line_start, "
-            "line_end, tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(file_id, i, ch.heading, ch.text, ch.page, ch.line_start, ch.line_end, ch.tokens)
-             for i, ch in enumerate(chunks)])
-    except BaseException:
-        c.execute("ROLLBACK")
-        raise
-    c.execute("COMMIT")
+    c.execute("DELETE FROM documents WHERE collection_id = ? AND path = ?",
+              (collection_id, path))
+    file_id = c.execute(
+        "INSERT INTO documents(collection_id, path, size, mtime, sha256, kind, error, "
+        "indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (collection_id, path, size, mtime, sha256, kind, error, time.time())).lastrowid
+    c.executemany(
+        "INSERT INTO chunks(document_id, ordinal, heading, text, page, line_start, "
+        "line_end, tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [(file_id, i, ch.heading, ch.text, ch.page, ch.line_start, ch.line_end, ch.tokens)
+         for i, ch in enumerate(chunks)])
     return old
 
 
 def remove_files(c: sqlite3.Connection, collection_id: str, paths: Sequence[str]) -> list[int]:
     """Files gone from disk (or from the collection); returns their chunks' ids."""
     ids: list[int] = []
-    c.execute("BEGIN IMMEDIATE")
     for path in paths:
         ids += [row[0] for row in c.execute(
             "SELECT ch.id FROM chunks ch JOIN documents d ON d.id = ch.document_id "
             "WHERE d.collection_id = ? AND d.path = ?", (collection_id, path))]
         c.execute("DELETE FROM documents WHERE collection_id = ? AND path = ?",
                   (collection_id, path))
-    c.execute("COMMIT")
     return ids
 
 
@@ -210,7 +283,6 @@ def store_chunk_vectors(c: sqlite3.Connection, model: str,
                         rows: Sequence[tuple[int, bytes]]) -> list[tuple[int, str, bytes]]:
     """Vectors for chunks that still exist (a file may have changed meanwhile);
     returns (chunk id, collection id, blob) for those stored."""
-    c.execute("BEGIN IMMEDIATE")
     stored = []
     for chunk_id, blob in rows:
         row = c.execute("SELECT d.collection_id FROM chunks ch JOIN documents d "
@@ -220,7 +292,6 @@ def store_chunk_vectors(c: sqlite3.Connection, model: str,
         c.execute("INSERT OR REPLACE INTO chunk_vectors VALUES (?, ?, ?)",
                   (chunk_id, model, blob))
         stored.append((chunk_id, row[0], blob))
-    c.execute("COMMIT")
     return stored
 
 
@@ -288,31 +359,50 @@ def keyword_search(c: sqlite3.Connection, text: str, collection_ids: Sequence[st
 
 
 def unembedded_messages(c: sqlite3.Connection, model: str, limit: int) -> list[tuple[str, str]]:
-    """Finished messages with no vector from `model`: (id, text)."""
+    """Finished messages with no vector from `model`: (id, text), newest first."""
     return c.execute(
-        "SELECT m.id, m.content FROM messages m LEFT JOIN message_vectors v"
-        " ON v.message_id = m.id WHERE (v.model IS NULL OR v.model != ?)"
-        " AND m.status IN ('done', 'stopped') AND length(trim(m.content)) > 0"
-        " ORDER BY m.rowid DESC LIMIT ?", (model, limit)).fetchall()
+        "SELECT m.message_id, m.content FROM message_texts m LEFT JOIN message_vectors v"
+        " ON v.message_id = m.message_id WHERE (v.model IS NULL OR v.model != ?)"
+        " AND m.finished AND length(trim(m.content)) > 0"
+        " ORDER BY m.seq DESC LIMIT ?", (model, limit)).fetchall()
 
 
 def store_message_vectors(c: sqlite3.Connection, model: str,
                           rows: Sequence[tuple[str, bytes]]) -> list[tuple[str, str, bytes]]:
-    c.execute("BEGIN IMMEDIATE")
+    """Vectors for messages that still exist; returns (message id,
+    conversation id, blob) for those stored."""
     stored = []
     for message_id, blob in rows:
-        row = c.execute("SELECT conversation_id FROM messages WHERE id = ?",
+        row = c.execute("SELECT conversation_id FROM message_texts WHERE message_id = ?",
                         (message_id,)).fetchone()
         if row is None:
             continue
         c.execute("INSERT OR REPLACE INTO message_vectors VALUES (?, ?, ?)",
                   (message_id, model, blob))
         stored.append((message_id, row[0], blob))
-    c.execute("COMMIT")
     return stored
 
 
 def message_vectors(c: sqlite3.Connection, model: str) -> list[tuple[str, str, bytes]]:
     return c.execute(
         "SELECT v.message_id, m.conversation_id, v.vector FROM message_vectors v"
-        " JOIN messages m ON m.id = v.message_id WHERE v.model = ?", (model,)).fetchall()
+        " JOIN message_texts m ON m.message_id = v.message_id WHERE v.model = ?",
+        (model,)).fetchall()
+
+
+@dataclass(frozen=True)
+class MessageText:
+    conversation_id: str
+    conversation_title: str
+    content: str
+
+
+def visible_messages(c: sqlite3.Connection, ids: Sequence[str]) -> dict[str, MessageText]:
+    """Those of `ids` whose conversation is not deleted, with its title."""
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    rows = c.execute(
+        "SELECT message_id, conversation_id, conversation_title, content FROM message_texts"
+        f" WHERE message_id IN ({marks}) AND NOT deleted", list(ids)).fetchall()
+    return {row[0]: MessageText(*row[1:]) for row in rows}

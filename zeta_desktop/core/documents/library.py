@@ -7,8 +7,11 @@ vector against the chunks' (exact cosine, `vectors.VectorCache`) and its words
 against FTS5 (BM25), fused by weighted reciprocal rank. Searches use only
 vectors of the current embedding model, never two models' mixed.
 
-Every database call runs on the history store's thread (`run_db`), the only
-thread that touches the vector caches (`stored_vectors.StoredVectors`).
+Every database call runs on the history store's thread (`run_db`, the
+store's `run`), each call one transaction there, and that thread is the only
+one that touches the vector caches (`stored_vectors.StoredVectors`). The
+library's tables are its own (`index_db`); it reads the history's messages
+only through the store's view of them.
 """
 
 from __future__ import annotations
@@ -19,15 +22,15 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from zeta_desktop.core.documents import index_db
 from zeta_desktop.core.documents.grounding import TOP_PASSAGES, fuse
 from zeta_desktop.core.documents.index_db import CollectionInfo, StoredChunk
-from zeta_desktop.core.documents.indexer import DbRunner, Embedder, Indexer, Progress
+from zeta_desktop.core.documents.indexer import Embedder, Indexer, Progress
 from zeta_desktop.core.documents.stored_vectors import StoredVectors
 
-__all__ = ["DocumentLibrary", "Embedder", "MessageHit", "Progress"]
+__all__ = ["DocumentLibrary", "Embedder", "MessageHit", "Progress", "StoreRunner"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,12 @@ CANDIDATES = 20  # from each of the vector and keyword searches, before fusion
 # questions of tests/data/docs_eval.toml, never on the held-out ones).
 KEYWORD_WEIGHT = 0.5
 QUERY_TIMEOUT_S = 30.0
+
+
+class StoreRunner(Protocol):
+    """The history store's `run`: a job on its thread, as one transaction."""
+
+    def __call__(self, job: Callable[[sqlite3.Connection], T]) -> Future[T]: ...
 
 
 @dataclass(frozen=True)
@@ -49,10 +58,12 @@ class MessageHit:
 
 
 class DocumentLibrary:
-    def __init__(self, run_db: DbRunner, embedder: Embedder,
+    def __init__(self, run_db: StoreRunner, embedder: Embedder,
                  on_change: Callable[[], None] | None = None,
                  max_file_bytes: int | None = None) -> None:
         self._run_db = run_db
+        # The first job on the file: every later one finds the tables there.
+        run_db(index_db.create_tables)
         self._embedder = embedder
         self._vectors = StoredVectors()
         self.indexer = Indexer(run_db, embedder, self._vectors, on_change, max_file_bytes)
@@ -84,22 +95,26 @@ class DocumentLibrary:
 
     def create_collection(self, name: str, sources: Sequence[str]) -> Future[str]:
         paths = [str(Path(s).expanduser().resolve()) for s in sources]
-        future: Future[str] = self._run_db(
-            lambda c: index_db.create_collection(c, name, paths))
-        future.add_done_callback(lambda f: f.exception() or self.refresh(f.result()))
-        return future
+        future = self._run_db(lambda c: index_db.create_collection(c, name, paths))
+        return self._refresh_after(future, lambda created: created)
 
     def add_sources(self, collection_id: str, sources: Sequence[str]) -> Future[None]:
         paths = [str(Path(s).expanduser().resolve()) for s in sources]
-        future: Future[None] = self._run_db(
-            lambda c: index_db.add_sources(c, collection_id, paths))
-        future.add_done_callback(lambda f: f.exception() or self.refresh(collection_id))
-        return future
+        future = self._run_db(lambda c: index_db.add_sources(c, collection_id, paths))
+        return self._refresh_after(future, lambda _none: collection_id)
 
     def remove_source(self, collection_id: str, source: str) -> Future[None]:
-        future: Future[None] = self._run_db(
-            lambda c: index_db.remove_source(c, collection_id, source))
-        future.add_done_callback(lambda f: f.exception() or self.refresh(collection_id))
+        future = self._run_db(lambda c: index_db.remove_source(c, collection_id, source))
+        return self._refresh_after(future, lambda _none: collection_id)
+
+    def _refresh_after(self, future: Future[T], collection_of: Callable[[T], str]) -> Future[T]:
+        """Once the change is stored, the collection's files are looked at again."""
+
+        def done(f: Future[T]) -> None:
+            if not f.cancelled() and f.exception() is None:
+                self.refresh(collection_of(f.result()))
+
+        future.add_done_callback(done)
         return future
 
     def delete_collection(self, collection_id: str) -> Future[None]:
@@ -155,12 +170,13 @@ class DocumentLibrary:
                 log.warning("the question could not be embedded (%s): keywords only", exc)
 
         def job(c: sqlite3.Connection) -> list[StoredChunk]:
-            rankings, weights = [], []
+            rankings: list[list[int]] = []
+            weights: list[float] = []
             if query_vector is not None and model is not None and mode != "keyword":
                 cache = self._vectors.chunks(c, model)
                 if cache.dimension in (None, len(query_vector)):
                     rankings.append([key for key, _s in cache.search(
-                        query_vector, CANDIDATES, groups=ids)])
+                        query_vector, CANDIDATES, groups=ids) if isinstance(key, int)])
                     weights.append(1.0)
             if mode != "vector":
                 rankings.append(index_db.keyword_search(c, question, ids, CANDIDATES))
@@ -182,17 +198,11 @@ class DocumentLibrary:
             cache = self._vectors.messages(c, model)
             if cache.dimension not in (None, len(query)):
                 return []
-            hits = []
-            for message_id, score in cache.search(query, 3 * k):
-                row = c.execute(
-                    "SELECT m.conversation_id, cv.title, m.content FROM messages m JOIN"
-                    " conversations cv ON cv.id = m.conversation_id WHERE m.id = ?"
-                    " AND cv.deleted_at IS NULL", (message_id,)).fetchone()
-                if row is not None:
-                    snippet = " ".join(row[2].split())[:160]
-                    hits.append(MessageHit(row[0], row[1], str(message_id), snippet, score))
-                if len(hits) == k:
-                    break
-            return hits
+            nearest = [(str(key), score) for key, score in cache.search(query, 3 * k)]
+            found = index_db.visible_messages(c, [key for key, _s in nearest])
+            hits = [MessageHit(m.conversation_id, m.conversation_title, key,
+                               " ".join(m.content.split())[:160], score)
+                    for key, score in nearest if (m := found.get(key)) is not None]
+            return hits[:k]
 
         return self._db(job, QUERY_TIMEOUT_S)

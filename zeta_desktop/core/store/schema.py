@@ -1,9 +1,12 @@
-"""The history database's schema, as numbered migrations from the first version on.
+"""The history's tables, as numbered migrations from the first version on,
+and the one view of them that other parts may read.
 
 `PRAGMA user_version` holds the version a file is at; opening a file runs
 every migration above it in order, each in its own transaction. A file whose
 version is above the newest here was written by a newer app and is never
-touched (the store moves it aside).
+touched (the store moves it aside). The document library keeps its own tables
+in the same file (core/documents/index_db.py) and reads the history only
+through `message_texts`.
 """
 
 from __future__ import annotations
@@ -57,74 +60,53 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE presets (name TEXT PRIMARY KEY, text TEXT NOT NULL);
     CREATE TABLE app_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
-    # 3: document collections (files, their chunks with FTS5, the chunks'
-    # vectors) and the messages' vectors, each vector naming the model that
-    # made it: vectors of two models are never compared.
+    # 3: the document collections a conversation asks against, by their ids.
+    # (Up to version 3 this step also made the document library's tables,
+    # which core/documents now makes itself; a file an earlier version brought
+    # to version 3 has them already.)
     """
-    CREATE TABLE collections (
-        id TEXT PRIMARY KEY,
-        name TEXT NOT NULL,
-        created_at REAL NOT NULL,
-        watch INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE TABLE collection_sources (
-        collection_id TEXT NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
-        path TEXT NOT NULL,
-        PRIMARY KEY (collection_id, path)
-    );
-    CREATE TABLE documents (
-        id INTEGER PRIMARY KEY,
-        collection_id TEXT NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
-        path TEXT NOT NULL,
-        size INTEGER NOT NULL,
-        mtime REAL NOT NULL,
-        sha256 TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        error TEXT,
-        model TEXT,
-        indexed_at REAL NOT NULL,
-        UNIQUE (collection_id, path)
-    );
-    CREATE TABLE chunks (
-        id INTEGER PRIMARY KEY,
-        document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
-        ordinal INTEGER NOT NULL,
-        heading TEXT NOT NULL,
-        text TEXT NOT NULL,
-        page INTEGER,
-        line_start INTEGER,
-        line_end INTEGER,
-        tokens INTEGER NOT NULL
-    );
-    CREATE INDEX chunks_by_document ON chunks(document_id);
-    CREATE VIRTUAL TABLE chunks_fts USING fts5(
-        heading, text, content='chunks', content_rowid='id', tokenize='porter unicode61'
-    );
-    CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN
-        INSERT INTO chunks_fts(rowid, heading, text) VALUES (new.id, new.heading, new.text);
-    END;
-    CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN
-        INSERT INTO chunks_fts(chunks_fts, rowid, heading, text)
-            VALUES ('delete', old.id, old.heading, old.text);
-    END;
-    CREATE TABLE chunk_vectors (
-        chunk_id INTEGER PRIMARY KEY REFERENCES chunks(id) ON DELETE CASCADE,
-        model TEXT NOT NULL,
-        vector BLOB NOT NULL
-    );
-    CREATE TABLE message_vectors (
-        message_id TEXT PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
-        model TEXT NOT NULL,
-        vector BLOB NOT NULL
-    );
     CREATE TABLE conversation_collections (
         conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
-        collection_id TEXT NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+        collection_id TEXT NOT NULL,
         PRIMARY KEY (conversation_id, collection_id)
     );
     """,
+    # 4: the history names no table of the library's. An earlier version's
+    # step 3 made `collection_id` a foreign key into `collections`, so the
+    # history could not be written in a file without the library's tables;
+    # rebuilt as step 3 now makes it (the library's triggers keep it pointing
+    # at collections that exist). For a file step 3 made as above: the same table.
+    """
+    CREATE TABLE conversation_collections_v4 (
+        conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        collection_id TEXT NOT NULL,
+        PRIMARY KEY (conversation_id, collection_id)
+    );
+    INSERT INTO conversation_collections_v4 SELECT conversation_id, collection_id
+        FROM conversation_collections;
+    DROP TABLE conversation_collections;
+    ALTER TABLE conversation_collections_v4 RENAME TO conversation_collections;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+# What the document library reads of the history: every message, whether its
+# answer is finished (done or stopped: worth embedding) and whether its
+# conversation is deleted (within the undo time). A temporary view, made on
+# each opening: a reading, not part of the file, so the tables under it may
+# change without the library noticing and without a migration.
+PUBLISHED_VIEWS = """
+CREATE TEMP VIEW message_texts AS
+SELECT m.id AS message_id, m.rowid AS seq, m.conversation_id, cv.title AS conversation_title,
+       m.content, m.status IN ('done', 'stopped') AS finished,
+       cv.deleted_at IS NOT NULL AS deleted
+FROM main.messages m LEFT JOIN main.conversations cv ON cv.id = m.conversation_id;
+"""
+
+
+def publish_views(connection: sqlite3.Connection) -> None:
+    connection.executescript(PUBLISHED_VIEWS)
 
 
 def version_of(connection: sqlite3.Connection) -> int:
