@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from zeta_desktop.core.chat.events import (
     AnswerText,
+    DocumentsSearched,
     RoleStateChanged,
     SessionEvent,
     TurnEnded,
@@ -26,6 +27,7 @@ TIMEOUT = 60
 @dataclass
 class Events:
     routed: dict[int, Decision] = field(default_factory=dict)
+    searched: dict[int, DocumentsSearched] = field(default_factory=dict)
     started: dict[int, str] = field(default_factory=dict)
     tokens: dict[int, list[str]] = field(default_factory=dict)
     retried: dict[int, tuple[str, str]] = field(default_factory=dict)
@@ -38,6 +40,9 @@ class Events:
         match event:
             case RoleStateChanged():
                 self.states.append((event.role, event.state))
+            case DocumentsSearched():
+                assert event.turn_id not in self.routed  # searched before it is routed
+                self.searched[event.turn_id] = event
             case TurnRouted():
                 self.routed[event.turn_id] = event.decision
             case TurnStarted():

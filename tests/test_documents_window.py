@@ -111,6 +111,9 @@ def test_add_a_folder_see_progress_ask_and_open_a_citation(  # type: ignore[no-u
     view = win.answer_view(turn.turn_id)
     qtbot.waitUntil(lambda: "Sources: [1]" in view.footer.text(), timeout=TIMEOUT_MS)
     first = turn.sources[0]
+    # What the search found was told as it happened, before the answer was routed.
+    assert f"turn {turn.turn_id}: found {len(turn.passages)} passage(s) in the documents" \
+        in win.router_log.toPlainText()
 
     # The [1] in the answer is a link: click it where it is drawn.
     prose = view.answer.prose_views()[0]

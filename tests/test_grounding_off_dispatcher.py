@@ -80,10 +80,13 @@ def test_a_slow_search_holds_up_no_other_prompt_and_its_answer_is_grounded_once_
     events.wait_done(plain)
     # Routed and answered while the first question's documents are still searched.
     assert events.finished[plain] is False and session.turn(plain).answer
-    assert grounded not in events.routed
+    assert grounded not in events.routed and grounded not in events.searched
     assert session.turn(grounded).status is TurnStatus.ROUTING
     retriever.gate.set()
     events.wait_done(grounded)
+    # The window hears what was found before the answer is routed.
+    searched = events.searched[grounded]
+    assert searched.passages > 0 and searched.note == ""
     turn = session.turn(grounded)
     assert turn.status is TurnStatus.DONE and turn.answer
     assert any(s.path.endswith("report.pdf") for s in turn.sources)
@@ -105,6 +108,7 @@ def test_a_question_stopped_while_searched_ends_at_once_and_stays_stopped(
     retrieval_thread(turn_id).join(TIMEOUT)
     turn = session.turn(turn_id)
     assert turn.status is TurnStatus.STOPPED and turn_id not in events.routed
+    assert turn_id not in events.searched  # its late result is dropped, unannounced
     assert turn.job is None and not turn.sources
     # Kept as the user left it: a stopped answer that says why.
     assert session.store is not None
@@ -125,4 +129,5 @@ def test_a_search_that_fails_still_answers_and_says_why(session: ChatSession) ->
     turn = session.turn(turn_id)
     assert turn.status is TurnStatus.DONE and turn.answer and not turn.sources
     assert turn.grounding_note == "the documents could not be searched (the index is unreadable)"
+    assert events_of(session).searched[turn_id].note == turn.grounding_note
     assert "<passages>" not in turn.job.messages[-1]["content"]  # type: ignore[union-attr]

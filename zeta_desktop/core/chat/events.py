@@ -52,6 +52,14 @@ class AnswerText(TurnEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class DocumentsSearched(TurnEvent):
+    """A question's documents were searched (before it is routed): what was found."""
+
+    passages: int
+    note: str  # why none, when none ("" when some were found)
+
+
+@dataclass(frozen=True, slots=True)
 class TurnRetried(TurnEvent):
     """The turn failed on a model, or must wait for one, and goes on elsewhere."""
 
@@ -91,7 +99,7 @@ class Alert:
 
 
 SessionEvent = (TurnRouted | TurnStarted | AnswerText | TurnRetried | TurnEnded
-                | RoleStateChanged | Alert)
+                | DocumentsSearched | RoleStateChanged | Alert)
 Subscriber = Callable[[SessionEvent], None]
 
 

@@ -14,7 +14,8 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 
-from zeta_desktop.core.chat.ledger import TurnLedger
+from zeta_desktop.core.chat.events import DocumentsSearched
+from zeta_desktop.core.chat.ledger import TurnLedger, where
 from zeta_desktop.core.chat.turn import Turn, TurnStatus
 from zeta_desktop.core.documents.grounding import (
     fit_passages,
@@ -82,6 +83,7 @@ class GroundingStep:
             if self._searching.pop(turn.turn_id, None) is None:
                 return  # stopped meanwhile: it has ended
             turn.passages, turn.grounding_note = passages, note
+        self._ledger.publish(DocumentsSearched(*where(turn), len(passages), note))
         try:
             self._then(turn, exclude)
         except Exception as exc:  # never lose a prompt silently

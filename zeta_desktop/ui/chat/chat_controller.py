@@ -18,6 +18,7 @@ from zeta_desktop.core.chat.api import (
     Alert,
     AnswerText,
     ChatApi,
+    DocumentsSearched,
     RoleStateChanged,
     SentTurn,
     SessionEvent,
@@ -134,6 +135,11 @@ class ChatController(QObject):
                     self.chat.show_retried(event.answer_id, event.failed_role, event.message)
             case TurnEnded():
                 self._ended(event)
+            case DocumentsSearched():
+                found = f"found {event.passages} passage(s) in the documents"
+                self._log_line(f"turn {event.turn_id}: {event.note or found}")
+                if self._shown(event):
+                    self.chat.show_routing_note(event.answer_id, f"{event.note or found}; routing…")
             case _ if not self._shown(event):
                 pass  # its conversation is not the one shown: the history has it
             case TurnRouted():

@@ -272,6 +272,12 @@ class ChatPane(QWidget):
         view.set_colour(colour)
         view.set_footer(reason)
 
+    def show_routing_note(self, key: object, note: str) -> None:
+        """What happens before the answer is routed (its documents searched)."""
+        view = self._answers.get(key)
+        if view is not None:
+            view.set_footer(note, "#4b5563")
+
     def show_routed(self, key: object, decision: Decision) -> None:
         view = self._answers.get(key)
         if view is not None:
