@@ -84,7 +84,8 @@ _FIELD_RULES: dict[str, tuple[type, Any]] = {
 _REPLICA_FIELDS = {f.name: f.type for f in dataclasses.fields(ReplicaConfig)}
 
 
-def _read_preference(name: str, value: dict[str, Any], where: str, problems: list[str]) -> dict:
+def _read_preference(name: str, value: dict[str, Any], where: str,
+                     problems: list[str]) -> dict[str, float]:
     result = {}
     for kind, weight in value.items():
         ok = isinstance(weight, int | float) and not isinstance(weight, bool) and 0 <= weight <= 1
@@ -315,11 +316,11 @@ def load_config(path: Path | None = None) -> LoadedConfig:
         return LoadedConfig(AppConfig(), path, [f"{where} could not be read ({exc}); "
                                                 "started on defaults"])
     config, problems = parse_config(data, where)
-    backup = None
+    kept_as: Path | None = None
     if problems:
-        backup = _backup(path)
-        problems.append(f"the original file was kept as {backup}")
-    return LoadedConfig(config, path, problems, backup)
+        kept_as = _backup(path)
+        problems.append(f"the original file was kept as {kept_as}")
+    return LoadedConfig(config, path, problems, kept_as)
 
 
 def _role_to_dict(role: RoleConfig) -> dict[str, Any]:

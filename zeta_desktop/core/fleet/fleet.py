@@ -145,9 +145,9 @@ class Fleet:
             worker = ModelWorker(name, path, settings, loader, on_state=self._on_state,
                                  idle_unload_s=idle_min * 60 if idle_min > 0 else None)
             runtime.replicas.append(Replica(name, name, worker))
-        for replica in config.replicas:
+        for remote in config.replicas:
             key = name if not runtime.replicas else f"{name}#{len(runtime.replicas) + 1}"
-            runtime.replicas.append(self._remote_replica(key, name, replica, settings))
+            runtime.replicas.append(self._remote_replica(key, name, remote, settings))
         if register:
             for replica in runtime.replicas:
                 self._on_worker_added(replica.key, name, replica.worker)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final, Generic, TypeVar
 
 from zeta_desktop.core.engines.base import (
     CancelEvent,
@@ -128,21 +129,38 @@ def estimate_prompt_tokens(messages: Sequence[ChatMessage]) -> int:
     return sum(len(m.get("content") or "") for m in messages) // 4 + 4 * len(messages)
 
 
+R = TypeVar("R")
+
+
 @dataclass(eq=False)
-class EmbedJob:
+class TextsJob(Generic[R]):
+    """A job on a list of texts whose answer comes back through its Future."""
+
     texts: Sequence[str]
-    result: Future[list[list[float]]] = field(default_factory=Future)
+    result: Future[R] = field(default_factory=Future)
 
 
 @dataclass(eq=False)
-class CountJob(EmbedJob):
+class EmbedJob(TextsJob[list[list[float]]]):
+    """One embedding vector per text."""
+
+
+@dataclass(eq=False)
+class CountJob(TextsJob[list[int]]):
     """Token counts of texts in this model's tokenizer (chunk sizes for the
     embedder); a server that cannot count gets an estimate of 4 characters a token."""
 
-    result: Future[list[int]] = field(default_factory=Future)  # type: ignore[assignment]
+
+Job = ChatJob | EmbedJob | CountJob
 
 
-_SHUTDOWN = object()
+class _Shutdown(enum.Enum):
+    """The queue's end-of-jobs marker; an enum, so `is _SHUTDOWN` narrows a queued item."""
+
+    TOKEN = enum.auto()
+
+
+_SHUTDOWN: Final = _Shutdown.TOKEN
 
 EngineFactory = Callable[[Path, LoadSettings], Engine]
 StateCallback = Callable[[str, WorkerState, str], None]
@@ -182,7 +200,7 @@ class ModelWorker:
         self.settings = settings
         self._engine_factory = engine_factory
         self._on_state = on_state
-        self._queue: queue.Queue[object] = queue.Queue()
+        self._queue: queue.Queue[Job | _Shutdown] = queue.Queue()
         self._state = WorkerState.LOADING
         self._detail = ""
         self._state_lock = threading.Lock()
@@ -287,7 +305,7 @@ class ModelWorker:
         """True once the load finished, whether it worked or not."""
         return self._ready.wait(timeout)
 
-    def submit(self, job: ChatJob | EmbedJob) -> None:
+    def submit(self, job: Job) -> None:
         with self._submit_lock:
             if not self._closing:
                 self._queue.put(job)
@@ -311,8 +329,8 @@ class ModelWorker:
             running = [job for job, _ in self._running.values()]
         for job in running:
             job.cancel.set()
-        for job in self._drain():
-            self._reject(job, "stopped before it started")
+        for queued in self._drain():
+            self._reject(queued, "stopped before it started")
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Stop the current job, drop queued ones, close the engine, end the thread."""
@@ -341,8 +359,8 @@ class ModelWorker:
             except Exception:  # a listener's bug must never end the model's thread
                 log.exception("a state listener failed for %s", self.role)
 
-    def _drain(self) -> list[object]:
-        drained = []
+    def _drain(self) -> list[Job]:
+        drained: list[Job] = []
         while True:
             try:
                 item = self._queue.get_nowait()
@@ -353,11 +371,11 @@ class ModelWorker:
                 return drained
             drained.append(item)
 
-    def _reject(self, job: object, message: str, transient: bool = False) -> None:
+    def _reject(self, job: Job, message: str, transient: bool = False) -> None:
         error = TransientEngineError(message) if transient else EngineError(message)
         if isinstance(job, ChatJob):
             job.listener.on_failed(job, self.role, message, partial=False, error=error)
-        elif isinstance(job, EmbedJob) and not job.result.done():
+        elif not job.result.done():
             job.result.set_exception(error)
 
     def _load_engine(self) -> Engine | None:
@@ -417,9 +435,10 @@ class ModelWorker:
             try:
                 job = self._queue.get(timeout=idle_limit)
             except queue.Empty:  # idle too long: give the memory back
+                assert engine is not None  # only a loaded engine waits with a limit
                 with self._submit_lock:
                     self._engine = None
-                engine.close()  # type: ignore[union-attr]
+                engine.close()
                 engine, unloaded = None, True
                 minutes = (self.idle_unload_s or 0) / 60
                 self._set_state(WorkerState.UNLOADED, f"idle for {minutes:g} min")
@@ -442,7 +461,7 @@ class ModelWorker:
             try:
                 if isinstance(job, ChatJob):
                     self._run_chat(engine, job)
-                elif isinstance(job, EmbedJob):
+                else:
                     self._run_embed(engine, job)
             finally:
                 with self._running_lock:
@@ -450,7 +469,7 @@ class ModelWorker:
                 if idle and self._queue.empty():
                     self._set_state(WorkerState.READY)
 
-    def _run_embed(self, engine: Engine, job: EmbedJob) -> None:
+    def _run_embed(self, engine: Engine, job: EmbedJob | CountJob) -> None:
         if not job.result.set_running_or_notify_cancel():
             return
         with self._running_lock:
@@ -461,7 +480,7 @@ class ModelWorker:
             with self._running_lock:
                 self._embedding -= 1
 
-    def _embed(self, engine: Engine, job: EmbedJob) -> None:
+    def _embed(self, engine: Engine, job: EmbedJob | CountJob) -> None:
         try:
             if isinstance(job, CountJob):
                 counts = ([engine.count_tokens(t) for t in job.texts] if engine.counts_tokens
