@@ -12,11 +12,13 @@ Every result says which evidence it used.
 
 from __future__ import annotations
 
+import enum
 import functools
 import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from typing import Final
 
 import numpy as np
 
@@ -78,7 +80,14 @@ class EmbeddingVote:
         return np.asarray(self._embed([embedding_text(prompt)])[0], dtype=np.float64)
 
 
-_SHIPPED = object()  # TaskClassifier(text_model=...) default: the model in resources/
+class _Shipped(enum.Enum):
+    """TaskClassifier(text_model=...)'s default: the model in resources/ (an
+    enum, so `is _SHIPPED` narrows the argument to a model or None)."""
+
+    MODEL = enum.auto()
+
+
+_SHIPPED: Final = _Shipped.MODEL
 
 
 @functools.cache
@@ -116,10 +125,10 @@ class TaskClassifier:
     def __init__(
         self,
         embedding_vote: EmbeddingVote | None = None,
-        text_model: TextModel | object | None = _SHIPPED,
+        text_model: TextModel | _Shipped | None = _SHIPPED,
     ):
         self.text_model: TextModel | None = (
-            shipped_text_model() if text_model is _SHIPPED else text_model  # type: ignore[assignment]
+            shipped_text_model() if text_model is _SHIPPED else text_model
         )
         # The last few prompts' kinds: a follow-up's earlier turn is usually
         # among them, so it is not classified (or embedded) a second time.

@@ -23,8 +23,10 @@ import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from zeta_desktop.core.resources import resource_path
 from zeta_desktop.core.routing.rules import RULES, count_hits
@@ -42,6 +44,10 @@ HASH_BITS = 17
 DIMENSIONS = 1 << HASH_BITS
 MAX_FEATURE_CHARS = 1500  # the start and end of a long prompt say what it is
 RULE_SCALE = 2.0  # rule hits weigh more than any one n-gram: they carry across sources
+
+Float64Array = npt.NDArray[np.float64]
+Float32Array = npt.NDArray[np.float32]
+Int64Array = npt.NDArray[np.int64]
 
 _TOKEN = re.compile(r"[a-z0-9_]+|[^\sa-z0-9_]")
 
@@ -68,7 +74,7 @@ def rule_hits(prompt: str) -> dict[str, int]:
     return {label: count for label, count in counts.items() if count}
 
 
-def features(prompt: str) -> tuple[np.ndarray, np.ndarray]:
+def features(prompt: str) -> tuple[Int64Array, Float64Array]:
     """Sparse feature vector: (indices, values), L2-normalised text part plus rule counts."""
     text = _clipped(prompt).lower()
     tokens = _TOKEN.findall(text)
@@ -109,12 +115,12 @@ def features(prompt: str) -> tuple[np.ndarray, np.ndarray]:
 @dataclass(frozen=True)
 class TextModel:
     classes: tuple[str, ...]
-    weights: np.ndarray  # DIMENSIONS x classes
-    bias: np.ndarray
+    weights: npt.NDArray[np.floating[Any]]  # DIMENSIONS x classes (float16 as shipped)
+    bias: Float64Array
     temperature: float
     rules_certain: float | None = None  # rules at least this sure decide alone
 
-    def logits(self, prompt: str) -> np.ndarray:
+    def logits(self, prompt: str) -> Float64Array:
         indices, values = features(prompt)
         rows = self.weights[indices].astype(np.float64)
         return values @ rows + self.bias
@@ -136,19 +142,20 @@ class TextModel:
         return [token for token, margin in ranked[:count] if margin > 0]
 
 
-def softmax(z: np.ndarray) -> np.ndarray:
+def softmax(z: Float64Array) -> Float64Array:
     z = np.exp(z - z.max(axis=-1, keepdims=True))
-    return z / z.sum(axis=-1, keepdims=True)
+    totals: Float64Array = z.sum(axis=-1, keepdims=True)
+    return z / totals
 
 
-def as_probabilities(classes: tuple[str, ...], z: np.ndarray) -> dict[str, float]:
+def as_probabilities(classes: tuple[str, ...], z: Float64Array) -> dict[str, float]:
     return {kind: float(p) for kind, p in zip(classes, softmax(z), strict=True)}
 
 
 def neighbour_log_votes(
-    similarities: np.ndarray, labels: np.ndarray, weights: np.ndarray, k: int,
+    similarities: Float64Array, labels: Int64Array, weights: Float64Array, k: int,
     temperature: float, n_classes: int,
-) -> np.ndarray:
+) -> Float64Array:
     """Log of each class's share of the k nearest neighbours' vote (rows: queries).
 
     A neighbour votes exp(similarity / temperature) times its sample weight,
@@ -159,10 +166,10 @@ def neighbour_log_votes(
     top = np.argpartition(-similarities, k - 1, axis=1)[:, :k]
     near = np.take_along_axis(similarities, top, axis=1)
     strength = weights[top] * np.exp((near - near.max(axis=1, keepdims=True)) / temperature)
-    votes = np.stack([np.where(labels[top] == c, strength, 0.0).sum(axis=1)
-                      for c in range(n_classes)], axis=1)
-    share = votes / votes.sum(axis=1, keepdims=True)
-    return np.log(np.clip(share, VOTE_FLOOR, None))
+    votes: Float64Array = np.stack([np.where(labels[top] == c, strength, 0.0).sum(axis=1)
+                                    for c in range(n_classes)], axis=1)
+    totals: Float64Array = votes.sum(axis=1, keepdims=True)
+    return np.log(np.clip(votes / totals, VOTE_FLOOR, None))
 
 
 VOTE_FLOOR = 1e-4  # a class no neighbour voted for is unlikely, not impossible
@@ -173,25 +180,27 @@ class EmbeddingIndex:
     """The labelled training prompts as unit vectors in the demo embedder's space."""
 
     classes: tuple[str, ...]
-    vectors: np.ndarray  # n x dims, unit length, float32
-    labels: np.ndarray  # n, class index
-    weights: np.ndarray  # n, sample weight (each source counts the same)
+    vectors: Float32Array  # n x dims, unit length
+    labels: Int64Array  # n, class index
+    weights: Float64Array  # n, sample weight (each source counts the same)
     k: int
     temperature: float
     model_name: str
     probe_texts: tuple[str, ...]
-    probe_vectors: np.ndarray
+    probe_vectors: Float64Array
     # The blend: softmax(text_scale * text logits + vote_scale * log vote share)
     text_scale: float
     vote_scale: float
 
-    def log_votes(self, vector: np.ndarray) -> np.ndarray:
+    def log_votes(self, vector: npt.NDArray[np.floating[Any]]) -> Float64Array:
         unit = vector / max(float(np.linalg.norm(vector)), 1e-12)
         similarities = (self.vectors @ unit.astype(np.float32))[None, :].astype(np.float64)
-        return neighbour_log_votes(similarities, self.labels, self.weights, self.k,
-                                   self.temperature, len(self.classes))[0]
+        votes = neighbour_log_votes(similarities, self.labels, self.weights, self.k,
+                                    self.temperature, len(self.classes))
+        only_query: Float64Array = votes[0]
+        return only_query
 
-    def nearest(self, vector: np.ndarray) -> tuple[str, float]:
+    def nearest(self, vector: npt.NDArray[np.floating[Any]]) -> tuple[str, float]:
         """The closest labelled prompt's kind and its similarity (for the evidence)."""
         unit = vector / max(float(np.linalg.norm(vector)), 1e-12)
         similarities = self.vectors @ unit.astype(np.float32)
@@ -281,5 +290,7 @@ def load_index_texts(rows: int, directory: Path | None = None) -> list[str]:
     return texts
 
 
-def _unit_rows(matrix: np.ndarray) -> np.ndarray:
-    return matrix / np.clip(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12, None)
+def _unit_rows(matrix: Float32Array) -> Float32Array:
+    norms: Float32Array = np.linalg.norm(matrix, axis=1, keepdims=True)
+    nonzero = np.clip(norms, 1e-12, None)
+    return matrix / nonzero

@@ -29,12 +29,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 from zeta_desktop.core.routing.learned import (
     PROBE_MATCH,
     EmbeddingIndex,
+    Float32Array,
     TextModelError,
     load_index_texts,
 )
@@ -49,6 +52,7 @@ FORMAT = 2
 
 Embed = Callable[[Sequence[str]], list[list[float]]]
 Progress = Callable[[int, int], None]  # (embedded so far, of)
+FloatT = TypeVar("FloatT", bound=np.floating[Any])
 
 
 class BuildCancelledError(Exception):
@@ -91,8 +95,11 @@ def affordable_prompts(wanted: int, seconds_per_prompt: float, budget_s: float,
     return size
 
 
-def _unit(matrix: np.ndarray) -> np.ndarray:
-    return matrix / np.clip(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12, None)
+def _unit(matrix: npt.NDArray[FloatT]) -> npt.NDArray[FloatT]:
+    norms: npt.NDArray[FloatT] = np.linalg.norm(matrix, axis=1, keepdims=True)
+    nonzero = np.clip(norms, 1e-12, None)
+    unit: npt.NDArray[FloatT] = matrix / nonzero
+    return unit
 
 
 class OwnIndexBuilder:
@@ -154,7 +161,7 @@ class OwnIndexBuilder:
             self._save(vectors)
         return self._index(vectors)
 
-    def _cached(self) -> np.ndarray | None:
+    def _cached(self) -> Float32Array | None:
         """An index built before for this embedder and this setting, of the
         size the budget chose then (the largest such file)."""
         found = sorted(self._cache_dir.glob(f"own-index-{self._fingerprint}-*.npz"),
@@ -167,7 +174,7 @@ class OwnIndexBuilder:
                     return kept
         return None
 
-    def _index(self, vectors: np.ndarray) -> EmbeddingIndex:
+    def _index(self, vectors: Float32Array) -> EmbeddingIndex:
         return replace(
             self._shipped,
             vectors=_unit(vectors.astype(np.float32)),
@@ -177,7 +184,7 @@ class OwnIndexBuilder:
             probe_vectors=_unit(np.asarray(self._probe_vectors, dtype=np.float64)),
         )
 
-    def _embedded(self) -> np.ndarray:
+    def _embedded(self) -> Float32Array:
         """The sample's vectors, embedded in a fixed shuffle, so the time per
         prompt so far is a fair guess at the rest (the index runs from short
         prompts to long). After every batch the sample is sized again from
@@ -238,12 +245,13 @@ class OwnIndexBuilder:
                                  f"{len(texts)} prompts")
         return vectors
 
-    def _read(self, path: Path, size: int) -> np.ndarray | None:
+    def _read(self, path: Path, size: int) -> Float32Array | None:
         """The vectors in `path`, if whole, this embedder's, and built for
         this setting; the builder then takes that file's sample."""
         try:
             with np.load(path, allow_pickle=False) as data:
-                vectors, rows, probes = data["vectors"], data["rows"], data["probes"]
+                vectors: npt.NDArray[np.floating[Any]] = data["vectors"]  # float16 as saved
+                rows, probes = data["rows"], data["probes"]
                 wanted = int(data["wanted"])
         except FileNotFoundError:
             return None
@@ -264,7 +272,7 @@ class OwnIndexBuilder:
         self._progress(len(rows), len(rows))
         return vectors.astype(np.float32)
 
-    def _save(self, vectors: np.ndarray) -> None:
+    def _save(self, vectors: Float32Array) -> None:
         """Written whole or not at all (a crash mid-write leaves no half index)."""
         buffer = io.BytesIO()
         np.savez(buffer, vectors=vectors.astype(np.float16), rows=self._rows,

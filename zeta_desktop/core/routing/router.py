@@ -22,11 +22,12 @@ import time
 from collections import deque
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Unpack
 
 from zeta_desktop.core.engines.base import NoRoleAvailableError
 from zeta_desktop.core.routing.classifier import Classification, TaskKind
 from zeta_desktop.core.routing.telemetry import ModelSignals, Snapshot, Telemetry
-from zeta_desktop.core.settings import POLICIES, Thresholds
+from zeta_desktop.core.settings import POLICIES, ThresholdChanges, Thresholds
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,7 @@ class ZetaDynamicRouter:
         # One reference swap: a decision sees either the old set or the new.
         self._thresholds = thresholds.validated()
 
-    def update_thresholds(self, **changes: float) -> Thresholds:
+    def update_thresholds(self, **changes: Unpack[ThresholdChanges]) -> Thresholds:
         with self._lock:
             updated = dataclasses.replace(self._thresholds, **changes).validated()
             self._thresholds = updated

@@ -226,7 +226,7 @@ class ModelTelemetry:
             self._rate_cache = (float("-inf"), 1.0)
             self.consecutive_failures += 1
             self.failed += 1
-            cooldown = min(BREAKER_MAX_S, BREAKER_BASE_S * 2 ** (self.consecutive_failures - 1))
+            cooldown = min(BREAKER_MAX_S, BREAKER_BASE_S * 2.0 ** (self.consecutive_failures - 1))
             self._cooldown_until = now + cooldown
             return cooldown
 

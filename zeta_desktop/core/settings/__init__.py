@@ -25,6 +25,7 @@ from zeta_desktop.core.settings.router import (
     THRESHOLD_SPECS,
     WATCHDOG_LIMITS,
     RouterConfig,
+    ThresholdChanges,
     Thresholds,
     ThresholdSpec,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "ReplicaConfig",
     "RoleConfig",
     "RouterConfig",
+    "ThresholdChanges",
     "ThresholdSpec",
     "Thresholds",
     "default_roles",

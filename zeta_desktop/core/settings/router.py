@@ -8,6 +8,7 @@ tab's sliders all read this one definition.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 POLICIES = ("adaptive", "static", "least-busy", "lowest-latency", "round-robin")
 
@@ -86,6 +87,17 @@ class Thresholds:
             if not (low <= value <= high):
                 raise ValueError(f"{name} must be between {low} and {high}, got {value}")
         return self
+
+
+class ThresholdChanges(TypedDict, total=False):
+    """Some of Thresholds' fields by name, with their types (what a slider changes)."""
+
+    max_queue: int
+    max_wait_s: float
+    gpu_util_ceiling_pct: float
+    gpu_mem_ceiling_pct: float
+    min_success_rate: float
+    speed_vs_quality: float
 
 
 @dataclass
