@@ -254,3 +254,40 @@ def test_a_message_builds_only_the_parts_it_shows_in_their_places(qtbot) -> None
     assert answer.badge.geometry().top() <= header_y + 4  # beside the header
     assert header_y < answer.answer.geometry().top() < answer.footer.geometry().top()
     assert answer.answer.prose_views()[0].toPlainText() == "a list holds items in order"
+
+
+def test_chat_list_settles_when_its_reach_ends_between_two_messages(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """A message that ends in the gap just above the list's reach was shown by
+    one pass and hidden by the next, each asking for another: a thousand
+    passes a second while the chat sat still (`make bench-ui` caught it)."""
+    from PySide6.QtCore import QCoreApplication
+
+    from zeta_desktop.ui.chat.chat_pane import ChatPane
+    from zeta_desktop.ui.chat.message_list import SPACING
+
+    pane = ChatPane()
+    qtbot.addWidget(pane)
+    pane.resize(700, 500)
+    pane.show()
+    for turn in range(12):
+        pane.add_user_message(f"question {turn}", key=f"q{turn}")
+        pane.add_answer(turn, "a long answer with many words " * 30)
+    bar = pane.scroll.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 6 * pane.scroll.viewport().height(), timeout=5000)
+    pane.messages.scroll_to("q6")
+    above = pane.messages.view(5)
+    assert above is not None
+    # The reach starts a screen above the view: put its edge in the gap under answer 5.
+    gap_at = above.geometry().bottom() + 1 + SPACING // 2
+    bar.setValue(gap_at + pane.scroll.viewport().height())
+    for _ in range(3):
+        QCoreApplication.sendPostedEvents()
+        QCoreApplication.processEvents()
+    shown, hidden = EventLog(QEvent.Type.Show), EventLog(QEvent.Type.Hide)
+    for view in pane.messages.views():
+        view.installEventFilter(shown)
+        view.installEventFilter(hidden)
+    for _ in range(5):
+        QCoreApplication.sendPostedEvents()
+        QCoreApplication.processEvents()
+    assert (shown.count, hidden.count) == (0, 0)

@@ -221,6 +221,11 @@ class MessageList(QWidget):
         last = bisect.bisect_left(tops, view_bottom + screen)
         built = False
         for entry in self._entries[first:last]:
+            if not self._is_near(entry, view_top, view_bottom):
+                # The first in range can end above the reach (in the gap before
+                # the next): shown here and hidden by _let_go_far, each pass
+                # asked for the next, a thousand passes a second.
+                continue
             if entry.view is None:
                 self._build(entry)
                 built = True
@@ -311,15 +316,27 @@ class MessageList(QWidget):
         view.show()
         self.sig_built.emit(entry.key, view)
 
+    def _bottom(self, entry: Entry) -> int:
+        height = self._heights[entry.index] if entry.index < len(self._heights) else -1
+        if height < 0 and entry.view is not None:  # built this pass: measured at the next
+            height = entry.view.height()
+        return self._tops[entry.index] + max(height, 0)
+
+    def _is_near(self, entry: Entry, view_top: int, view_bottom: int) -> bool:
+        """Within a screen of the view: built and shown. The one rule for both
+        showing and hiding, so a pass never undoes what the one before did."""
+        screen = max(1, view_bottom - view_top)
+        return (self._tops[entry.index] < view_bottom + screen
+                and self._bottom(entry) > view_top - screen)
+
     def _let_go_far(self, view_top: int, view_bottom: int) -> None:
         screen = max(1, view_bottom - view_top)
         for entry in list(self._built):
             if entry.view is None or entry.keep:
                 continue
-            top = self._tops[entry.index]
-            far = top > view_bottom + KEPT_SCREENS * screen or (
-                top + entry.view.height() < view_top - KEPT_SCREENS * screen)
-            near = top < view_bottom + screen and top + entry.view.height() > view_top - screen
+            far = self._tops[entry.index] > view_bottom + KEPT_SCREENS * screen or (
+                self._bottom(entry) < view_top - KEPT_SCREENS * screen)
+            near = self._is_near(entry, view_top, view_bottom)
             if far:
                 self._release(entry)
             elif not near and entry.view.isVisible():
