@@ -192,7 +192,8 @@ def measure(
         window.plots.hide()
     if not on_screen:
         window.router_panel.stop()
-        window._stats_timer.stop()
+        window.router_log.stop()
+        window.models.stop()  # the role cards' stats timer
     while not window.api.wait_loaded(0):
         run_event_loop(0.1)
 
