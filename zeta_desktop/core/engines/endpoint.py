@@ -12,6 +12,7 @@ import ipaddress
 import logging
 import os
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 from urllib.parse import urlsplit
 
 from zeta_desktop.core.settings import ReplicaConfig
@@ -76,7 +77,19 @@ def _is_private_host(host: str) -> bool:
     return address.is_loopback or address.is_private or address.is_link_local
 
 
-def parse_endpoint(text: str, **settings: object) -> EndpointSpec:
+class EndpointSettings(TypedDict, total=False):
+    """EndpointSpec's fields after the URL and model, by name: what a replica sets."""
+
+    api_key_env: str
+    connect_timeout_s: float
+    first_token_timeout_s: float
+    idle_timeout_s: float
+    slots: int
+    n_ctx: int
+    verify_tls: bool
+
+
+def parse_endpoint(text: str, **settings: Unpack[EndpointSettings]) -> EndpointSpec:
     """`http(s)://host:port[/path]/v1#model` -> a spec; a missing /v1 is added."""
     url, _, model = text.strip().partition("#")
     parts = urlsplit(url)
@@ -103,7 +116,7 @@ def parse_endpoint(text: str, **settings: object) -> EndpointSpec:
             f"{text!r}: name the model after a #, for example {url.rstrip('/')}#llama3"
         )
     base = f"{parts.scheme}://{parts.netloc}{path}"
-    return EndpointSpec(base_url=base, model=model, **settings)  # type: ignore[arg-type]
+    return EndpointSpec(base_url=base, model=model, **settings)
 
 
 def keyring_key(base_url: str) -> str | None:

@@ -16,7 +16,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TextIO
 
 from zeta_desktop.core.engines.base import ModelLoadError
 
@@ -43,7 +43,6 @@ def _install_log_callback(llama_cpp: Any) -> None:
     if _log_callback_ref is not None:
         return
 
-    @llama_cpp.llama_log_callback
     def _on_log(level: int, text: bytes, _user_data: Any) -> None:
         line = text.decode("utf-8", errors="replace").rstrip("\n")
         if not line.strip():
@@ -54,15 +53,15 @@ def _install_log_callback(llama_cpp: Any) -> None:
             _log_lines.append((level, line))
         log.debug("llama.cpp: %s", line)
 
-    _log_callback_ref = _on_log
-    llama_cpp.llama_log_set(_on_log, ctypes.c_void_p(0))
+    _log_callback_ref = llama_cpp.llama_log_callback(_on_log)  # the C function pointer
+    llama_cpp.llama_log_set(_log_callback_ref, ctypes.c_void_p(0))
 
 
 class _LoadOutputRouter(io.TextIOBase):
     """Stands in for sys.stderr during a load: the loading thread's prints go to
     the debug log, every other thread's output reaches the real stream."""
 
-    def __init__(self, original: Any, loading_thread: int) -> None:
+    def __init__(self, original: TextIO, loading_thread: int) -> None:
         self._original = original
         self._loading_thread = loading_thread
 

@@ -346,7 +346,8 @@ class RemoteEngine:
             raise EngineError(f"{spec.label}: {len(vectors)} vectors for {len(texts)} texts")
         # Unit length, as the local engine gives them: cosine is then a dot product.
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return (vectors / np.where(norms > 0, norms, 1.0)).tolist()
+        unit: list[list[float]] = (vectors / np.where(norms > 0, norms, 1.0)).tolist()
+        return unit
 
     # -- errors -----------------------------------------------------------------
 
