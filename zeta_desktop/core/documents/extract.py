@@ -127,7 +127,8 @@ def _markdown_sections(text: str) -> list[Section]:
     heading line itself is not in the text (each chunk carries it as its heading)."""
     sections: list[Section] = []
     trail: list[str] = []
-    start, lines = 1, []
+    start = 1
+    lines: list[str] = []
     in_fence = False
 
     def close(end: int) -> None:
@@ -151,7 +152,7 @@ def _markdown_sections(text: str) -> list[Section]:
 
 
 def _pdf_sections(path: Path) -> list[Section]:
-    from pypdf import PdfReader
+    from pypdf import PasswordType, PdfReader
     from pypdf.errors import PdfReadError
 
     try:
@@ -160,7 +161,7 @@ def _pdf_sections(path: Path) -> list[Section]:
             try:
                 opened = reader.decrypt("")  # many "encrypted" PDFs open with no password
             except Exception:
-                opened = 0
+                opened = PasswordType.NOT_DECRYPTED
             if not opened:
                 raise UnreadableError("the PDF is encrypted (a password is needed)")
         sections = []
@@ -194,7 +195,8 @@ def _docx_sections(data: bytes) -> list[Section]:
     except (zipfile.BadZipFile, KeyError, ElementTree.ParseError) as exc:
         raise UnreadableError(f"a broken DOCX ({exc})") from None
     sections: list[Section] = []
-    heading, paragraphs = "", []
+    heading = ""
+    paragraphs: list[str] = []
 
     def close() -> None:
         # A DOCX has no lines (its page breaks are the reader's): the heading places it.

@@ -57,7 +57,10 @@ class Embedder(Protocol):
     def count_tokens(self, texts: list[str]) -> list[int]: ...
 
 
-DbRunner = Callable[[Callable[[sqlite3.Connection], Any]], "Future[Any]"]
+class DbRunner(Protocol):
+    """Runs a job on the history store's thread; its answer comes back through a Future."""
+
+    def __call__(self, job: Callable[[sqlite3.Connection], T], /) -> Future[T]: ...
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ def files_under(sources: Iterable[str]) -> tuple[list[FileOnDisk], list[str]]:
     """Every file the sources hold that the app reads, and sources not found.
     A file the user named is included whatever its kind (and listed if unreadable)."""
     found: dict[str, FileOnDisk] = {}
-    missing = []
+    missing: list[str] = []
     for source in sources:
         root = Path(source)
         if root.is_file():
