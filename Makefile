@@ -39,6 +39,7 @@ run: setup
 lint: setup
 	$(BIN)/ruff check zeta_desktop tests benchmarks training
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 # Runs every benchmark's quick mode too (tests/test_bench_quick.py), which
 # needs the [peer] extra for bench-peer.
