@@ -291,3 +291,24 @@ def test_chat_list_settles_when_its_reach_ends_between_two_messages(qtbot) -> No
         QCoreApplication.sendPostedEvents()
         QCoreApplication.processEvents()
     assert (shown.count, hidden.count) == (0, 0)
+
+
+def test_each_plot_redraws_when_its_curves_have_moved_a_pixel(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """A redraw sooner moves nothing the eye can see; none is more than a second apart."""
+    telemetry = Telemetry()
+    telemetry.register("coder", lambda: (0, 1, ""))
+    plots = LoadPlots(telemetry, ["coder"])
+    qtbot.addWidget(plots)
+    plots.resize(1400, 400)
+    plots.show()
+    view = plots.plots["load"].getViewBox()
+    qtbot.waitUntil(lambda: view.width() > 400, timeout=2000)
+    pixel_ms = 1000 * 60.0 / view.width()
+    assert plots.refresh_ms() == int(max(pixel_ms, 100))
+    plots.window_box.setCurrentText("10 min")  # 600 s over the same pixels: a second at most
+    assert plots.refresh_ms() == 1000
+    plots.start()
+    plots.refresh()  # a new round: the four plots take turns within the period
+    plots._refresh_one()
+    assert plots.timer.interval() == plots.tick_ms == 1000 // len(plots.plots)
+    plots.stop()

@@ -1,9 +1,11 @@
 """Live load curves per model, drawn from the telemetry ring buffers.
 
 Each curve is created once; a GUI-thread timer copies the buffers and calls
-setData. No worker thread ever touches a plot. Each plot redraws at about
-10 Hz, but the four take turns (one every 25 ms) so that no single repaint
-holds the event loop for all of them.
+setData. No worker thread ever touches a plot. Each plot redraws when its
+curves have moved by a pixel (its time window over its width: a 60 s window
+some 180 px wide, every 0.34 s), at most 10 and at least once a second; a
+redraw sooner moves nothing the eye can see. The four take turns so that no
+single repaint holds the event loop for all of them.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from zeta_desktop.ui.paint_turns import PaintTurns
 from zeta_desktop.ui.style import role_colour, set_small_text
 
 WINDOWS_S = {"60 s": 60.0, "10 min": 600.0}
-REFRESH_MS = 100  # each plot's refresh period
+REFRESH_MS = 100  # each plot's shortest refresh period
+SLOWEST_REFRESH_MS = 1000  # and its longest: a new reading shows within a second
 MAX_POINTS = 150  # per curve: a few per pixel column is all a small plot can show
 
 pg.setConfigOptions(antialias=False, background="w", foreground="#374151")
@@ -170,7 +173,7 @@ class LoadPlots(QWidget):
         layout.addLayout(machine_row)
 
         self.timer = QTimer(self)
-        self.tick_ms = REFRESH_MS // len(self.plots)
+        self.tick_ms = self._tick_ms()
         self.timer.setInterval(self.tick_ms)
         self.timer.timeout.connect(self._refresh_one)
 
@@ -228,15 +231,25 @@ class LoadPlots(QWidget):
         # The chat just changed: draw after its repaint, not with it.
         if self._paint_turns and not self._paint_turns.take_or_defer("plots", self.timer):
             return
-        if self.timer.interval() != self.tick_ms:  # back to its pace after waiting
-            self.timer.setInterval(self.tick_ms)
         names = list(self.plots)
         if self._turn == 0:
             self._collect()
+            self.tick_ms = self._tick_ms()  # the window or the width may have changed
+        if self.timer.interval() != self.tick_ms:  # back to its pace after waiting
+            self.timer.setInterval(self.tick_ms)
         self._draw(names[self._turn])
         self._turn = (self._turn + 1) % len(names)
         if self._turn == 0:
             self.refresh_count += 1
+
+    def refresh_ms(self) -> int:
+        """Each plot's refresh period: the time its curves take to move one pixel."""
+        width = self.plots["load"].getViewBox().width()
+        pixel_ms = 1000 * self.window_s / max(width, 1.0)
+        return int(min(max(pixel_ms, REFRESH_MS), SLOWEST_REFRESH_MS))
+
+    def _tick_ms(self) -> int:
+        return max(1, self.refresh_ms() // len(self.plots))
 
     def _draw(self, name: str) -> None:
         pending = self._pending.pop(name, [])
