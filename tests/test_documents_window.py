@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import build_window, start_and_wait
 from doc_files import write_collection
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QFileDialog, QInputDialog
 from wrapped_engine import WrappedEngine
@@ -115,13 +115,19 @@ def test_add_a_folder_see_progress_ask_and_open_a_citation(  # type: ignore[no-u
     assert f"turn {turn.turn_id}: found {len(turn.passages)} passage(s) in the documents" \
         in win.router_log.toPlainText()
 
-    # The [1] in the answer is a link: click it where it is drawn.
+    # The [1] in the answer is a link: click it where it is drawn, once it is
+    # drawn there (the answer's last text is laid out on the chat's timer).
+    def citation_spot() -> QPoint | None:
+        prose = view.answer.prose_views()[0]
+        assert isinstance(prose, ProseView)
+        cursor = QTextCursor(prose.document())
+        cursor.setPosition(prose.toPlainText().index("[1]") + 1)
+        spot = prose.cursorRect(cursor).center()
+        return spot if prose.anchorAt(spot) == "zeta-cite:1" else None
+
+    qtbot.waitUntil(lambda: citation_spot() is not None, timeout=TIMEOUT_MS)
     prose = view.answer.prose_views()[0]
-    assert isinstance(prose, ProseView)
-    cursor = QTextCursor(prose.document())
-    cursor.setPosition(prose.toPlainText().index("[1]") + 1)
-    spot = prose.cursorRect(cursor).center()
-    qtbot.mouseClick(prose.viewport(), Qt.MouseButton.LeftButton, pos=spot)
+    qtbot.mouseClick(prose.viewport(), Qt.MouseButton.LeftButton, pos=citation_spot())
     qtbot.waitUntil(lambda: win.documents.passage is not None
                     and win.documents.passage.isVisible(), timeout=TIMEOUT_MS)
     dialog = win.documents.passage

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Unpack
 
 from zeta_desktop.core.chat.events import (
     Alert,
@@ -52,6 +53,7 @@ from zeta_desktop.core.resources import resource_path
 from zeta_desktop.core.routing.router import Adjustment, Decision, explain
 from zeta_desktop.core.routing.telemetry import ModelSignals, Telemetry
 from zeta_desktop.core.settings import AppConfig, RoleConfig, Thresholds
+from zeta_desktop.core.settings.router import ThresholdChanges
 from zeta_desktop.core.store.history import UNDO_S, HistoryStore, SearchHit
 
 __all__ = [
@@ -397,7 +399,7 @@ class ChatApi:
     def set_policy(self, policy: str) -> None:
         self.session.router.policy = policy
 
-    def update_thresholds(self, **changes: float) -> None:
+    def update_thresholds(self, **changes: Unpack[ThresholdChanges]) -> None:
         self.session.router.update_thresholds(**changes)
 
     def reset_router(self) -> None:

@@ -19,6 +19,7 @@ from collections.abc import Collection
 from concurrent.futures import Future
 from pathlib import Path
 
+from zeta_desktop.core.chat.embedding_vote import EmbeddingVoteKeeper
 from zeta_desktop.core.chat.events import (
     EventHub,
     RoleStateChanged,
@@ -38,24 +39,16 @@ from zeta_desktop.core.conversation.model import (
     MessageStatus,
 )
 from zeta_desktop.core.documents.library import DocumentLibrary
-from zeta_desktop.core.engines.base import ChatMessage, EngineError, NoRoleAvailableError
+from zeta_desktop.core.engines.base import ChatMessage, NoRoleAvailableError
 from zeta_desktop.core.fleet.fleet import EngineLoader, Fleet, RoleRuntime, endpoint_role
 from zeta_desktop.core.fleet.worker import ModelWorker, WorkerState
 from zeta_desktop.core.routing.classifier import (
     Classification,
-    EmbeddingVote,
     TaskClassifier,
     TaskKind,
     explicit_command,
-    shipped_embedding_index,
 )
-from zeta_desktop.core.routing.learned import PROBE_MATCH, EmbeddingIndex
 from zeta_desktop.core.routing.machine import MachineSource, NvmlSource
-from zeta_desktop.core.routing.own_index import (
-    BuildCancelledError,
-    EmbedderTooSlowError,
-    OwnIndexBuilder,
-)
 from zeta_desktop.core.routing.router import (
     DEFAULT_PREFERENCES,
     GENERIC_PREFERENCE,
@@ -74,11 +67,6 @@ log = logging.getLogger(__name__)
 
 LEARNED_KEY = "router.learned"  # app_state key: learned_shift() as JSON
 
-# A prompt never waits long on a busy embedder: the text model answers instead.
-EMBED_VOTE_TIMEOUT_S = 2.0
-OWN_INDEX_TIMEOUT_S = 300.0  # one batch of the own index's prompts, on a slow embedder
-VOTE_SLOWEST_S = 1.0  # an embedder slower than this a prompt delays every answer: no vote
-IDLE_POLL_S = 0.05  # how often the own index's build looks whether the embedder is free
 
 
 class ChatSession:
@@ -149,12 +137,16 @@ class ChatSession:
             self.telemetry, self.router, self._machine
         )
         self._started = False
-        self._vote_thread: threading.Thread | None = None
-        self._vote_cancel = threading.Event()  # stops an own index's build
-        # Set once the embedding index votes on prompts (the embedder runs its model).
-        self.embedding_vote_ready = threading.Event()
-        self.embedding_vote_checked = threading.Event()  # set once either way is known
-        self.embedding_vote_note = ""  # why it does not, when it does not
+        self.vote = EmbeddingVoteKeeper(self.fleet, self.classifier,
+                                        lambda: self.config.router.own_index_prompts)
+        # Set once the embedding index votes on prompts, and once either way is known.
+        self.embedding_vote_ready = self.vote.ready
+        self.embedding_vote_checked = self.vote.checked
+
+    @property
+    def embedding_vote_note(self) -> str:
+        """Why the embedding index does not vote, when it does not."""
+        return self.vote.note
 
     # -- roles --------------------------------------------------------------
 
@@ -163,22 +155,27 @@ class ChatSession:
         return self.fleet.roles
 
     def _register_worker(self, key: str, role: str, worker: ModelWorker) -> None:
-        def depth(w: ModelWorker = worker) -> tuple[int, int, str]:
-            return w.queue_depth, w.in_flight, w.state.value
+        def depth() -> tuple[int, int, str]:
+            return worker.queue_depth, worker.in_flight, worker.state.value
 
-        self.telemetry.register(
-            key, depth, lambda w=worker: w.running_for_s, lambda w=worker: w.slots,
-            group=role, local=not worker.remote, jobs=worker.pending_jobs,
-        )
+        def running_for() -> float | None:
+            return worker.running_for_s
+
+        def slots() -> int:
+            return worker.slots
+
+        self.telemetry.register(key, depth, running_for, slots, group=role,
+                                local=not worker.remote, jobs=worker.pending_jobs)
 
     def _free_memory(self) -> tuple[int, int | None]:
         """Free RAM and VRAM (None: no GPU reading) from the machine readings."""
         reading = self.telemetry.machine or self._machine.read()
         ram = int(max(0.0, reading.ram_total_mb - reading.ram_used_mb) * 2**20)
-        gpus = [g for g in reading.gpus if g.mem_total_mb and g.mem_used_mb is not None]
-        if not gpus:
+        free_mb = [g.mem_total_mb - g.mem_used_mb for g in reading.gpus
+                   if g.mem_total_mb and g.mem_used_mb is not None]
+        if not free_mb:
             return ram, None
-        return ram, int(sum(g.mem_total_mb - g.mem_used_mb for g in gpus) * 2**20)  # type: ignore[operator]
+        return ram, int(sum(free_mb) * 2**20)
 
     def endpoint_warnings(self) -> list[str]:
         """Plain HTTP to a public address, one line per replica that does it."""
@@ -227,14 +224,11 @@ class ChatSession:
         """
         self.config.roles[name] = role_config
         if role_config.can_embed or self.fleet.can_embed(name):
-            self._vote_cancel.set()  # an own index for the old model is not wanted now
-            self.classifier.embedding_vote = None  # checked again once the new model loads
-            self.embedding_vote_ready.clear()
-            self.embedding_vote_checked.clear()
+            self.vote.forget()  # checked again once the new model loads
         old_keys = [r.key for r in self.fleet.roles[name].replicas]
         for replica in self.fleet.roles[name].replicas:
             replica.worker.shutdown()
-        self._stop_vote()
+        self.vote.stop()
         self.fleet.replace(name, role_config)
         for key in set(old_keys) - set(self.fleet.endpoints):
             self.telemetry.unregister(key)
@@ -254,29 +248,14 @@ class ChatSession:
         self.router.set_profile(self._profile(name))
         if role_config.can_embed and self.config.router.semantic:
             # The new model may not be the one the embedding index was built with.
-            self._stop_vote()
-            self.classifier.embedding_vote = None
-            self.embedding_vote_ready.clear()
-            self.embedding_vote_checked.clear()
-            self._vote_thread = threading.Thread(
-                target=self._attach_embedding_vote, args=(name,), name="zeta-embed-vote",
-                daemon=True)
-            self._vote_thread.start()
+            self.vote.restart(name)
         return ""
 
     def wait_loaded(self, timeout: float | None = None) -> bool:
         return self.fleet.wait_loaded(timeout)
 
-    def _stop_vote(self, timeout: float | None = None) -> None:
-        """End the embedding vote's check, and an own index's build, if running."""
-        self._vote_cancel.set()
-        if self._vote_thread is not None:
-            self._vote_thread.join(timeout)
-            self._vote_thread = None
-        self._vote_cancel = threading.Event()
-
     def shutdown(self, timeout: float | None = None) -> None:
-        self._vote_cancel.set()  # an own index's build stops at its next batch
+        self.vote.cancel()  # an own index's build stops at its next batch
         if self.library is not None:
             self.library.stop()  # its batch on the embedder is rejected by the fleet's end
         self.runner.shutdown(timeout)
@@ -285,9 +264,7 @@ class ChatSession:
         self.fleet.shutdown(timeout)
         if self.library is not None:
             self.library.shutdown(timeout)
-        if self._vote_thread is not None:
-            # Its pending embeddings were rejected by the shutdown above.
-            self._vote_thread.join(timeout)
+        self.vote.join(timeout)  # its pending embeddings were rejected by the shutdown above
 
     # -- what the router learned from the user's choices, kept across restarts --
 
@@ -324,106 +301,10 @@ class ChatSession:
             if model_id != self._embedder_seen:
                 self._embedder_seen = model_id
                 self.library.embedder_changed()
-        if (
-            state is WorkerState.READY
-            and self.config.router.semantic
-            and role in self.fleet.roles
-            and self.can_embed(role)
-            and self.classifier.embedding_vote is None
-            and self._vote_thread is None
-        ):
-            self._vote_thread = threading.Thread(
-                target=self._attach_embedding_vote, args=(key,), name="zeta-embed-vote",
-                daemon=True,
-            )
-            self._vote_thread.start()
+        if (state is WorkerState.READY and self.config.router.semantic
+                and role in self.fleet.roles and self.can_embed(role)):
+            self.vote.start_if_needed(key)
         self.events.publish(RoleStateChanged(key, state, detail))
-
-    def _attach_embedding_vote(self, role: str) -> None:
-        try:
-            build = self._check_embedding_vote(role)
-        finally:
-            self.embedding_vote_checked.set()
-        if build is not None:
-            self._build_own_index(role, build)
-
-    def _check_embedding_vote(self, role: str) -> OwnIndexBuilder | None:
-        """Let the embedding index vote, if the embedding role runs the index's
-        model; else return what builds this embedder's own index."""
-        index = shipped_embedding_index()
-        if index is None:
-            self.embedding_vote_note = "embedding vote off: the index could not be read"
-            return None
-        try:
-            probe = self.fleet.embed_on(role, list(index.probe_texts), timeout=120)
-        except (EngineError, OSError, ValueError, TimeoutError) as exc:
-            self.embedding_vote_note = f"embedding vote off: the {role} failed to embed ({exc})"
-            log.warning("%s", self.embedding_vote_note)
-            return None
-        similarity = index.matches(probe)
-        if similarity >= PROBE_MATCH:
-            self._vote_with(role, index)
-            return None
-        model = self.fleet.model_file(role) or role
-        prompts = self.config.router.own_index_prompts
-        if prompts <= 0:
-            self.embedding_vote_note = (
-                f"embedding vote off: the {role}'s model ({model}) is not {index.model_name}, "
-                "which the index was built with, and router.own_index_prompts is 0"
-            )
-            log.info("%s (probe similarity %.3f)", self.embedding_vote_note, similarity)
-            return None
-        cancelled = self._vote_cancel
-
-        def wait_idle() -> None:
-            worker = self.fleet.worker(role)
-            while (worker.queue_depth or worker.in_flight) and not cancelled.is_set():
-                cancelled.wait(IDLE_POLL_S)
-
-        def progress(done: int, total: int) -> None:
-            self.embedding_vote_note = (
-                f"embedding vote not yet: the {role}'s model ({model}) is not "
-                f"{index.model_name}; building its own index, {done:,} of {total:,} prompts"
-            )
-
-        return OwnIndexBuilder(
-            index,
-            lambda texts: self.fleet.embed_on(role, list(texts), timeout=OWN_INDEX_TIMEOUT_S),
-            probe, model, own_index_dir(), prompts, wait_idle, cancelled, progress,
-            slowest_s=VOTE_SLOWEST_S,
-        )
-
-    def _build_own_index(self, role: str, builder: OwnIndexBuilder) -> None:
-        try:
-            own = builder.build()
-        except BuildCancelledError as exc:
-            log.info("the embedding index for %s was not finished: %s", role, exc)
-            return
-        except EmbedderTooSlowError as exc:
-            self.embedding_vote_note = (
-                f"embedding vote off: the {role}'s model is too slow to vote ({exc}); "
-                "prompts are read by the text model")
-            log.info("%s", self.embedding_vote_note)
-            return
-        except Exception as exc:  # whatever the embedder raised: routing goes on, text only
-            if builder.cancelled.is_set():  # the model went away mid-build
-                return
-            self.embedding_vote_note = (
-                f"embedding vote off: building an index for the {role}'s model failed ({exc})")
-            log.warning("%s", self.embedding_vote_note)
-            return
-        if not builder.cancelled.is_set():
-            self._vote_with(role, own, own_index=True)
-
-    def _vote_with(self, role: str, index: EmbeddingIndex, own_index: bool = False) -> None:
-        self.classifier.embedding_vote = EmbeddingVote(
-            index,
-            lambda texts: self.fleet.embed_on(role, list(texts), timeout=EMBED_VOTE_TIMEOUT_S),
-        )
-        self.embedding_vote_note = ""
-        self.embedding_vote_ready.set()
-        log.info("the embedding index votes on prompts (embeddings from %s%s)", role,
-                 f", its own index of {len(index.labels)} prompts" if own_index else "")
 
     # -- conversations --------------------------------------------------------
 
@@ -580,7 +461,7 @@ class ChatSession:
         vote = self.classifier.embedding_vote
         if vote is None or explicit_command(prompt):
             result = self.classifier.classify(prompt, context=context)
-            note = self.embedding_vote_note if vote is None else ""
+            note = self.vote.note if vote is None else ""
             return _with_evidence(result, note) if note else result
         embed_role = self.fleet.embed_role()
         worker = self.worker(embed_role) if embed_role else None
@@ -598,7 +479,7 @@ class ChatSession:
         if vote is not None:
             return (f"Task kinds: the text model and the nearest of {len(vote.index.labels):,} "
                     f"labelled prompts, embedded by {vote.index.model_name}")
-        why = self.embedding_vote_note or (
+        why = self.vote.note or (
             "the embedding vote is off" if not self.config.router.semantic
             else "the embedding vote waits for the embedder")
         return f"Task kinds: the text model ({why})"
@@ -628,14 +509,6 @@ class _VectorsFeed:
 
 def _with_evidence(result: Classification, note: str) -> Classification:
     return Classification(result.kind, result.confidence, (*result.evidence, note), result.scores)
-
-
-def own_index_dir() -> Path:
-    """Where indexes built for the user's own embedders are kept: derived
-    data, so the cache directory (found again, or built again, next start)."""
-    from zeta_desktop.core.models.load_check import cache_dir
-
-    return cache_dir() / "classifier"
 
 
 def default_history_path() -> Path:
