@@ -34,7 +34,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import pyqtgraph as pg
 from bench_results import demo_model, print_checks, quick_parser, write_results
 from markdown_shaped import load_markdown_shaped
-from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
+from PySide6.QtCore import QCoreApplication, QElapsedTimer, QEvent, QEventLoop, Qt, QTimer
 
 from zeta_desktop.core.chat.api import AnswerText
 from zeta_desktop.core.config import LoadedConfig
@@ -225,6 +225,11 @@ def measure(
         result.tick_ms, result.paint_ms = list(tick_ms), list(paint_ms)
         result.rounds = window.plots.refresh_count - rounds_before
     window.close()
+    # Gone before the next run: a closed window lived on (owned by Qt, not
+    # Python) with its collector's, history's and documents' timers running
+    # on the GUI thread through every later run.
+    window.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     return result
 
 
