@@ -233,7 +233,7 @@ class DocumentsWindow(QDialog):
 
     # -- acting ----------------------------------------------------------------------------
 
-    def create(self, name: str, paths: list[str]) -> None:
+    def create_collection(self, name: str, paths: list[str]) -> None:
         self.tasks.when_done(self.library.create_collection(name, paths),
                              lambda _id: self.refresh())
 
@@ -244,7 +244,7 @@ class DocumentsWindow(QDialog):
             return
         name, ok = QInputDialog.getText(self, "New collection", "Name:", text=Path(folder).name)
         if ok and name.strip():
-            self.create(name.strip(), [folder])
+            self.create_collection(name.strip(), [folder])
 
     @Slot()
     def _add_folder(self) -> None:

@@ -201,8 +201,8 @@ class HistoryController(QObject):
         self.chat.clear()
         self._shown_id = conversation.id
         for message in conversation.visible():
-            self.chat.add_message(
-                message.id, lambda m=message: self._make_view(conversation, m), message.content)
+            self.chat.add_message(message.id, self._view_maker(conversation, message),
+                                  message.content)
             if message.is_answer and message.status.unfinished and self.api.has_turn(message.id):
                 self.chat.mark_streaming(message.id)
         self.sidebar.set_current(conversation.id)
@@ -218,6 +218,10 @@ class HistoryController(QObject):
     def refresh(self) -> None:
         """Rebuild the branch shown (after a branch change or a new version)."""
         self._show(self.conversation)
+
+    def _view_maker(self, conversation: Conversation,
+                    message: Message) -> Callable[[], MessageView]:
+        return lambda: self._make_view(conversation, message)
 
     def add_message_view(self, conversation: Conversation, message: Message) -> MessageView:
         """A message just added to the conversation shown: its widget, built now."""
@@ -250,9 +254,9 @@ class HistoryController(QObject):
                 view.set_footer(meta.reason or "routing…")
             else:
                 view.finish_streaming()
-                text, colour = answer_footer(message)
+                text, footer_colour = answer_footer(message)
                 if text:
-                    view.set_footer(text, colour)
+                    view.set_footer(text, footer_colour)
         self.set_actions(conversation, message, view)
         return view
 
@@ -268,7 +272,7 @@ class HistoryController(QObject):
             menu = QMenu(view)
             menu.addAction("Through the router", lambda: self.regenerate(message.id))
             for role in self.api.chat_roles():
-                menu.addAction(f"On {role}", lambda r=role: self.regenerate(message.id, r))
+                menu.addAction(f"On {role}", self._regenerate_on(message.id, role))
             actions.append(("Regenerate", "Another answer to the same prompt", menu))
         else:
             actions.append(("Edit", "Edit this prompt and send it again (the old one stays)",
@@ -294,6 +298,9 @@ class HistoryController(QObject):
         """Show another version (◀ ▶) of a message and the branch below it."""
         self.api.select_branch(message_id)
         self.refresh()
+
+    def _regenerate_on(self, answer_id: str, role: str) -> Callable[[], None]:
+        return lambda: self.regenerate(answer_id, role)
 
     def regenerate(self, answer_id: str, role: str | None = None) -> None:
         self.sig_regenerate.emit(answer_id, role)

@@ -230,7 +230,8 @@ class ModelPicker(QDialog):
         if best is not None:
             self.table.selectRow(best)
             name = self.table.item(best, 0)
-            name.setText(f"{name.text()}  (suggested for {self.role})")
+            if name is not None:
+                name.setText(f"{name.text()}  (suggested for {self.role})")
 
     def _selected(self) -> Found | None:
         rows = self.table.selectionModel().selectedRows()
