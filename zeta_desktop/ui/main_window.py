@@ -169,6 +169,8 @@ class MainWindow(QMainWindow):
         self.router_panel.stop()  # saves a slider change still waiting
         self.router_log.stop()
         self.models.stop()
+        self.history.stop()
+        self.documents.stop()
         self.api.stop_models()
         self.tasks.shutdown()
         # After the models and the background work: their last words are saved first.

@@ -32,6 +32,7 @@ class DocumentsController(QObject):
         chat.sig_internal_link.connect(self.open_link)
         self.window: DocumentsWindow | None = None
         self.passage: PassageDialog | None = None  # the last one opened (tests look at it)
+        self._timer: QTimer | None = None  # indexing progress, with a library only
         library = api.documents
         if library is None:  # no history file: nothing to keep an index in
             self.chips.add_button.setEnabled(False)
@@ -48,6 +49,11 @@ class DocumentsController(QObject):
         self._timer.timeout.connect(self._show_progress)
         self._timer.start()
         self.reload()
+
+    def stop(self) -> None:
+        """The window is closing: no more progress reads."""
+        if self._timer is not None:
+            self._timer.stop()
 
     def reload(self) -> None:
         if self.api.documents is not None:

@@ -143,6 +143,10 @@ class HistoryController(QObject):
         self._purge_timer.start()
         self.tasks.when_done(self.store.get_state(LAST_OPEN_KEY), self._on_last_open)
 
+    def stop(self) -> None:
+        """The window is closing: no more purges of the (closing) store."""
+        self._purge_timer.stop()
+
     def _on_store_open(self, problems: list[str]) -> None:
         for problem in problems:
             self._notice(problem)
