@@ -44,7 +44,9 @@ class Events:
                 assert event.turn_id not in self.routed  # searched before it is routed
                 self.searched[event.turn_id] = event
             case TurnRouted():
-                self.routed[event.turn_id] = event.decision
+                with self.changed:
+                    self.routed[event.turn_id] = event.decision
+                    self.changed.notify_all()
             case TurnStarted():
                 self.started[event.turn_id] = event.role
             case TurnRetried():
@@ -78,11 +80,11 @@ def make_session(config: AppConfig, loader=LlamaEngine.load, store=None, machine
                  ) -> ChatSession:
     events = Events()
     session = ChatSession(config, loader, subscriber=events, store=store, machine=machine)
-    session.events = events  # type: ignore[attr-defined]
+    session.recorded = events  # type: ignore[attr-defined]
     session.start()
     assert session.wait_loaded(TIMEOUT)
     return session
 
 
 def events_of(session: ChatSession) -> Events:
-    return session.events  # type: ignore[attr-defined,no-any-return]
+    return session.recorded  # type: ignore[attr-defined,no-any-return]

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from session_events import TIMEOUT, make_session
+from session_events import TIMEOUT, events_of, make_session
 
 from zeta_desktop.core.fleet.worker import WorkerState
 from zeta_desktop.core.models import load_check
@@ -49,8 +49,8 @@ def test_a_file_that_aborts_or_hangs_in_the_check_leaves_the_app_up(
         assert reasoner.state is WorkerState.UNAVAILABLE
         assert "crashed loading it (SIGABRT" in reasoner.detail
         turn = session.send("def add(a, b): return a + b  # explain")
-        session.events.wait_done(turn)  # type: ignore[attr-defined]
-        assert turn in session.events.finished  # type: ignore[attr-defined]
+        events_of(session).wait_done(turn)
+        assert turn in events_of(session).finished
     finally:
         session.shutdown(TIMEOUT)
 

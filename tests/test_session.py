@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from gated_engine import gated_loader
 from session_events import TIMEOUT, events_of, make_session
 
 from zeta_desktop.core.chat.session import ChatSession
@@ -266,10 +267,19 @@ def test_a_crash_mid_answer_is_retried_on_another_model(
 def test_an_overloaded_model_spills_to_a_capable_one(tiny_config: AppConfig) -> None:
     tiny_config.roles["coder"].max_tokens = 400
     tiny_config.router.max_queue = 1
-    session = make_session(tiny_config)
+    # The coder's first answer holds after 12 tokens, so it is surely still
+    # busy when the others are routed (the tiny model would otherwise finish
+    # each before the next arrives).
+    reached, release = threading.Event(), threading.Event()
+    session = make_session(tiny_config, loader=gated_loader(12, reached, release))
     try:
         events = events_of(session)
-        ids = [session.send(f"```\nfix bug {i}\n```") for i in range(4)]
+        ids = [session.send("```\nfix bug 0\n```")]
+        assert reached.wait(TIMEOUT)
+        ids += [session.send(f"```\nfix bug {i}\n```") for i in range(1, 4)]
+        with events.changed:
+            assert events.changed.wait_for(lambda: all(i in events.routed for i in ids), TIMEOUT)
+        release.set()
         events.wait_done(*ids)
         roles = [session.turn(i).role for i in ids]
         assert roles[0] == "coder"

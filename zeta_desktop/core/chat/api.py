@@ -172,6 +172,8 @@ class ChatApi:
         self.session = session
         self._loaded = loaded  # what is saved; the session's config may carry one-run overrides
         self._save_lock = threading.Lock()
+        self._alerts_lock = threading.Lock()
+        self._held_alerts: list[str] | None = []  # None once a client has subscribed
         self.history: HistoryStore | None = session.store  # None: nothing is kept
         self.documents: DocumentLibrary | None = session.library
         self.telemetry: Telemetry = session.telemetry  # live readings, for plots
@@ -179,10 +181,21 @@ class ChatApi:
     # -- events and lifecycle ---------------------------------------------------------
 
     def subscribe(self, subscriber: Subscriber) -> None:
-        """Every event from now on, on the thread that published it."""
+        """Every event from now on, on the thread that published it; alerts
+        raised before the first client subscribed come first."""
         self.session.events.subscribe(subscriber)
+        with self._alerts_lock:
+            held, self._held_alerts = self._held_alerts, None
+        for text in held or []:
+            subscriber(Alert(text))
 
     def alert(self, text: str) -> None:
+        """A problem that outlives a conversation (the history file could not
+        be written): kept until a client subscribes, so none is lost."""
+        with self._alerts_lock:
+            if self._held_alerts is not None:
+                self._held_alerts.append(text)
+                return
         self.session.events.publish(Alert(text))
 
     def start(self) -> None:
@@ -454,16 +467,27 @@ def open_chat(
     """Compose the core: the history store (unless `keep_history` is False,
     a benchmark's baseline or the self-test), the session over its models."""
     store = None
-    alerts: list[ChatApi] = []  # the store may report before the door exists
+    # The store's thread may report before the door exists: held until it does.
+    early: list[str] = []
+    door: list[ChatApi] = []
+    lock = threading.Lock()
 
     def problem(text: str) -> None:
         if on_history_problem is not None:
             on_history_problem(text)
-        elif alerts:
-            alerts[0].alert(text)
+            return
+        with lock:
+            if not door:
+                early.append(text)
+                return
+        door[0].alert(text)
 
     if keep_history:
         store = HistoryStore(history_path or default_history_path(), on_problem=problem)
     api = ChatApi(ChatSession(run_config, engine_loader, store=store), loaded)
-    alerts.append(api)
+    with lock:
+        door.append(api)
+        held = list(early)
+    for text in held:
+        api.alert(text)
     return api
