@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -251,3 +252,28 @@ def test_an_answer_cut_short_by_a_crash_shows_interrupted_with_retry(  # type: i
     assert retried.id != cut.id and retried.status is MessageStatus.DONE and retried.content
     assert win.chat.answer_view(retried.id).pager_label.text() == "2/2"  # type: ignore[union-attr]
     win.close()
+
+
+def test_deleting_a_chat_while_its_question_is_searched_leaves_the_next_chat_empty(
+        qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """The stop that a delete makes ends the turn on the GUI thread; the window
+    hears of it only after the delete, so nothing lands in the new chat's box."""
+    reached, gate = threading.Event(), threading.Event()
+
+    def held_search(question: str, collection_ids: object) -> list[object]:
+        reached.set()
+        gate.wait(TIMEOUT_MS / 1000)
+        return []
+
+    window.api.session.runner.retrieve = held_search
+    window.api.set_collections(["notes"])
+    window.chat.input.setPlainText("What do my notes say?")
+    qtbot.mouseClick(window.chat.send_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(reached.is_set, timeout=TIMEOUT_MS)
+    deleted = window.api.conversation.id
+    with qtbot.waitSignal(window.turns.sig_turn_ended, timeout=TIMEOUT_MS) as ended:
+        window.history.delete(deleted)
+    gate.set()
+    assert ended.args[0].conversation_id == deleted and ended.args[0].stopped
+    assert window.api.conversation.id != deleted
+    assert window.chat.input.toPlainText() == ""
