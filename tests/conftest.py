@@ -152,3 +152,17 @@ def gated_window(qtbot, tiny_config: AppConfig, tmp_path: Path):  # type: ignore
     yield win
     gate[1].set()
     win.close()
+
+
+@pytest.fixture
+def docs_config(tiny_config: AppConfig) -> AppConfig:
+    """The tiny model, with the demo embedder embedding: for documents."""
+    from zeta_desktop.core.models.files import find_demo_embedder
+
+    embedder = find_demo_embedder()
+    assert embedder is not None
+    tiny_config.roles["embedder"] = RoleConfig(
+        model_path=str(embedder), n_ctx=512, n_threads=1, can_embed=True, can_chat=False)
+    for role in ("coder", "reasoner"):
+        tiny_config.roles[role].n_ctx = 1024
+    return tiny_config

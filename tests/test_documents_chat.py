@@ -14,21 +14,14 @@ from session_events import events_of, make_session
 
 from zeta_desktop.core.chat.session import ChatSession
 from zeta_desktop.core.documents.grounding import Source
-from zeta_desktop.core.models.files import find_demo_embedder
-from zeta_desktop.core.settings import AppConfig, RoleConfig
+from zeta_desktop.core.settings import AppConfig
 from zeta_desktop.core.store.history import HistoryStore
 
 
 @pytest.fixture
-def session(tiny_config: AppConfig, tmp_path: Path) -> Iterator[ChatSession]:
-    embedder = find_demo_embedder()
-    assert embedder is not None
-    tiny_config.roles["embedder"] = RoleConfig(
-        model_path=str(embedder), n_ctx=512, n_threads=1, can_embed=True, can_chat=False)
-    for role in ("coder", "reasoner"):
-        tiny_config.roles[role].n_ctx = 1024
+def session(docs_config: AppConfig, tmp_path: Path) -> Iterator[ChatSession]:
     store = HistoryStore(tmp_path / "history.sqlite3")
-    session = make_session(tiny_config, store=store)
+    session = make_session(docs_config, store=store)
     yield session
     session.shutdown(30)
     store.close()

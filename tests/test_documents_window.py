@@ -7,7 +7,6 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import pytest
 from conftest import build_window, start_and_wait
 from doc_files import write_collection
 from PySide6.QtCore import QPoint, Qt
@@ -16,8 +15,7 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog
 from wrapped_engine import WrappedEngine
 
 from zeta_desktop.core.engines.llama import LlamaEngine
-from zeta_desktop.core.models.files import find_demo_embedder
-from zeta_desktop.core.settings import AppConfig, RoleConfig
+from zeta_desktop.core.settings import AppConfig
 from zeta_desktop.ui.chat.markdown_view import ProseView, link_citations
 
 TIMEOUT_MS = 60_000
@@ -43,17 +41,6 @@ class GatedEmbedder(WrappedEngine):
             type(self).reached.set()
             assert type(self).release.wait(TIMEOUT_MS / 1000)
         return self._inner.embed(texts)
-
-
-@pytest.fixture
-def docs_config(tiny_config: AppConfig) -> AppConfig:
-    embedder = find_demo_embedder()
-    assert embedder is not None
-    tiny_config.roles["embedder"] = RoleConfig(
-        model_path=str(embedder), n_ctx=512, n_threads=1, can_embed=True, can_chat=False)
-    for role in ("coder", "reasoner"):
-        tiny_config.roles[role].n_ctx = 1024
-    return tiny_config
 
 
 def loader(path, settings):  # type: ignore[no-untyped-def]

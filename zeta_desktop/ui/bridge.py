@@ -8,7 +8,9 @@ ever run on the GUI thread. A new kind of event needs nothing here.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, Signal
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, Qt, Signal
 
 from zeta_desktop.core.chat.api import SessionEvent
 
@@ -19,3 +21,9 @@ class EventBridge(QObject):
 
     def __call__(self, event: SessionEvent) -> None:
         self.sig_event.emit(event)
+
+    def deliver_to(self, handler: Callable[[SessionEvent], None]) -> None:
+        """Hand every event to `handler` on the GUI thread, queued even when
+        the GUI thread itself published it (a stop): an event is handled after
+        the action that caused it, never inside it."""
+        self.sig_event.connect(handler, Qt.ConnectionType.QueuedConnection)

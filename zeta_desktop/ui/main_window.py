@@ -82,9 +82,7 @@ class MainWindow(QMainWindow):
         self.router_panel.sig_save_problem.connect(self.chat.add_notice)
         # The one subscriber: every event, queued onto the GUI thread.
         self.bridge = EventBridge(self)
-        # Queued even when the GUI thread itself publishes (a stop): an event
-        # is handled after the action that caused it, never inside it.
-        self.bridge.sig_event.connect(self.turns.on_event, Qt.ConnectionType.QueuedConnection)
+        self.bridge.deliver_to(self.turns.on_event)
         api.subscribe(self.bridge)
         self._build_menu()
 

@@ -270,21 +270,20 @@ class ChatApi:
     def send(self, prompt: str, role: str | None = None) -> SentTurn:
         """Queue a prompt under the shown branch; `role` skips the router."""
         conversation = self.session.conversation
-        turn_id = self.session.send(prompt, role=role)
-        *_earlier, question, answer = conversation.path(self.session.turn(turn_id).answer_id)
-        return SentTurn(turn_id, question, answer)
+        return self._sent(conversation, self.session.send(prompt, role=role))
 
     def edit(self, message_id: str, text: str, role: str | None = None) -> SentTurn:
         """A new version of a prompt, answered again; the old one stays as a branch."""
         conversation = self.session.conversation
-        turn_id = self.session.edit_and_resend(message_id, text, role)
-        *_earlier, question, answer = conversation.path(self.session.turn(turn_id).answer_id)
-        return SentTurn(turn_id, question, answer)
+        return self._sent(conversation, self.session.edit_and_resend(message_id, text, role))
 
     def regenerate(self, answer_id: str, role: str | None = None) -> SentTurn:
         """Another answer to the same prompt, through the router or `role`."""
         conversation = self.session.conversation
-        turn_id = self.session.regenerate(answer_id, role)
+        return self._sent(conversation, self.session.regenerate(answer_id, role))
+
+    def _sent(self, conversation: Conversation, turn_id: int) -> SentTurn:
+        """The turn and the prompt and answer it added (the end of its branch)."""
         *_earlier, question, answer = conversation.path(self.session.turn(turn_id).answer_id)
         return SentTurn(turn_id, question, answer)
 
