@@ -66,6 +66,19 @@ def test_the_window_reaches_the_core_only_through_the_door() -> None:
     assert "zeta_desktop.core.chat.api" in used  # the check reads the imports at all
 
 
+def test_the_server_reaches_the_core_only_through_the_door() -> None:
+    """The server is a client of the session like the window, not a second wiring."""
+    server = Path(zeta_desktop.__file__).parent / "server"
+    files = sorted(server.rglob("*.py"))
+    assert (server / "app.py") in files
+    strays = [f"{f.relative_to(server.parent)}:{line} imports {name}"
+              for f in files for line, name in core_imports(f)
+              if not name.startswith(("zeta_desktop.core.chat.api", "zeta_desktop.core.settings"))]
+    assert strays == []
+    assert any(name == "zeta_desktop.core.chat.api"
+               for f in files for _line, name in core_imports(f))
+
+
 def test_the_import_check_catches_a_stray(tmp_path: Path) -> None:
     stray = tmp_path / "widget.py"
     stray.write_text("def f():\n    from zeta_desktop.core.fleet.worker import ChatStats\n"

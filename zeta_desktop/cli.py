@@ -17,7 +17,8 @@ def _app_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zeta-desktop",
         description="Chat with several local GGUF models, routed per prompt. "
-        "Subcommands: `zeta-desktop route --help` prints routing decisions; "
+        "Subcommands: `zeta-desktop serve --help` serves the models on an "
+        "OpenAI-compatible API; `zeta-desktop route --help` prints routing decisions; "
         "`zeta-desktop models --help` lists the GGUF models found on this machine.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -85,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         from zeta_desktop.load_check_cli import main as load_check_main
 
         return load_check_main(argv[1:])
+    if argv[:1] == ["serve"]:
+        from zeta_desktop.serve_cli import main as serve_main
+
+        return serve_main(argv[1:])
     if argv[:1] == ["models"]:
         from zeta_desktop.models_cli import main as models_main
 

@@ -28,6 +28,7 @@ from zeta_desktop.core.settings import (
     ROLE_NAME_PATTERN,
     SAMPLING_LIMITS,
     SCHEMA_VERSION,
+    SERVER_LIMITS,
     TASK_KIND_NAMES,
     THRESHOLD_LIMITS,
     WATCHDOG_LIMITS,
@@ -35,6 +36,7 @@ from zeta_desktop.core.settings import (
     ReplicaConfig,
     RoleConfig,
     RouterConfig,
+    ServerConfig,
     default_roles,
 )
 
@@ -212,6 +214,41 @@ def _read_router(raw: Any, where: str, problems: list[str]) -> RouterConfig:
     return router
 
 
+def _read_server(raw: Any, where: str, problems: list[str]) -> ServerConfig:
+    server = ServerConfig()
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: [server] must be a table; using defaults for it")
+        return server
+    for key, value in raw.items():
+        if key in ("enabled", "keep_history"):
+            if isinstance(value, bool):
+                setattr(server, key, value)
+            else:
+                problems.append(f"{where}: server.{key} must be true or false, got {value!r}")
+        elif key == "host":
+            if isinstance(value, str) and value.strip():
+                server.host = value.strip()
+            else:
+                problems.append(f"{where}: server.host must be an address, got {value!r}; "
+                                f"using {server.host}")
+        elif key in SERVER_LIMITS:
+            low, high = SERVER_LIMITS[key]
+            if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
+                setattr(server, key, value)
+            else:
+                problems.append(f"{where}: server.{key} must be a whole number from {low} to "
+                                f"{high}, got {value!r}; using {getattr(server, key)}")
+        elif key == "cors_origins":
+            if isinstance(value, list) and all(isinstance(o, str) for o in value):
+                server.cors_origins = list(value)
+            else:
+                problems.append(f"{where}: server.cors_origins must be a list of origins "
+                                "(https://example.org); ignored")
+        else:
+            problems.append(f"{where}: server.{key} is not a known setting; ignored")
+    return server
+
+
 def _read_role(name: str, raw: Any, where: str, problems: list[str]) -> RoleConfig:
     role = default_roles().get(name) or RoleConfig()
     if not isinstance(raw, dict):
@@ -278,13 +315,15 @@ def parse_config(data: dict[str, Any], where: str) -> tuple[AppConfig, list[str]
         config.roles[name] = _read_role(name, raw, where, problems)
     if "router" in data:
         config.router = _read_router(data["router"], where, problems)
+    if "server" in data:
+        config.server = _read_server(data["server"], where, problems)
     folders = data.get("model_folders", [])
     if isinstance(folders, list) and all(isinstance(f, str) for f in folders):
         config.model_folders = list(folders)
     else:
         problems.append(f"{where}: model_folders must be a list of folder paths; ignored")
     for key in data:
-        if key not in ("schema_version", "roles", "router", "model_folders"):
+        if key not in ("schema_version", "roles", "router", "server", "model_folders"):
             problems.append(f"{where}: {key} is not a known setting; ignored")
     return config, problems
 
@@ -335,6 +374,7 @@ def config_to_dict(config: AppConfig) -> dict[str, Any]:
         "schema_version": config.schema_version,
         "roles": {name: _role_to_dict(role) for name, role in config.roles.items()},
         "router": dataclasses.asdict(config.router),
+        "server": dataclasses.asdict(config.server),
         "model_folders": list(config.model_folders),
     }
 

@@ -36,6 +36,8 @@ from zeta_desktop.core.chat.events import (
     TurnStarted,
 )
 from zeta_desktop.core.chat.session import ChatSession, EngineLoader, default_history_path
+from zeta_desktop.core.chat.turn import AnswerOptions
+from zeta_desktop.core.chat.turn_feeds import TurnFeed
 from zeta_desktop.core.chat.turn_runner import Turn, TurnStatus
 from zeta_desktop.core.config import LoadedConfig, save_or_say, user_data_dir
 from zeta_desktop.core.conversation import exchange
@@ -44,8 +46,8 @@ from zeta_desktop.core.conversation.model import Conversation, Message
 from zeta_desktop.core.documents.grounding import Source
 from zeta_desktop.core.documents.index_db import CollectionInfo
 from zeta_desktop.core.documents.library import DocumentLibrary, MessageHit, Progress
-from zeta_desktop.core.engines.base import NoRoleAvailableError
-from zeta_desktop.core.fleet.worker import ChatStats, WorkerState
+from zeta_desktop.core.engines.base import ChatMessage, EngineError, NoRoleAvailableError
+from zeta_desktop.core.fleet.worker import ChatStats, WorkerState, estimate_prompt_tokens
 from zeta_desktop.core.models.discovery import Found, Place, default_places, scan
 from zeta_desktop.core.models.memory import estimate, mib
 from zeta_desktop.core.models.suits import suggested_role
@@ -60,8 +62,10 @@ __all__ = [
     "UNDO_S",
     "Adjustment",
     "Alert",
+    "AnswerOptions",
     "AnswerText",
     "ChatApi",
+    "ChatMessage",
     "ChatStats",
     "Code",
     "CollectionInfo",
@@ -69,6 +73,7 @@ __all__ = [
     "Decision",
     "DocumentLibrary",
     "DocumentsSearched",
+    "EngineError",
     "EngineLoader",
     "Found",
     "HistoryStore",
@@ -87,12 +92,14 @@ __all__ = [
     "RoleView",
     "SearchHit",
     "SentTurn",
+    "ServedModel",
     "SessionEvent",
     "Source",
     "Subscriber",
     "Telemetry",
     "TurnEnded",
     "TurnEvent",
+    "TurnFeed",
     "TurnRetried",
     "TurnRouted",
     "TurnStarted",
@@ -101,6 +108,7 @@ __all__ = [
     "answer_parts",
     "default_places",
     "estimate",
+    "estimate_prompt_tokens",
     "exchange",
     "mib",
     "open_chat",
@@ -152,6 +160,16 @@ class MemoryReading:
 
 
 @dataclass(frozen=True)
+class ServedModel:
+    """A name a client may ask for: `auto` (the router), a role, or a role's model."""
+
+    id: str
+    role: str | None  # None: `auto`, the router's choice
+    chats: bool
+    embeds: bool
+
+
+@dataclass(frozen=True)
 class PreviewRow:
     """Where a recent prompt would go now, beside where it went."""
 
@@ -161,6 +179,7 @@ class PreviewRow:
     why: str
     full_reason: str
     sent_to: str
+    client: str = ""  # "" typed in the window; else the API client that sent it
 
 
 class ChatApi:
@@ -320,6 +339,67 @@ class ChatApi:
             return message.meta.decision_text
         return "not routed yet"
 
+    # -- a client's requests (the OpenAI-compatible server) ---------------------------
+
+    def ask(self, messages: list[ChatMessage], feed: TurnFeed, *, role: str | None = None,
+            options: AnswerOptions | None = None, client: str = "api",
+            keep: bool = False) -> int:
+        """Answer a client's messages (the last one the user's), routed unless
+        `role` is named; `feed` hears the turn's events, on worker threads.
+        `keep`: saved in the history as a conversation titled by the client."""
+        return self.session.send_request(messages, feed, role=role, options=options,
+                                         client=client, keep=keep)
+
+    def catalog(self) -> list[ServedModel]:
+        """`auto`, each role, and each role's model file (a file two roles
+        share names the first of them)."""
+        roles = self.session.roles
+        served = [ServedModel("auto", None, bool(self.chat_roles()), False)]
+        served += [ServedModel(name, name, self.session.can_chat(name),
+                               self.session.can_embed(name)) for name in roles]
+        seen = {model.id for model in served}
+        for name, runtime in roles.items():
+            ids = ([runtime.source.display_name] if runtime.source is not None
+                   else [r.endpoint.model for r in runtime.replicas
+                         if r.endpoint is not None])
+            for model_id in ids:
+                if model_id and model_id not in seen:
+                    seen.add(model_id)
+                    served.append(ServedModel(model_id, name, self.session.can_chat(name),
+                                              self.session.can_embed(name)))
+        return served
+
+    def largest_context(self) -> int | None:
+        """The most tokens any chat model here holds; None when a server's
+        is not known (it says so itself when a prompt is too long)."""
+        sizes = []
+        for name in self.chat_roles():
+            runtime = self.session.roles[name]
+            if not runtime.config.uses_local_model:
+                return None
+            sizes.append(runtime.config.n_ctx)
+        return max(sizes, default=None)
+
+    def client_of(self, turn_id: int) -> str:
+        """Who sent a turn: '' for the window, else its API client ("api: curl/8.5")."""
+        return self.session.turn(turn_id).client
+
+    def client_turns_active(self) -> int:
+        """Clients' turns not yet answered (routing, queued or streaming)."""
+        return sum(1 for t in self.session.turns if t.from_client and t.status.active)
+
+    def embed(self, texts: list[str], timeout: float | None = None) -> list[list[float]]:
+        """One vector per text, from the embedding role's model (blocks)."""
+        return self.session.embed(texts, timeout)
+
+    def embed_role(self) -> str | None:
+        return self.session.fleet.embed_role()
+
+    def count_tokens(self, role: str, texts: list[str],
+                     timeout: float | None = None) -> list[int]:
+        """Token counts in `role`'s tokenizer, on its worker (an estimate for a server)."""
+        return self.session.fleet.count_tokens_on(role, texts, timeout)
+
     # -- roles and models -------------------------------------------------------------
 
     def roles(self) -> list[RoleView]:
@@ -451,7 +531,8 @@ class ChatApi:
                 role, why = "—", str(exc)
                 full = why
             preview.append(PreviewRow(turn.prompt.replace("\n", " ")[:80],
-                                      classification.kind.value, role, why, full, turn.role))
+                                      classification.kind.value, role, why, full, turn.role,
+                                      turn.client))
         return preview
 
 

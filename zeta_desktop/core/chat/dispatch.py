@@ -26,7 +26,7 @@ from zeta_desktop.core.conversation.model import DEFAULT_SYSTEM_PROMPT
 from zeta_desktop.core.engines.base import ChatMessage, NoRoleAvailableError
 from zeta_desktop.core.fleet.fleet import Fleet
 from zeta_desktop.core.fleet.worker import ChatJob, ChatListener, estimate_prompt_tokens
-from zeta_desktop.core.routing.classifier import Classification, TaskKind
+from zeta_desktop.core.routing.classifier import Classification, TaskKind, explicit_command
 from zeta_desktop.core.routing.router import Decision, ZetaDynamicRouter
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,12 @@ class Dispatcher:
         if turn.cancelled:
             self._ledger.stopped_early(turn)
             return
+        if turn.from_client and explicit_command(turn.prompt):
+            # A request's text is untrusted: it never runs a command (a search
+            # of the user's history, say).
+            self._ledger.fail(turn, "commands such as /embed and /similar are the window's; "
+                                    "ask for embeddings with POST /v1/embeddings")
+            return
         if self._grounding.needs_search(turn):
             self._grounding.search(turn, exclude)  # back on the queue once searched
             return
@@ -162,14 +168,21 @@ class Dispatcher:
                 and messages[0]["content"] == DEFAULT_SYSTEM_PROMPT):
             # The role's own default, where the conversation kept the app's.
             messages = [{"role": "system", "content": role_prompt}, *messages[1:]]
+        options = turn.options
+        sampling = dict(role_config.sampling)
+        if options.top_p is not None:
+            sampling["top_p"] = options.top_p
         job = ChatJob(
             messages=messages,
             listener=self._listener,
-            max_tokens=role_config.max_tokens,
-            temperature=role_config.temperature,
+            max_tokens=options.max_tokens or role_config.max_tokens,
+            temperature=(role_config.temperature if options.temperature is None
+                         else options.temperature),
             tag=turn.turn_id,
-            sampling=dict(role_config.sampling),
+            sampling=sampling,
             kind=decision.kind.value,
+            stop=options.stop,
+            seed=options.seed,
         )
         with self._ledger.lock:
             turn.job = job

@@ -24,7 +24,8 @@ class OverrideLearner:
     def decide(self, turn: Turn, role: str, endpoint: str, classification: Classification,
                exclude: frozenset[str]) -> Decision:
         """The turn goes to the role the user chose, on `endpoint` (one of its replicas)."""
-        if not turn.attempts and not turn.learned_from:
+        if not turn.attempts and not turn.learned_from and not turn.from_client:
+            # A client naming a model says nothing of what the user prefers.
             self._learn(turn, classification, role, exclude)
         kind = classification.kind
         return Decision(

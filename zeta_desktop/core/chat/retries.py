@@ -118,6 +118,7 @@ class Retries:
                   if r not in tried and rt.can_chat and rt.config.n_ctx > n_ctx
                   and self._fleet.usable(r)]
         if not larger:
+            turn.too_long = True
             self._ledger.fail(turn, f"{role}: {message}")
             return
         target = max(larger, key=lambda r: roles[r].config.n_ctx)

@@ -26,10 +26,13 @@ from zeta_desktop.core.chat.events import (
     SessionEvent,
     Subscriber,
     TurnEnded,
+    TurnEvent,
 )
 from zeta_desktop.core.chat.fleet_embedder import FleetEmbedder
 from zeta_desktop.core.chat.history_recorder import HistoryRecorder
 from zeta_desktop.core.chat.outcomes import TelemetryOutcomes
+from zeta_desktop.core.chat.turn import AnswerOptions
+from zeta_desktop.core.chat.turn_feeds import TurnFeed, TurnFeeds
 from zeta_desktop.core.chat.turn_runner import Turn, TurnRunner, Watchdog
 from zeta_desktop.core.config import user_data_dir
 from zeta_desktop.core.conversation.model import (
@@ -37,6 +40,7 @@ from zeta_desktop.core.conversation.model import (
     Conversation,
     Message,
     MessageStatus,
+    title_from,
 )
 from zeta_desktop.core.documents.library import DocumentLibrary
 from zeta_desktop.core.engines.base import ChatMessage, NoRoleAvailableError
@@ -131,6 +135,9 @@ class ChatSession:
         ))
         if self.library is not None:
             self.events.subscribe(_VectorsFeed(self.library))
+        # After the recorder: a client's feed hears a turn's end once it is saved.
+        self._feeds = TurnFeeds()
+        self.events.subscribe(self._feeds)
         if subscriber is not None:
             self.events.subscribe(subscriber)
         self._sampler = TelemetrySampler(
@@ -426,6 +433,62 @@ class ChatSession:
         )
         self.runner.submit(turn)
         return turn.turn_id
+
+    def send_request(
+        self,
+        messages: list[ChatMessage],
+        feed: TurnFeed,
+        *,
+        role: str | None = None,
+        options: AnswerOptions | None = None,
+        client: str = "api",
+        keep: bool = False,
+    ) -> int:
+        """A client's request (the OpenAI API's): `messages` go to the model
+        exactly as given, the last one the user's; `feed` hears this turn's
+        events from its first. `keep` saves it in the history, as a
+        conversation titled by the client. Returns the turn id at once."""
+        prompt = messages[-1]["content"]
+        conversation_id = answer_id = ""
+        saved = None
+        if keep and self.store is not None:
+            conversation = self._request_conversation(messages, client)
+            answer = conversation.add(conversation.info.leaf_id, "assistant", "",
+                                      MessageStatus.PENDING)
+            self._adopt(conversation)
+            for message in conversation.path(answer.id):
+                saved = self.store.save_message(message, conversation.info)
+            conversation_id, answer_id = conversation.id, answer.id
+            given = feed
+
+            def feed(event: TurnEvent) -> None:  # the kept copy is on disk: let it go
+                given(event)
+                if isinstance(event, TurnEnded):
+                    self._forget(event.conversation_id)
+
+        exact = [dict(message) for message in messages]
+        turn = self.runner.new_turn(
+            prompt, lambda: [dict(message) for message in exact], forced_role=role,
+            conversation_id=conversation_id, answer_id=answer_id, saved=saved, client=client,
+            options=options or AnswerOptions())
+        self._feeds.add(turn.turn_id, feed)
+        self.runner.submit(turn)
+        return turn.turn_id
+
+    def _request_conversation(self, messages: list[ChatMessage], client: str) -> Conversation:
+        system = next((m["content"] for m in messages[:1] if m["role"] == "system"), "")
+        conversation = Conversation.new(system)
+        parent = None
+        for message in messages:
+            if message["role"] in ("user", "assistant"):
+                parent = conversation.add(parent, message["role"], message["content"]).id
+        conversation.info.title = title_from(f"{client}: {messages[-1]['content']}")
+        return conversation
+
+    def _forget(self, conversation_id: str) -> None:
+        with self._open_lock:
+            if conversation_id != self.conversation.id:
+                self._open.pop(conversation_id, None)
 
     def set_collections(self, collection_ids: Collection[str],
                         conversation: Conversation | None = None) -> None:

@@ -34,6 +34,18 @@ class TurnStatus(enum.StrEnum):
         return self in (TurnStatus.ROUTING, TurnStatus.QUEUED, TurnStatus.STREAMING)
 
 
+@dataclass(frozen=True)
+class AnswerOptions:
+    """A client's own settings for one answer (the OpenAI API's fields);
+    None or empty: the role's settings."""
+
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+
 @dataclass(eq=False)
 class Turn:
     # What was asked, and where its answer goes.
@@ -46,6 +58,10 @@ class Turn:
     answer_id: str = ""  # the answer message in the conversation model
     saved: Future[Any] | None = None  # the prompt's write to disk
     created_at: float = 0.0  # monotonic, when it was queued
+    # Who asked: "" for the window, else an API client ("api: curl/8.5"). A
+    # client's prompt is text only: no commands, no documents, nothing learned.
+    client: str = ""
+    options: AnswerOptions = field(default_factory=AnswerOptions)
     # Where the router sent it, and how this attempt goes.
     role: str = ""
     reason: str = ""
@@ -70,6 +86,11 @@ class Turn:
     passages: list[StoredChunk] | None = None
     sources: list[Source] = field(default_factory=list)
     grounding_note: str = ""
+    too_long: bool = False  # failed: no model's context holds the prompt
+
+    @property
+    def from_client(self) -> bool:
+        return bool(self.client)
 
     @property
     def retried(self) -> bool:

@@ -98,10 +98,14 @@ class Engine(Protocol):
         temperature: float,
         cancel: threading.Event,
         sampling: Mapping[str, float] | None = None,
+        stop: Sequence[str] = (),
+        seed: int | None = None,
     ) -> Iterator[str]:
         """Yield text pieces; stop at the next token once `cancel` is set.
-        `sampling`: top_p, top_k, min_p, repeat_penalty the user set (only
-        passed when set; engines that take none may omit it)."""
+        `sampling`: top_p, top_k, min_p, repeat_penalty the user set; `stop`:
+        strings that end the answer (left out of it); `seed`: the sampler's
+        seed for this answer. Each is passed only when set, so an engine that
+        takes none may omit them."""
         ...
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:

@@ -94,6 +94,7 @@ class LlamaEngine:
         self.allocated: dict[str, int] = {}  # what llama.cpp allocated, by kind (its log)
         self._llama_cpp = import_llama_cpp()
         self._piece_buffer = ctypes.create_string_buffer(64)
+        self._load_seed = int(llm._seed)  # restored after an answer that named its own
         model = llm._model.model
         # Recurrent and hybrid models cannot drop the end of their cache and
         # keep its start, so a prompt is always read from its beginning.
@@ -149,6 +150,8 @@ class LlamaEngine:
         temperature: float,
         cancel: threading.Event,
         sampling: Mapping[str, float] | None = None,
+        stop: Sequence[str] = (),
+        seed: int | None = None,
     ) -> Iterator[str]:
         # The model's own chat handler formats the prompt and picks the stop
         # rules and sampling; the tokens are then pulled here rather than
@@ -157,7 +160,7 @@ class LlamaEngine:
         # three models doing it the window waited for the GIL (make bench-ui,
         # window never shown: p99 stall 1.7-2.8 -> 1.0 ms).
         request = self._chat_request(messages, max_tokens=max_tokens, temperature=temperature,
-                                     sampling=sampling)
+                                     sampling=sampling, stop=stop)
         prompt: list[int] = request["prompt"]
         n_ctx = self.n_ctx
         if len(prompt) >= n_ctx:
@@ -166,6 +169,9 @@ class LlamaEngine:
         if not self._prefill(prompt, cancel):
             return
         text = StopText(request.get("stop") or [])
+        # generate's sampler draws from the Llama's seed: this answer's, or the
+        # one it was loaded with (random unless set) for every other answer.
+        self._llm.set_seed(seed if seed is not None else self._load_seed)
         tokens = self._llm.generate(
             prompt,
             temp=request["temperature"],
@@ -228,7 +234,7 @@ class LlamaEngine:
 
     def _chat_request(
         self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float,
-        sampling: Mapping[str, float] | None = None,
+        sampling: Mapping[str, float] | None = None, stop: Sequence[str] = (),
     ) -> dict[str, Any]:
         """What the model's chat handler would ask create_completion for: the
         prompt tokens, stop strings and sampling settings of this chat format."""
@@ -241,6 +247,7 @@ class LlamaEngine:
                 max_tokens=max_tokens,
                 temperature=temperature,
                 stream=True,
+                stop=list(stop) or None,  # the chat format adds its own after these
                 **{k: (int(v) if k == "top_k" else v) for k, v in (sampling or {}).items()},
             )
         except ValueError as exc:  # a template that rejects the conversation

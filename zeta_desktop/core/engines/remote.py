@@ -225,6 +225,8 @@ class RemoteEngine:
         temperature: float,
         cancel: threading.Event,
         sampling: Mapping[str, float] | None = None,
+        stop: Sequence[str] = (),
+        seed: int | None = None,
     ) -> Iterator[str]:
         spec = self.spec
         body: dict[str, Any] = {
@@ -237,6 +239,10 @@ class RemoteEngine:
         # top_p is OpenAI's; top_k, min_p and repeat_penalty are llama-server's
         # names (vLLM takes top_k and min_p too). Sent only when the user set them.
         body.update({k: (int(v) if k == "top_k" else v) for k, v in (sampling or {}).items()})
+        if stop:
+            body["stop"] = list(stop)
+        if seed is not None:
+            body["seed"] = seed
         stream = _Stream()
         remove_hook = cancel.on_set(lambda: stream.abort("stopped")) if isinstance(
             cancel, CancelEvent) else (lambda: None)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from zeta_desktop.core.engines.base import (
     CancelEvent,
@@ -117,6 +117,9 @@ class ChatJob:
     # The prompt's size as the router estimated it (estimate_prompt_tokens):
     # reading it is part of this job's time, so the queue is priced by it.
     prompt_tokens: int = -1
+    # A client's own request (the OpenAI API's `stop` and `seed`); unset for the window.
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.prompt_tokens < 0:
@@ -514,7 +517,11 @@ class ModelWorker:
                 )
             else:  # a server fits the prompt itself, or says it is too long
                 messages, max_tokens = list(job.messages), job.max_tokens
-            extra = {"sampling": job.sampling} if job.sampling else {}
+            extra: dict[str, Any] = {"sampling": job.sampling} if job.sampling else {}
+            if job.stop:
+                extra["stop"] = job.stop
+            if job.seed is not None:
+                extra["seed"] = job.seed
             for piece in engine.stream_chat(
                 messages,
                 max_tokens=max_tokens,

@@ -29,9 +29,17 @@ from zeta_desktop.core.settings.router import (
     Thresholds,
     ThresholdSpec,
 )
+from zeta_desktop.core.settings.server import (
+    DEFAULT_PORT,
+    LOOPBACK_HOSTS,
+    SERVER_LIMITS,
+    ServerConfig,
+)
 
 __all__ = [
     "AUTO_GPU_LAYERS",
+    "DEFAULT_PORT",
+    "LOOPBACK_HOSTS",
     "OWN_INDEX_MAX_PROMPTS",
     "OWN_INDEX_PROMPTS",
     "POLICIES",
@@ -39,6 +47,7 @@ __all__ = [
     "ROLE_NAME_PATTERN",
     "SAMPLING_LIMITS",
     "SCHEMA_VERSION",
+    "SERVER_LIMITS",
     "TASK_KIND_NAMES",
     "THRESHOLD_LIMITS",
     "THRESHOLD_SPECS",
@@ -47,6 +56,7 @@ __all__ = [
     "ReplicaConfig",
     "RoleConfig",
     "RouterConfig",
+    "ServerConfig",
     "ThresholdChanges",
     "ThresholdSpec",
     "Thresholds",

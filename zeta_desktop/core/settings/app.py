@@ -8,6 +8,7 @@ from pathlib import Path
 
 from zeta_desktop.core.settings.roles import ReplicaConfig, RoleConfig, default_roles, is_endpoint
 from zeta_desktop.core.settings.router import RouterConfig
+from zeta_desktop.core.settings.server import ServerConfig
 
 SCHEMA_VERSION = 1
 
@@ -17,6 +18,7 @@ class AppConfig:
     schema_version: int = SCHEMA_VERSION
     roles: dict[str, RoleConfig] = field(default_factory=default_roles)
     router: RouterConfig = field(default_factory=RouterConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
     # Folders of GGUF models the model picker scans beside the usual places.
     model_folders: list[str] = field(default_factory=list)
 
