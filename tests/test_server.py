@@ -295,3 +295,70 @@ def test_kept_requests_are_conversations_titled_by_client(tiny_config: AppConfig
         texts = [m.content for m in kept.path()]
         assert texts == ["Say hello to the world.", answer.choices[0].message.content]
         assert kept.info.system_prompt == "You are terse."
+
+
+def test_raw_completions_take_the_text_as_given(tiny_config: AppConfig, tmp_path: Path) -> None:
+    with serving(tiny_config, tmp_path) as served:
+        api_client = client(served.base_url)
+        raw = api_client.completions.with_raw_response.create(
+            model="auto", prompt="Once upon a time", max_tokens=10, temperature=0)
+        whole = raw.parse()
+        text = whole.choices[0].text
+        assert text and raw.headers["x-zeta-role"] and whole.object == "text_completion"
+        assert whole.usage is not None
+        assert whole.usage.prompt_tokens == served.api.count_tokens(
+            raw.headers["x-zeta-role"], ["Once upon a time"])[0] + 1  # and the BOS token
+        streamed = "".join(c.choices[0].text for c in api_client.completions.create(
+            model="auto", prompt="Once upon a time", max_tokens=10, temperature=0, stream=True)
+            if c.choices)
+        assert streamed == text
+        # No chat template: the same words as a chat message are more tokens.
+        chat = api_client.chat.completions.create(
+            model=raw.headers["x-zeta-role"], max_tokens=10, temperature=0,
+            messages=[{"role": "user", "content": "Once upon a time"}])
+        assert chat.usage is not None and chat.usage.prompt_tokens > whole.usage.prompt_tokens
+
+
+def test_zeta_desktop_serve_runs_headless_until_sigterm(tiny_model: Path, tmp_path: Path) -> None:
+    import queue
+    import signal
+    import subprocess
+    import sys
+
+    config = tmp_path / "config.toml"
+    roles = "".join(
+        f"[roles.{role}]\nmodel_path = '{tiny_model}'\nn_ctx = 512\nn_threads = 1\n"
+        f"max_tokens = 16\n{'can_embed = true' if role == 'embedder' else ''}\n"
+        for role in ("coder", "embedder", "reasoner"))
+    config.write_text(f"[router]\nsemantic = false\n{roles}")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "zeta_desktop", "serve", "--port", "0", "--config", str(config)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in child.stdout or []],
+                     daemon=True).start()
+    try:
+        said = []
+        while not any("serving on" in line for line in said):
+            said.append(lines.get(timeout=60))
+        url = next(line for line in said if "serving on" in line).split("serving on ")[1]
+        base_url = url.split(" ", 1)[0]
+        assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1")
+        root = base_url.removesuffix("/v1")
+        health = httpx.get(f"{root}/health")
+        while health.status_code != 200:  # the models load after the port opens
+            assert child.poll() is None, "".join(said)
+            threading.Event().wait(0.1)
+            health = httpx.get(f"{root}/health")
+        answer = client(base_url).chat.completions.create(
+            model="auto", messages=HELLO, max_tokens=4)  # type: ignore[arg-type]
+        assert answer.choices[0].message.content
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(60) == 0  # shut down cleanly: the models stopped, then it returned
+        while "zeta-desktop serve: stopped" not in said[-1]:
+            said.append(lines.get(timeout=10))
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()

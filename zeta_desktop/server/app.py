@@ -15,43 +15,38 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import math
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from openai.types import CompletionUsage, CreateEmbeddingResponse, Embedding, Model
-from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessage
-from openai.types.chat.chat_completion import Choice
-from openai.types.chat.chat_completion_chunk import Choice as ChunkChoice
-from openai.types.chat.chat_completion_chunk import ChoiceDelta
+from openai.types import CreateEmbeddingResponse, Embedding, Model
 from openai.types.create_embedding_response import Usage as EmbeddingUsage
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from zeta_desktop.core.chat.api import (
     AnswerOptions,
-    AnswerText,
     ChatApi,
     ChatMessage,
     EngineError,
     NoRoleAvailableError,
     ServedModel,
     TurnEnded,
-    TurnRetried,
     estimate_prompt_tokens,
 )
 from zeta_desktop.core.settings import ServerConfig
 from zeta_desktop.server.metrics import CONTENT_TYPE, ServerCounters, render
+from zeta_desktop.server.replies import ChatReply, Reply, TextReply
 from zeta_desktop.server.schemas import (
     ChatRequest,
+    CompletionRequest,
     EmbeddingRequest,
+    SamplingFields,
     error_body,
 )
 from zeta_desktop.server.streams import TurnStream
@@ -161,24 +156,41 @@ class Routes:
         mean = sum(times) / len(times) if times else 5.0
         return max(1, math.ceil(mean / max(1, len(times))))
 
-    def _options(self, body: ChatRequest) -> AnswerOptions:
-        return AnswerOptions(max_tokens=body.answer_tokens(), temperature=body.temperature,
-                             top_p=body.top_p, stop=body.stops(), seed=body.seed)
+    def _options(self, body: SamplingFields, answer_tokens: int | None,
+                 raw: bool = False) -> AnswerOptions:
+        return AnswerOptions(max_tokens=answer_tokens, temperature=body.temperature,
+                             top_p=body.top_p, stop=body.stops(), seed=body.seed, raw=raw)
 
     async def chat(self, request: Request, body: ChatRequest) -> Response:
         model = self.served(body.model, chat=True)
         messages = _messages(body)
+        options = self._options(body, body.answer_tokens())
+        return await self._answer(request, body, model, messages, options, ChatReply)
+
+    async def completion(self, request: Request, body: CompletionRequest) -> Response:
+        model = self.served(body.model, chat=True)
+        if not body.prompt:
+            raise ApiError(400, "the prompt is empty", param="prompt")
+        messages: list[ChatMessage] = [{"role": "user", "content": body.prompt}]
+        options = self._options(body, body.max_tokens, raw=True)
+        return await self._answer(request, body, model, messages, options, TextReply)
+
+    async def _answer(self, request: Request, body: SamplingFields, model: ServedModel,
+                      messages: list[ChatMessage], options: AnswerOptions,
+                      shape: type[Reply]) -> Response:
         self._check_room(messages)
         stream = TurnStream(asyncio.get_running_loop())
         stream.turn_id = self.api.ask(
-            messages, stream.feed, role=model.role, options=self._options(body),
+            messages, stream.feed, role=model.role, options=options,
             client=client_name(request, body.user), keep=self.settings.keep_history)
         first = await self._or_stop(request, stream, stream.first_text_or_end())
         if first is None:
             return Response(status_code=499)  # the client left; nothing reads this
         if isinstance(first, TurnEnded) and (first.failed or first.stopped):
             raise self._failure(stream, first)
-        reply = _Reply(body, stream, self.api, self.counters)
+        reply = shape(body.model, options.max_tokens, stream, self.api,
+                      include_usage=bool(body.stream_options and
+                                         body.stream_options.include_usage))
         if body.stream:
             return StreamingResponse(reply.chunks(first), media_type="text/event-stream",
                                      headers={**stream.routing.headers(),
@@ -189,7 +201,7 @@ class Routes:
             return Response(status_code=499)
         if ended.failed:
             raise self._failure(stream, ended)
-        return JSONResponse(reply.completion(ended), headers=stream.routing.headers())
+        return JSONResponse(reply.whole(ended), headers=stream.routing.headers())
 
     async def _or_stop(self, request: Request, stream: TurnStream,
                        waiting: Awaitable[T]) -> T | None:
@@ -272,93 +284,6 @@ class Routes:
             media_type=CONTENT_TYPE)
 
 
-class _Reply:
-    """One answer in OpenAI's shapes: chunks as it streams, or the whole completion."""
-
-    def __init__(self, body: ChatRequest, stream: TurnStream, api: ChatApi,
-                 counters: ServerCounters) -> None:
-        self.body = body
-        self.stream = stream
-        self.api = api
-        self.id = f"chatcmpl-{uuid.uuid4().hex}"
-        self.created = int(time.time())
-
-    def _chunk(self, delta: ChoiceDelta, finish: str | None = None,
-               **extra: Any) -> str:
-        chunk = ChatCompletionChunk(
-            id=self.id, created=self.created, model=self.body.model,
-            object="chat.completion.chunk",
-            choices=[ChunkChoice(index=0, delta=delta, finish_reason=finish)]  # type: ignore[arg-type]
-            if delta is not None else [], **extra)
-        return f"data: {chunk.model_dump_json(exclude_none=True)}\n\n"
-
-    def _finish(self, ended: TurnEnded) -> str:
-        stats = ended.stats
-        wanted = self.body.answer_tokens()
-        if stats is not None and wanted is not None and stats.n_tokens >= wanted:
-            return "length"
-        return "stop"
-
-    def _usage(self, ended: TurnEnded) -> CompletionUsage:
-        stats = ended.stats
-        prompt = (stats.prompt_tokens or stats.estimated_prompt_tokens) if stats else 0
-        answer = stats.n_tokens if stats else 0
-        return CompletionUsage(prompt_tokens=prompt, completion_tokens=answer,
-                               total_tokens=prompt + answer)
-
-    def _zeta(self, ended: TurnEnded) -> dict[str, Any]:
-        stats = ended.stats
-        return {**self.stream.routing.as_field(),
-                "ttft_s": round(stats.ttft_s, 4) if stats else None,
-                "tokens_per_s": round(stats.tokens_per_s, 2) if stats else None}
-
-    async def chunks(self, first: AnswerText | TurnEnded) -> AsyncIterator[str]:
-        over = False  # the turn ended (or was stopped here): nothing left to stop
-        try:
-            yield self._chunk(ChoiceDelta(role="assistant", content=""))
-            event: Any = first
-            sent = False
-            while True:
-                if isinstance(event, AnswerText):
-                    sent = True
-                    yield self._chunk(ChoiceDelta(content=event.piece))
-                elif isinstance(event, TurnRetried) and sent:
-                    # What was sent cannot be taken back; a new answer from
-                    # another model would repeat it.
-                    self.api.stop(self.stream.turn_id)
-                    over = True
-                    yield _error_event(f"the model failed mid-answer ({event.message}); "
-                                       "the words so far are all there is")
-                    break
-                elif isinstance(event, TurnEnded):
-                    over = True
-                    if event.failed:
-                        yield _error_event(event.error)
-                        break
-                    yield self._chunk(ChoiceDelta(), self._finish(event), zeta=self._zeta(event))
-                    if self.body.stream_options and self.body.stream_options.include_usage:
-                        yield self._chunk(None, usage=self._usage(event))  # type: ignore[arg-type]
-                    break
-                event = await self.stream.next()
-            yield "data: [DONE]\n\n"
-        finally:
-            if not over:  # the client left mid-stream
-                self.api.stop(self.stream.turn_id)
-
-    def completion(self, ended: TurnEnded) -> dict[str, Any]:
-        completion = ChatCompletion(
-            id=self.id, created=self.created, model=self.body.model, object="chat.completion",
-            choices=[Choice(index=0, finish_reason=self._finish(ended),  # type: ignore[arg-type]
-                            message=ChatCompletionMessage(role="assistant",
-                                                          content=ended.answer))],
-            usage=self._usage(ended))
-        return {**completion.model_dump(exclude_none=True), "zeta": self._zeta(ended)}
-
-
-def _error_event(message: str) -> str:
-    return f"data: {json.dumps(error_body(message, 'server_error'))}\n\n"
-
-
 async def _until_end(stream: TurnStream) -> TurnEnded:
     while True:
         event = await stream.next()
@@ -415,6 +340,10 @@ def create_app(api: ChatApi, settings: ServerConfig, counters: ServerCounters) -
     @app.post("/v1/chat/completions")
     async def chat(request: Request, body: ChatRequest) -> Response:
         return await routes.chat(request, body)
+
+    @app.post("/v1/completions")
+    async def completions(request: Request, body: CompletionRequest) -> Response:
+        return await routes.completion(request, body)
 
     @app.post("/v1/embeddings")
     async def embeddings(body: EmbeddingRequest) -> dict[str, Any]:

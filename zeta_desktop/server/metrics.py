@@ -8,12 +8,15 @@ requests by path and status.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections import Counter
 from collections.abc import Iterable
 
 from zeta_desktop.core.chat.api import Alert, SessionEvent, Telemetry, TurnRouted
+
+log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -33,6 +36,7 @@ class ServerCounters:
             with self._lock:
                 self.decisions[(decision.role, decision.kind.value, decision.policy)] += 1
         elif isinstance(event, Alert):
+            log.warning("%s", event.text)  # headless, this log is where the user sees it
             with self._lock:
                 self.alerts = [*self.alerts[-19:], event.text]
 

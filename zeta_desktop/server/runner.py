@@ -63,8 +63,10 @@ class ZetaServer:
             raise ServerStartError(
                 f"listening on {settings.host} lets other machines in: set an API key first "
                 "(zeta-desktop serve --new-key, or ZETA_SERVER_KEY)")
-        self.counters = counters or ServerCounters()
-        api.subscribe(self.counters)
+        if counters is None:  # a caller that keeps its own (the window) subscribed it once
+            counters = ServerCounters()
+            api.subscribe(counters)
+        self.counters = counters
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.listening: Listening | None = None

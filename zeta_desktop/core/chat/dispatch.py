@@ -162,13 +162,14 @@ class Dispatcher:
 
     def _submit(self, turn: Turn, decision: Decision, history: list[ChatMessage]) -> None:
         role_config = self._fleet.roles[decision.role].config
-        messages = self._grounding.ground(turn, history, role_config.n_ctx)
+        options = turn.options
+        messages = (history if options.raw
+                    else self._grounding.ground(turn, history, role_config.n_ctx))
         role_prompt = role_config.system_prompt
-        if (role_prompt and messages and messages[0]["role"] == "system"
+        if (not options.raw and role_prompt and messages and messages[0]["role"] == "system"
                 and messages[0]["content"] == DEFAULT_SYSTEM_PROMPT):
             # The role's own default, where the conversation kept the app's.
             messages = [{"role": "system", "content": role_prompt}, *messages[1:]]
-        options = turn.options
         sampling = dict(role_config.sampling)
         if options.top_p is not None:
             sampling["top_p"] = options.top_p
@@ -183,6 +184,7 @@ class Dispatcher:
             kind=decision.kind.value,
             stop=options.stop,
             seed=options.seed,
+            raw=options.raw,
         )
         with self._ledger.lock:
             turn.job = job

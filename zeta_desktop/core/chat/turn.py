@@ -44,6 +44,7 @@ class AnswerOptions:
     top_p: float | None = None
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    raw: bool = False  # a raw completion: the prompt's text as given, no chat template
 
 
 @dataclass(eq=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import inspect
 import os
 import re
 import threading
@@ -94,6 +95,7 @@ class LlamaEngine:
         self.allocated: dict[str, int] = {}  # what llama.cpp allocated, by kind (its log)
         self._llama_cpp = import_llama_cpp()
         self._piece_buffer = ctypes.create_string_buffer(64)
+        self.last_prompt_tokens = 0
         self._load_seed = int(llm._seed)  # restored after an answer that named its own
         model = llm._model.model
         # Recurrent and hybrid models cannot drop the end of their cache and
@@ -161,7 +163,36 @@ class LlamaEngine:
         # window never shown: p99 stall 1.7-2.8 -> 1.0 ms).
         request = self._chat_request(messages, max_tokens=max_tokens, temperature=temperature,
                                      sampling=sampling, stop=stop)
+        yield from self._generate(request, max_tokens, cancel, seed)
+
+    def stream_completion(
+        self,
+        prompt: str,
+        *,
+        max_tokens: int,
+        temperature: float,
+        cancel: threading.Event,
+        sampling: Mapping[str, float] | None = None,
+        stop: Sequence[str] = (),
+        seed: int | None = None,
+    ) -> Iterator[str]:
+        """Raw text on, no chat template (the OpenAI API's /v1/completions),
+        sampled with create_completion's own defaults."""
+        defaults = {name: parameter.default for name, parameter in
+                    inspect.signature(type(self._llm).create_completion).parameters.items()
+                    if name in _SAMPLING and parameter.default is not None}
+        request: dict[str, Any] = {
+            **defaults,
+            **{k: (int(v) if k == "top_k" else v) for k, v in (sampling or {}).items()},
+            "prompt": self._llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True),
+            "temperature": temperature, "stop": list(stop)}
+        yield from self._generate(request, max_tokens, cancel, seed)
+
+    def _generate(self, request: dict[str, Any], max_tokens: int, cancel: threading.Event,
+                  seed: int | None) -> Iterator[str]:
+        """Read the request's prompt tokens, then sample with its settings."""
         prompt: list[int] = request["prompt"]
+        self.last_prompt_tokens = len(prompt)  # as read: the template's tokens and BOS too
         n_ctx = self.n_ctx
         if len(prompt) >= n_ctx:
             raise PromptTooLongError(_too_long(len(prompt), n_ctx))

@@ -228,14 +228,30 @@ class RemoteEngine:
         stop: Sequence[str] = (),
         seed: int | None = None,
     ) -> Iterator[str]:
-        spec = self.spec
-        body: dict[str, Any] = {
-            "model": spec.model,
-            "messages": list(messages),
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-            "stream": True,
-        }
+        body = self._body({"messages": list(messages)}, max_tokens, temperature, sampling,
+                          stop, seed)
+        yield from self._stream("chat/completions", body, cancel, self._chat_event)
+
+    def stream_completion(
+        self,
+        prompt: str,
+        *,
+        max_tokens: int,
+        temperature: float,
+        cancel: threading.Event,
+        sampling: Mapping[str, float] | None = None,
+        stop: Sequence[str] = (),
+        seed: int | None = None,
+    ) -> Iterator[str]:
+        """Raw text on, no chat template: the server's /completions."""
+        body = self._body({"prompt": prompt}, max_tokens, temperature, sampling, stop, seed)
+        yield from self._stream("completions", body, cancel, self._completion_event)
+
+    def _body(self, asked: dict[str, Any], max_tokens: int, temperature: float,
+              sampling: Mapping[str, float] | None, stop: Sequence[str],
+              seed: int | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.spec.model, **asked, "max_tokens": max_tokens,
+                                "temperature": temperature, "stream": True}
         # top_p is OpenAI's; top_k, min_p and repeat_penalty are llama-server's
         # names (vLLM takes top_k and min_p too). Sent only when the user set them.
         body.update({k: (int(v) if k == "top_k" else v) for k, v in (sampling or {}).items()})
@@ -243,6 +259,11 @@ class RemoteEngine:
             body["stop"] = list(stop)
         if seed is not None:
             body["seed"] = seed
+        return body
+
+    def _stream(self, path: str, body: dict[str, Any], cancel: threading.Event,
+                parse: Callable[[str], tuple[str, bool]]) -> Iterator[str]:
+        spec = self.spec
         stream = _Stream()
         remove_hook = cancel.on_set(lambda: stream.abort("stopped")) if isinstance(
             cancel, CancelEvent) else (lambda: None)
@@ -252,7 +273,7 @@ class RemoteEngine:
             stream.abort,
         )
         request = self._client.build_request(
-            "POST", self._url("chat/completions"), json=body, headers=self._headers(),
+            "POST", self._url(path), json=body, headers=self._headers(),
             extensions={"trace": stream.trace},
         )
         finished = streamed = False
@@ -266,7 +287,7 @@ class RemoteEngine:
                 for event in read_events(response.iter_lines()):
                     if cancel.is_set():
                         return
-                    piece, finished = self._chat_event(event.data)
+                    piece, finished = parse(event.data)
                     streamed = True
                     self._deadlines.extend(
                         guard, spec.idle_timeout_s,
@@ -297,7 +318,25 @@ class RemoteEngine:
             )
 
     def _chat_event(self, data: str) -> tuple[str, bool]:
-        """One chunk -> (its text, whether the answer finished)."""
+        """One chat chunk -> (its text, whether the answer finished)."""
+        choice = self._choice(data)
+        delta = choice.get("delta") or {}
+        return self._text_of(delta.get("content")), choice.get("finish_reason") is not None
+
+    def _completion_event(self, data: str) -> tuple[str, bool]:
+        """One raw completion chunk -> (its text, whether the answer finished)."""
+        choice = self._choice(data)
+        return self._text_of(choice.get("text")), choice.get("finish_reason") is not None
+
+    def _text_of(self, text: object) -> str:
+        if text is None:
+            return ""
+        if not isinstance(text, str):
+            raise EngineError(f"{self.spec.label}: unexpected content {text!r:.120}")
+        return text
+
+    def _choice(self, data: str) -> dict[str, Any]:
+        """A chunk's first choice ({} for one with none, as a usage chunk)."""
         try:
             chunk = json.loads(data)
         except ValueError as exc:
@@ -315,14 +354,9 @@ class RemoteEngine:
         if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int):
             self.last_prompt_tokens = usage["prompt_tokens"]
         choices = chunk.get("choices") or []
-        if not choices:
-            return "", False
-        choice = choices[0] if isinstance(choices[0], dict) else {}
-        delta = choice.get("delta") or {}
-        text = delta.get("content") or ""
-        if not isinstance(text, str):
-            raise EngineError(f"{self.spec.label}: unexpected content {text!r:.120}")
-        return text, choice.get("finish_reason") is not None
+        if not choices or not isinstance(choices[0], dict):
+            return {}
+        return choices[0]
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         spec = self.spec

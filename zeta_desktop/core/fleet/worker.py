@@ -11,7 +11,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,6 +120,7 @@ class ChatJob:
     # A client's own request (the OpenAI API's `stop` and `seed`); unset for the window.
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    raw: bool = False  # the last message's text is a raw completion's prompt (no template)
 
     def __post_init__(self) -> None:
         if self.prompt_tokens < 0:
@@ -511,24 +512,31 @@ class ModelWorker:
         thinking = ThinkingCounter()
         job.listener.on_started(job, self.role)
         try:
-            if engine.counts_tokens:
-                messages, max_tokens, prompt_tokens = fit_messages_counted(
-                    job.messages, engine.n_ctx, job.max_tokens, engine.count_tokens
-                )
-            else:  # a server fits the prompt itself, or says it is too long
-                messages, max_tokens = list(job.messages), job.max_tokens
             extra: dict[str, Any] = {"sampling": job.sampling} if job.sampling else {}
             if job.stop:
                 extra["stop"] = job.stop
             if job.seed is not None:
                 extra["seed"] = job.seed
-            for piece in engine.stream_chat(
-                messages,
-                max_tokens=max_tokens,
-                temperature=job.temperature,
-                cancel=job.cancel,
-                **extra,
-            ):
+            pieces: Iterator[str]
+            if job.raw:  # the text as given: nothing to fit, no template
+                text = job.messages[-1]["content"]
+                completion = getattr(engine, "stream_completion", None)
+                if completion is None:
+                    raise EngineError(f"{self.role}: this model does not take raw completions")
+                prompt_tokens = engine.count_tokens(text) if engine.counts_tokens else 0
+                pieces = completion(text, max_tokens=job.max_tokens,
+                                    temperature=job.temperature, cancel=job.cancel, **extra)
+            else:
+                if engine.counts_tokens:
+                    messages, max_tokens, prompt_tokens = fit_messages_counted(
+                        job.messages, engine.n_ctx, job.max_tokens, engine.count_tokens
+                    )
+                else:  # a server fits the prompt itself, or says it is too long
+                    messages, max_tokens = list(job.messages), job.max_tokens
+                pieces = engine.stream_chat(messages, max_tokens=max_tokens,
+                                            temperature=job.temperature, cancel=job.cancel,
+                                            **extra)
+            for piece in pieces:
                 last_token_at = time.perf_counter()
                 if first_token_at is None:
                     first_token_at = last_token_at
@@ -548,6 +556,8 @@ class ModelWorker:
             with self._running_lock:
                 self._running.pop(me, None)
         ended = time.perf_counter()
+        if engine.counts_tokens:  # a local model says what it read (a server's may race)
+            prompt_tokens = getattr(engine, "last_prompt_tokens", 0) or prompt_tokens
         stats = ChatStats(
             n_tokens=n_tokens,
             ttft_s=(first_token_at - started) if first_token_at else ended - started,
