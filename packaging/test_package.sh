@@ -43,6 +43,7 @@ echo "frozen self-test:"
 grep -q "^ok   coder: .* tok/s" "$work/self-test.log" || fail "no tokens streamed"
 grep -q "embedding 2x" "$work/self-test.log" || fail "no embedding"
 grep -q "^ok   markdown" "$work/self-test.log" || fail "answers did not render as highlighted Markdown"
+grep -q "^ok   server: http://127.0.0.1:" "$work/self-test.log" || fail "the OpenAI-compatible server did not answer"
 grep -q "^window: ok" "$work/self-test.log" || fail "the window did not start"
 written=$(find "$root/opt/$NAME" -newer "$work/marker" -print | head -5)
 [ -z "$written" ] || fail "the app wrote into its install folder: $written"

@@ -146,6 +146,9 @@ def run_self_test_with_window(
     window.start_models()
     try:
         code = window.api.self_test(lambda line: print(line, flush=True))
+        from zeta_desktop.server.self_test import server_self_test
+
+        code |= server_self_test(window.api, lambda line: print(line, flush=True))
         code |= _markdown_self_test(window)
     finally:
         window.close()
