@@ -44,6 +44,8 @@ def test_self_test_with_tiny_models(tiny_model: Path) -> None:
         assert tiny_model.name in line and "tok/s" in line and "load" in line
     embedder = next(li for li in lines if li.startswith("ok   embedder"))
     assert "embedding 2x64" in embedder
+    server = next(li for li in lines if li.startswith("ok   server: "))
+    assert "http://127.0.0.1:" in server and "answered through" in server
     assert "window: ok (offscreen)" in lines
 
 
