@@ -219,9 +219,8 @@ class Routes:
         return None
 
     def _failure(self, stream: TurnStream, ended: TurnEnded) -> ApiError:
-        turn = self.api.turn(stream.turn_id)
         headers = stream.routing.headers()
-        if turn.too_long:
+        if self.api.ended_too_long(stream.turn_id):
             return ApiError(400, ended.error, code="context_length_exceeded",
                             param="messages", headers=headers)
         if "commands such as" in ended.error:

@@ -384,6 +384,13 @@ class ChatApi:
         """Who sent a turn: '' for the window, else its API client ("api: curl/8.5")."""
         return self.session.turn(turn_id).client
 
+    def ended_too_long(self, turn_id: int) -> bool:
+        """The turn failed because no model's context holds its prompt."""
+        try:
+            return self.session.turn(turn_id).too_long
+        except KeyError:  # long forgotten (the ledger keeps the newest turns)
+            return False
+
     def client_turns_active(self) -> int:
         """Clients' turns not yet answered (routing, queued or streaming)."""
         return sum(1 for t in self.session.turns if t.from_client and t.status.active)

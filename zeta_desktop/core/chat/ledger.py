@@ -23,6 +23,11 @@ from zeta_desktop.core.engines.base import ChatMessage
 from zeta_desktop.core.fleet.worker import ChatJob, ChatStats
 
 STOPPED_EARLY = "stopped before it started"
+# Finished turns kept (the newest): what the route preview, the router log and
+# a follow-up's reading need, with a bound, so a server answering for weeks
+# does not keep every answer it ever gave. Trimmed in batches, not per turn.
+KEPT_FINISHED = 2000
+TRIM_EVERY = 250
 
 
 def where(turn: Turn) -> tuple[int, str, str]:
@@ -72,9 +77,21 @@ class TurnLedger:
                 turn.error = error
             # It holds the whole conversation; the turn is kept, its history is not.
             turn.history = _no_history
+            if len(self._turns) > KEPT_FINISHED + TRIM_EVERY:
+                self._trim(keep=turn)
         self.publish(TurnEnded(*where(turn), prompt=turn.prompt, answer=turn.answer,
                                stopped=status is TurnStatus.STOPPED, stats=turn.stats,
                                error=error))
+
+    def _trim(self, keep: Turn) -> None:
+        """Forget the oldest finished turns beyond KEPT_FINISHED (ids are in
+        creation order); unfinished ones, and the one ending now (its
+        subscribers look it up), are never forgotten."""
+        excess = len(self._turns) - KEPT_FINISHED
+        old = [t for t, turn in self._turns.items()
+               if not turn.status.active and turn is not keep][:excess]
+        for turn_id in old:
+            del self._turns[turn_id]
 
     def fail(self, turn: Turn, message: str) -> None:
         self.end(turn, TurnStatus.FAILED, message)
