@@ -119,3 +119,22 @@ def test_watchdog_timeouts_are_read_and_checked(tmp_path: Path) -> None:
     assert loaded.config.router.first_token_timeout_s == 600.0  # the default, kept
     assert any("router.first_token_timeout_s must be a number of seconds" in p
                for p in loaded.problems)
+
+
+def test_the_server_table_reads_checks_and_round_trips(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[server]\nenabled = true\nport = 9000\nhost = '0.0.0.0'\n"
+                    "keep_history = 'yes'\nmax_pending = 0\ncors_origins = ['https://a.example']\n"
+                    "tls = true\n")
+    loaded = load_config(path)
+    server = loaded.config.server
+    assert (server.enabled, server.port, server.host) == (True, 9000, "0.0.0.0")
+    assert server.cors_origins == ["https://a.example"]
+    assert server.keep_history is False and server.max_pending == 64  # bad values: defaults
+    problems = "\n".join(loaded.problems)
+    assert "server.keep_history must be true or false" in problems
+    assert "server.max_pending must be a whole number from 1" in problems
+    assert "server.tls is not a known setting" in problems
+    save_config(loaded.config, tmp_path / "saved.toml")
+    again = load_config(tmp_path / "saved.toml")
+    assert again.problems == [] and again.config.server == server

@@ -6,6 +6,7 @@ Safe by default: it listens on loopback only. Another host needs an API key
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 DEFAULT_PORT = 8765
@@ -34,4 +35,10 @@ class ServerConfig:
 
     @property
     def loopback(self) -> bool:
-        return self.host in LOOPBACK_HOSTS
+        """Only this machine can connect (127.0.0.0/8, ::1, localhost)."""
+        if self.host in LOOPBACK_HOSTS:
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
