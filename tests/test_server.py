@@ -72,7 +72,7 @@ def test_model_names_a_role_or_its_file_and_unknown_ones_list_what_exists(
             raw = api_client.chat.completions.with_raw_response.create(
                 model=name, messages=HELLO, max_tokens=4)  # type: ignore[arg-type]
             assert raw.headers["x-zeta-role"] == role
-            assert "chosen by you" in raw.headers["x-zeta-reason"]
+            assert "named by the request" in raw.headers["x-zeta-reason"]
         with pytest.raises(openai.NotFoundError) as missing:
             api_client.chat.completions.create(model="gpt-4o", messages=HELLO)  # type: ignore[arg-type]
         assert "no model 'gpt-4o' here" in str(missing.value) and "auto" in str(missing.value)

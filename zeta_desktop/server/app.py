@@ -223,6 +223,9 @@ class Routes:
         if self.api.ended_too_long(stream.turn_id):
             return ApiError(400, ended.error, code="context_length_exceeded",
                             param="messages", headers=headers)
+        if "chat template:" in ended.error:  # the model's template refused these messages
+            return ApiError(400, ended.error, code="invalid_messages", param="messages",
+                            headers=headers)
         if "commands such as" in ended.error:
             return ApiError(400, ended.error, code="command_not_served", headers=headers)
         if not stream.routing.role or "no model" in ended.error.lower():

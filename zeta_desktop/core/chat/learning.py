@@ -32,7 +32,8 @@ class OverrideLearner:
             role=role,
             kind=kind,
             policy="override",
-            reason=f"{kind.value} -> {role}: chosen by you",
+            reason=f"{kind.value} -> {role}: "
+                   + ("named by the request" if turn.from_client else "chosen by you"),
             runner_up=None,
             spilled=False,
             preferred=role,
