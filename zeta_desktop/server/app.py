@@ -123,7 +123,7 @@ class Routes:
         data = []
         for model in self.api.catalog():
             listed = Model(id=model.id, created=created, object="model", owned_by="zeta")
-            data.append({**listed.model_dump(),
+            data.append({**listed.model_dump(exclude_none=True),
                          "zeta": {"role": model.role, "chats": model.chats,
                                   "embeds": model.embeds}})
         return {"object": "list", "data": data}

@@ -29,10 +29,13 @@ def server_key() -> str | None:
         try:
             return keyring.get_password(KEYRING_SERVICE, KEYRING_NAME) or None
         except KeyringError as exc:
-            log.info("no keyring for the server's key: %s", exc)
+            log.info("no OS keyring here (%s); a key can come from %s", type(exc).__name__,
+                     KEY_ENV)
+            log.debug("keyring: %s", exc)
             return None
     except Exception as exc:  # a broken backend must not stop the server
-        log.info("no keyring for the server's key: %s", exc)
+        log.info("no OS keyring here (%s); a key can come from %s", type(exc).__name__, KEY_ENV)
+        log.debug("keyring: %s", exc)
         return None
 
 
