@@ -100,10 +100,12 @@ def grounded_prompt(question: str, sources: Sequence[Source]) -> str:
         return question
     blocks = []
     for source in sources:
+        # The path and the heading are the document's words too: quoted, and on
+        # one line, so neither can start a line of its own outside the quote.
         title = f"[{source.number}] {source.label()}"
         if source.heading:
             title += f" — {source.heading}"
-        blocks.append(f"{title}\n{_quoted(source.text)}")
+        blocks.append(_quoted(" ".join(title.split()) + "\n" + source.text))
     return (f"{INSTRUCTIONS}\n\n<passages>\n" + "\n\n".join(blocks)
             + f"\n</passages>\n\nQuestion: {question}")
 
