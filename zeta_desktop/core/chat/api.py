@@ -54,7 +54,7 @@ from zeta_desktop.core.models.suits import suggested_role
 from zeta_desktop.core.resources import resource_path
 from zeta_desktop.core.routing.router import Adjustment, Decision, explain
 from zeta_desktop.core.routing.telemetry import ModelSignals, Telemetry
-from zeta_desktop.core.settings import AppConfig, RoleConfig, Thresholds
+from zeta_desktop.core.settings import AppConfig, RoleConfig, ServerConfig, Thresholds
 from zeta_desktop.core.settings.router import ThresholdChanges
 from zeta_desktop.core.store.history import UNDO_S, HistoryStore, SearchHit
 
@@ -97,6 +97,7 @@ __all__ = [
     "Source",
     "Subscriber",
     "Telemetry",
+    "Turn",
     "TurnEnded",
     "TurnEvent",
     "TurnFeed",
@@ -406,6 +407,13 @@ class ChatApi:
                      timeout: float | None = None) -> list[int]:
         """Token counts in `role`'s tokenizer, on its worker (an estimate for a server)."""
         return self.session.fleet.count_tokens_on(role, texts, timeout)
+
+    def save_server_settings(self, settings: ServerConfig) -> str:
+        """The local server's settings (the window's Server switch), for this
+        run and saved; a problem saving them, or ''."""
+        self.session.config.server = copy.deepcopy(settings)
+        saved_copy = copy.deepcopy(settings)
+        return self._save(lambda saved: setattr(saved, "server", saved_copy))
 
     # -- roles and models -------------------------------------------------------------
 
