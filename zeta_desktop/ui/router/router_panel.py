@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 
 from zeta_desktop.core.chat.api import ChatApi
 from zeta_desktop.core.settings import POLICIES, THRESHOLD_SPECS, ThresholdSpec
+from zeta_desktop.ui.server.client_mark import API_COLOUR, client_mark
 from zeta_desktop.ui.style import role_colour
 
 PREVIEW_ROWS = 20
@@ -179,10 +180,15 @@ class RouterPanel(QWidget):
         self._show_task_reading()
         rows = self.api.route_preview(PREVIEW_ROWS)
         self.preview.setRowCount(len(rows))
+        typed_colour = self.preview.palette().color(QPalette.ColorRole.Text).name()
         for row, entry in enumerate(rows):
             moved = bool(entry.sent_to and entry.role != entry.sent_to)
+            # An API client's request is marked as one: no chat shows it.
+            mark = client_mark(entry.client)
             cells = (
-                (entry.prompt, None, None, False),
+                (f"{mark} · {entry.prompt}", API_COLOUR,
+                 f"sent by {entry.client.removeprefix('api: ')} through the local server: "
+                 f"{entry.prompt}", False) if mark else (entry.prompt, typed_colour, "", False),
                 (f"{entry.role} ({entry.kind})", role_colour(entry.role),
                  f"went to {entry.sent_to} when sent" if moved else "", moved),
                 (entry.why, None, entry.full_reason, False),
