@@ -116,6 +116,7 @@ def run_gui(loaded: LoadedConfig, run_config: AppConfig, engine_loader: EngineLo
     _close_on_terminate(window)
     # Load after the first paint so the window appears at once.
     QTimer.singleShot(0, window.start_models)
+    QTimer.singleShot(0, window.start_serving)  # the Server switch, if it was left on
     QTimer.singleShot(0, settle_garbage_collector)
     probe_prompt = os.environ.get("ZETA_STARTUP_PROBE")
     if probe_prompt:

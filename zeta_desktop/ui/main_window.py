@@ -38,6 +38,7 @@ from zeta_desktop.ui.paint_turns import PaintTurns
 from zeta_desktop.ui.router.load_plots import LoadPlots
 from zeta_desktop.ui.router.router_log import RouterLog
 from zeta_desktop.ui.router.router_panel import RouterPanel
+from zeta_desktop.ui.server.server_panel import ServerPanel
 from zeta_desktop.ui.tasks import TaskManager
 
 log = logging.getLogger(__name__)
@@ -62,9 +63,11 @@ class MainWindow(QMainWindow):
         self.plots = LoadPlots(api.telemetry, api.endpoints(), paint_turns)
         self.router_panel = RouterPanel(api)
         self.router_log = RouterLog(api)
+        self.server_panel = ServerPanel(api, self.tasks)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.router_panel, "Router")
         self.tabs.addTab(self.router_log, "Router log")
+        self.tabs.addTab(self.server_panel, "Server")
         self.sidebar = Sidebar()
         self.banner = _banner()
         self.alerts, self.alert_label = self._alert_bar()
@@ -80,6 +83,8 @@ class MainWindow(QMainWindow):
             api, self.chat, self.sidebar, self.history, self.models.on_role_state,
             self.add_alert, self.router_log.add_line, self)
         self.router_panel.sig_save_problem.connect(self.chat.add_notice)
+        self.server_panel.sig_save_problem.connect(self.chat.add_notice)
+        self.turns.sig_turn_ended.connect(self.history.on_turn_ended)
         # The one subscriber: every event, queued onto the GUI thread.
         self.bridge = EventBridge(self)
         self.bridge.deliver_to(self.turns.on_event)
@@ -161,10 +166,18 @@ class MainWindow(QMainWindow):
         self.router_log.start()
         self.models.start()
 
+    def start_serving(self) -> None:
+        """The Server switch as it was left: the local server starts when the
+        settings say so (after the models start; the self-test never serves)."""
+        self.server_panel.start()
+
     def shutdown(self) -> None:
         if self._shut_down:
             return
         self._shut_down = True
+        # First: no client's request arrives while the rest stops, and none
+        # is cut off by the models stopping under it.
+        self.server_panel.stop()
         self.plots.stop()
         self.router_panel.stop()  # saves a slider change still waiting
         self.router_log.stop()

@@ -22,7 +22,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from zeta_desktop.core.chat.api import ChatApi, MessageHit, SearchHit, Source, exchange
+from zeta_desktop.core.chat.api import (
+    ChatApi,
+    MessageHit,
+    SearchHit,
+    Source,
+    TurnEnded,
+    exchange,
+)
 from zeta_desktop.core.conversation.model import (
     AnswerMeta,
     Conversation,
@@ -366,6 +373,16 @@ class HistoryController(QObject):
                                          lambda exc: log.info("search by meaning: %s", exc))
 
         self.tasks.when_done(self.store.search(text), show)
+
+    @Slot(object)
+    def on_turn_ended(self, event: TurnEnded) -> None:
+        """An API client's request kept in the history is listed once it ends;
+        the chat shown stays as it is."""
+        if (self.store is None or not event.conversation_id
+                or event.conversation_id == self.conversation.id
+                or not self.api.client_of(event.turn_id)):
+            return
+        self.tasks.when_done(self.store.list_conversations(), self.sidebar.set_conversations)
 
     def conversation_changed(self) -> None:
         """A prompt was sent: the conversation moves to the top of the list."""
