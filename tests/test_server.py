@@ -265,6 +265,20 @@ def test_a_client_that_leaves_mid_stream_stops_its_answer(tiny_config: AppConfig
         assert httpx.get(f"{served.root}/health").status_code == 200
 
 
+def test_the_windows_stop_all_leaves_a_clients_answer_alone(tiny_config: AppConfig,
+                                                             tmp_path: Path) -> None:
+    reached, release = threading.Event(), threading.Event()
+    with serving(tiny_config, tmp_path, loader=gated_loader(2, reached, release)) as served, \
+            ThreadPoolExecutor(1) as pool:
+        asked = pool.submit(client(served.base_url).chat.completions.create,
+                            model="coder", messages=HELLO, max_tokens=8)
+        assert reached.wait(60)
+        served.api.stop()  # the window's Stop: every answer it asked for
+        assert served.api.turns[-1].status.active
+        release.set()
+        assert asked.result(60).choices[0].message.content
+
+
 def test_over_the_pending_limit_is_503_with_retry_after(tiny_config: AppConfig,
                                                         tmp_path: Path) -> None:
     reached, release = threading.Event(), threading.Event()

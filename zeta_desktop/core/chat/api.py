@@ -308,8 +308,14 @@ class ChatApi:
         return SentTurn(turn_id, question, answer)
 
     def stop(self, turn_id: int | None = None) -> None:
-        """Stop one answer, or every answer still coming."""
-        self.session.stop(turn_id)
+        """Stop one answer, or every answer still coming that the window asked
+        for (an API client's answers stop only when it goes away)."""
+        if turn_id is not None:
+            self.session.stop(turn_id)
+            return
+        for turn in self.session.turns:
+            if turn.status.active and not turn.from_client:
+                self.session.stop(turn.turn_id)
 
     def stop_conversation(self, conversation_id: str) -> None:
         self.session.stop_conversation(conversation_id)
