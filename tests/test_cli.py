@@ -162,6 +162,34 @@ def test_a_second_start_says_one_is_running_and_raises_the_first(qtbot, tmp_path
     third.release()
 
 
+def test_the_lock_of_an_app_that_was_killed_is_taken_over(qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import signal
+    import subprocess
+    import sys
+
+    from zeta_desktop.ui.single_instance import LOCK_NAME, SingleInstance
+
+    data = tmp_path / "data"
+    data.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\nfrom PySide6.QtCore import QLockFile\n"
+         f"lock = QLockFile({str(data / LOCK_NAME)!r}); lock.setStaleLockTime(0)\n"
+         "assert lock.tryLock(0)\nprint('held', flush=True)\ntime.sleep(120)\n"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert not SingleInstance(data).primary  # held by a live process
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(30)
+        taken = SingleInstance(data)  # its process is gone: the lock is stale
+        assert taken.primary
+        taken.release()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+
+
 def test_gui_start_exits_when_another_app_holds_the_history(  # type: ignore[no-untyped-def]
     qtbot, tmp_path, capsys
 ) -> None:

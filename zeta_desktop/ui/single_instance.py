@@ -1,21 +1,21 @@
 """One app per data directory: a second start brings the first window forward.
 
 Two apps writing one history would each think they own it. The data
-directory's `instance.lock` is held (flock) for as long as the app runs; the
-kernel drops it when the process dies, so a crash never leaves it stale. The
-first app also listens on a local socket named after the directory; a second
-start that finds the lock taken asks it there to raise its window, says so,
-and exits.
+directory's `instance.lock` is held for as long as the app runs, through Qt's
+`QLockFile` (it works alike on Linux, Windows and macOS): a lock whose process
+died (a crash) is found stale by its process id and taken over. The first app
+also listens on a local socket named after the directory (`QLocalServer`: a
+Unix socket, or a named pipe on Windows); a second start that finds the lock
+taken asks it there to raise its window, says so, and exits.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QLockFile, QObject, Signal
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 
 LOCK_NAME = "instance.lock"
@@ -34,17 +34,15 @@ class SingleInstance(QObject):
     def __init__(self, data_dir: Path) -> None:
         super().__init__()
         self._name = _socket_name(data_dir)
-        self._lock_file = None
         self._server: QLocalServer | None = None
         data_dir.mkdir(parents=True, exist_ok=True)
-        handle = open(data_dir / LOCK_NAME, "a+")  # noqa: SIM115 (held while the app runs)
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
+        lock = QLockFile(str(data_dir / LOCK_NAME))
+        lock.setStaleLockTime(0)  # never stale by age: only when its process is gone
+        if not lock.tryLock(0):
             self.primary = False
+            self._lock: QLockFile | None = None
             return
-        self._lock_file = handle
+        self._lock = lock
         self.primary = True
         QLocalServer.removeServer(self._name)  # a socket left by a crash
         self._server = QLocalServer(self)
@@ -74,6 +72,6 @@ class SingleInstance(QObject):
         if self._server is not None:
             self._server.close()
             self._server = None
-        if self._lock_file is not None:
-            self._lock_file.close()  # closing drops the flock
-            self._lock_file = None
+        if self._lock is not None:
+            self._lock.unlock()
+            self._lock = None
