@@ -202,6 +202,37 @@ class Stamps:
             return self.turns.get(client)
 
 
+# -- CPU time by whom ------------------------------------------------------------------
+
+
+def _stat_cpu_s(path: str) -> float:
+    """utime + stime from a /proc stat file (fields 14 and 15), in seconds."""
+    fields = Path(path).read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_now(clients: ClientProcess) -> dict[str, float]:
+    """CPU seconds so far: the server's thread, the model workers, the rest of
+    this process, and the client process."""
+    total = _stat_cpu_s("/proc/self/stat")
+    groups = {"server": 0.0, "models": 0.0}
+    for thread in threading.enumerate():
+        group = ("server" if thread.name == "zeta-server"
+                 else "models" if thread.name.startswith("zeta-model-") else None)
+        if group is None or thread.native_id is None:
+            continue
+        try:
+            groups[group] += _stat_cpu_s(f"/proc/self/task/{thread.native_id}/stat")
+        except OSError:  # ended meanwhile
+            continue
+    return {**groups, "rest_of_process": total - sum(groups.values()),
+            "client_process": _stat_cpu_s(f"/proc/{clients.process.pid}/stat")}
+
+
+def cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {key: after[key] - before[key] for key in after}
+
+
 # -- one block: one side, one concurrency ----------------------------------------------
 
 
@@ -242,6 +273,7 @@ class Block:
     concurrency: int
     repeat: int
     requests: list[Request] = field(default_factory=list)
+    cpu_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def wall_s(self) -> float:
@@ -348,6 +380,12 @@ def side_figures(blocks: list[Block]) -> dict[str, Any]:
         "p95_s": finite(pct([r.latency for r in requests], 95)),
         "p95_s_per_repeat": [finite(pct([r.latency for r in b.requests], 95)) for b in blocks],
         "roles": dict(Counter(r.role for r in requests)),
+        # CPU seconds per 1,000 answer tokens, by whom (the client process is idle
+        # in-process; the "rest" holds the in-process side's waiting threads)
+        "cpu_s_per_1k_tokens": {
+            key: 1000 * sum(b.cpu_s[key] for b in blocks)
+            / max(1, sum(r.tokens for b in blocks for r in b.requests if not r.failed))
+            for key in blocks[0].cpu_s},
     }
 
 
@@ -447,11 +485,12 @@ def check_warm(requests: list[Request], what: str) -> None:
 
 
 def part_one(model: Path, clients: ClientProcess, quick: bool, folder: Path,
-             say: Callable[[str], None]) -> dict[str, Any]:
-    concurrency = CONCURRENCY[:2] if quick else CONCURRENCY
-    repeats = 1 if quick else REPEATS
+             say: Callable[[str], None], repeats: int | None = None,
+             concurrency: tuple[int, ...] | None = None) -> dict[str, Any]:
+    concurrency = concurrency or (CONCURRENCY[:2] if quick else CONCURRENCY)
+    repeats = repeats or (1 if quick else REPEATS)
     answer_tokens = 16 if quick else ANSWER_TOKENS
-    prompts_at = {c: 6 for c in concurrency} if quick else PROMPTS_AT
+    prompts_at = {c: 6 if quick else PROMPTS_AT.get(c, 4 * c) for c in concurrency}
     pool = everyday_prompts()
     options = AnswerOptions(max_tokens=answer_tokens, temperature=0.0)
     api = open_session(session_config(model), folder)
@@ -478,12 +517,13 @@ def part_one(model: Path, clients: ClientProcess, quick: bool, folder: Path,
                 turn += 1
                 for side in sides:
                     asks = [(f"r{repeat}-c{c}-{side}-{i}", p) for i, p in enumerate(prompts)]
+                    before = cpu_now(clients)
                     if side == "in-process":
                         requests = ask_in_process(api, stamps, asks, c, options)
                     else:
                         requests = ask_served(clients, url, stamps, asks, c,
                                               max_tokens=answer_tokens)
-                    block = Block(side, c, repeat, requests)
+                    block = Block(side, c, repeat, requests, cpu_spent(before, cpu_now(clients)))
                     blocks.setdefault((side, c), []).append(block)
                     p95 = pct([r.latency for r in requests], 95)
                     say(f"  repeat {repeat} c={c:2d} {side:10s} {block.tokens_per_s:6.1f} tok/s "
@@ -618,6 +658,13 @@ def print_part_one(part1: dict[str, Any], added: dict[str, Any]) -> None:
         print(f"  {c:>3s} each request's decode rate, served / in-process: "
               f"{show(row['decode_rate_ratio'], 3)} as the client reads it, "
               f"{show(row['session_decode_rate_ratio'], 3)} in the session")
+    print("  CPU seconds per 1,000 answer tokens, in-process | served: models, server thread, "
+          "rest of the process, client process")
+    for c, row in part1.items():
+        a, s = row["in_process"]["cpu_s_per_1k_tokens"], row["served"]["cpu_s_per_1k_tokens"]
+        keys = ("models", "server", "rest_of_process", "client_process")
+        print(f"  {c:>3s} {' '.join(show(a[k]) for k in keys)} | "
+              f"{' '.join(show(s[k]) for k in keys)}")
     print(f"  the server's addition to time to first token, all {added['requests']} served "
           f"requests: p50 {show(added['p50'])} ms, p95 {show(added['p95'])} ms")
 
@@ -642,6 +689,10 @@ def checks_for(part1: dict[str, Any], added: dict[str, Any],
                part2: dict[str, Any]) -> dict[str, bool]:
     checks = {f"c={c}: served tokens/s >= {TOKENS_RATIO_MIN} x in-process":
               row["tokens_per_s_ratio"] >= TOKENS_RATIO_MIN for c, row in part1.items()}
+    if part2:
+        checks["part 2: Zeta's server lost no request"] = part2["sides"][ZETA]["lost"] == 0
+    if not part1:
+        return checks
     checks[f"time to first token the server adds: p50 <= {TTFT_ADDED_P50_MS:g} ms"] = (
         added["p50"] is not None and added["p50"] <= TTFT_ADDED_P50_MS)
     checks[f"time to first token the server adds: p95 <= {TTFT_ADDED_P95_MS:g} ms"] = (
@@ -651,7 +702,6 @@ def checks_for(part1: dict[str, Any], added: dict[str, Any],
         top["served"]["errors"] == 0)
     checks[f"c={max(int(c) for c in part1)}: served p95 <= {P95_RATIO_MAX} x in-process"] = (
         top["p95_ratio"] is not None and top["p95_ratio"] <= P95_RATIO_MAX)
-    checks["part 2: Zeta's server lost no request"] = part2["sides"][ZETA]["lost"] == 0
     return checks
 
 
@@ -668,6 +718,12 @@ def tree_state() -> dict[str, Any]:
 
 def main() -> int:
     parser = quick_parser(__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=None,
+                        help=f"part 1's repeats (default {REPEATS}; quick: 1)")
+    parser.add_argument("--concurrency", default=None,
+                        help="part 1's client counts, comma-separated (default 1,4,16)")
+    parser.add_argument("--part", choices=("1", "2"), default=None,
+                        help="only part 1 (served against in-process) or 2 (against LiteLLM)")
     args = parser.parse_args()
     try:
         from importlib.metadata import version
@@ -689,25 +745,34 @@ def main() -> int:
     say(f"serve_bench at {state['commit']}"
         + (f" (uncommitted in zeta_desktop: {len(state['uncommitted'])} files)"
            if state["uncommitted"] else ""))
+    concurrency = tuple(int(c) for c in args.concurrency.split(",")) if args.concurrency \
+        else None
+    part1: dict[str, Any] = {}
+    part2: dict[str, Any] = {}
     clients = ClientProcess()
     try:
         with tempfile.TemporaryDirectory() as one, tempfile.TemporaryDirectory() as two:
-            part1 = part_one(model, clients, args.quick, Path(one), say)
-            part2 = part_two(model, clients, args.quick, Path(two), say)
+            if args.part != "2":
+                part1 = part_one(model, clients, args.quick, Path(one), say, args.repeats,
+                                 concurrency)
+            if args.part != "1":
+                part2 = part_two(model, clients, args.quick, Path(two), say)
     finally:
         clients.close()
     added = pooled_added(part1)
-    print_part_one(part1, added)
-    print_part_two(part2)
+    if part1:
+        print_part_one(part1, added)
+    if part2:
+        print_part_two(part2)
     checks = checks_for(part1, added, part2)
     print_checks(checks)
     for row in part1.values():
         row["added"].pop("values_ms")
-    out = write_results("serve", {
+    out = write_results("serve" if args.part is None else f"serve_part{args.part}", {
         "quick": args.quick, **state, "litellm": version("litellm"),
         "prompts": {"source": PROMPT_SOURCE, "available": len(everyday_prompts())},
         "answer_tokens": 16 if args.quick else ANSWER_TOKENS,
-        "repeats": 1 if args.quick else REPEATS,
+        "repeats": args.repeats or (1 if args.quick else REPEATS),
         "concurrency": part1, "ttft_added_ms": added, "peer": part2, "checks": checks,
         "elapsed_s": time.perf_counter() - began,
     })
