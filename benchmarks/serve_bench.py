@@ -62,6 +62,7 @@ Writes benchmarks/results/serve.json.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -211,6 +212,27 @@ def _stat_cpu_s(path: str) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class GcPauses:
+    """Time this process spent in the garbage collector (it holds the
+    interpreter lock: every thread's Python waits), and its full collections."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.full = 0
+        self._began = 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+            return
+        self.seconds += time.perf_counter() - self._began
+        self.full += info["generation"] == 2
+
+
+GC_PAUSES = GcPauses()
+
+
 def cpu_now(clients: ClientProcess) -> dict[str, float]:
     """CPU seconds so far: the server's thread, the model workers, the rest of
     this process, and the client process."""
@@ -226,7 +248,8 @@ def cpu_now(clients: ClientProcess) -> dict[str, float]:
         except OSError:  # ended meanwhile
             continue
     return {**groups, "rest_of_process": total - sum(groups.values()),
-            "client_process": _stat_cpu_s(f"/proc/{clients.process.pid}/stat")}
+            "client_process": _stat_cpu_s(f"/proc/{clients.process.pid}/stat"),
+            "gc_pauses": GC_PAUSES.seconds, "gc_full_collections": GC_PAUSES.full}
 
 
 def cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
@@ -659,10 +682,10 @@ def print_part_one(part1: dict[str, Any], added: dict[str, Any]) -> None:
               f"{show(row['decode_rate_ratio'], 3)} as the client reads it, "
               f"{show(row['session_decode_rate_ratio'], 3)} in the session")
     print("  CPU seconds per 1,000 answer tokens, in-process | served: models, server thread, "
-          "rest of the process, client process")
+          "rest of the process, client process; and seconds paused in this process's gc")
     for c, row in part1.items():
         a, s = row["in_process"]["cpu_s_per_1k_tokens"], row["served"]["cpu_s_per_1k_tokens"]
-        keys = ("models", "server", "rest_of_process", "client_process")
+        keys = ("models", "server", "rest_of_process", "client_process", "gc_pauses")
         print(f"  {c:>3s} {' '.join(show(a[k]) for k in keys)} | "
               f"{' '.join(show(s[k]) for k in keys)}")
     print(f"  the server's addition to time to first token, all {added['requests']} served "

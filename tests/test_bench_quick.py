@@ -90,7 +90,8 @@ BENCHES = [
                                  "p95_ratio", "p50_ratio")),
         *[f"concurrency.*.{side}.{figure}" for side in ("in_process", "served")
           for figure in ("requests", "errors", "tokens_per_s", "decode_tok_s_median",
-                         "ttft_ms.p50", "ttft_ms.p95", "p50_s", "p95_s")],
+                         "ttft_ms.p50", "ttft_ms.p95", "p50_s", "p95_s",
+                         "cpu_s_per_1k_tokens.*")],
         *[f"concurrency.*.added.{figure}.{p}" for figure in (
             "ttft_added_ms", "request_to_ask_ms", "first_words_out_ms", "end_out_ms",
             "end_to_end_added_ms", "session_ttft_ms") for p in ("p50", "p95")],
