@@ -54,7 +54,7 @@ Router it wraps is measured instead: Zeta's side pays one HTTP hop more.
   busy at once), seeded (router_bench's evaluation seeds), held-out workload
   prompts; the same arrivals for every side, in an order rotated per seed.
 
-    make bench-serve            # about 20 minutes on 2 cores
+    make bench-serve            # about 11 minutes on 2 cores
     make bench-serve QUICK=1    # seconds of load: a smoke run, no verdict
 
 Writes benchmarks/results/serve.json.
