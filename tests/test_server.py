@@ -361,10 +361,13 @@ def test_zeta_desktop_serve_runs_headless_until_sigterm(tiny_model: Path, tmp_pa
         assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1")
         root = base_url.removesuffix("/v1")
         health = httpx.get(f"{root}/health")
-        while health.status_code != 200:  # the models load after the port opens
+        for _ in range(1200):  # the models load after the port opens (up to 2 min)
+            if health.status_code == 200:
+                break
             assert child.poll() is None, "".join(said)
             threading.Event().wait(0.1)
             health = httpx.get(f"{root}/health")
+        assert health.status_code == 200, health.text
         answer = client(base_url).chat.completions.create(
             model="auto", messages=HELLO, max_tokens=4)  # type: ignore[arg-type]
         assert answer.choices[0].message.content
@@ -376,3 +379,90 @@ def test_zeta_desktop_serve_runs_headless_until_sigterm(tiny_model: Path, tmp_pa
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def test_web_pages_are_refused_unless_their_origin_is_allowed(tiny_config: AppConfig,
+                                                              tmp_path: Path) -> None:
+    with serving(tiny_config, tmp_path, cors_origins=["https://app.example"]) as served:
+        chat = f"{served.base_url}/chat/completions"
+        body = json.dumps({"model": "auto", "messages": HELLO, "max_tokens": 2})
+        before = len(served.api.turns)
+        # A page posting straight to loopback with no Content-Type (no preflight).
+        for headers in ({"origin": "https://evil.example"},
+                        {"origin": "https://evil.example", "content-type": "application/json"},
+                        {"sec-fetch-site": "cross-site", "content-type": "application/json"}):
+            refused = httpx.post(chat, content=body, headers=headers)
+            assert refused.status_code == 403, headers
+            assert refused.json()["error"]["code"] == "origin_not_allowed"
+        plain = httpx.post(chat, content=body, headers={"content-type": "text/plain"})
+        assert plain.status_code == 415
+        assert len(served.api.turns) == before  # nothing refused reached the models
+        allowed = httpx.post(chat, content=body, headers={
+            "origin": "https://app.example", "content-type": "application/json"})
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+
+
+def test_what_would_be_wrong_if_ignored_is_refused(tiny_config: AppConfig,
+                                                   tmp_path: Path) -> None:
+    with serving(tiny_config, tmp_path) as served:
+        json_mode = _post(f"{served.base_url}/chat/completions", {
+            "model": "auto", "messages": HELLO, "response_format": {"type": "json_object"}})
+        assert json_mode.status_code == 400 and "response_format" in json_mode.text
+        many = _post(f"{served.base_url}/embeddings", {"model": "auto",
+                                                      "input": ["x"] * 2049})
+        assert many.status_code == 400 and "input" in many.json()["error"]["message"]
+        long_text = _post(f"{served.base_url}/embeddings", {"model": "auto",
+                                                           "input": "word " * 1000})
+        assert long_text.status_code == 200  # one long string is one input
+
+
+def test_stopping_the_server_stops_the_answers_it_was_waiting_for(
+        tiny_config: AppConfig, tmp_path: Path) -> None:
+    reached, release = threading.Event(), threading.Event()
+    with serving(tiny_config, tmp_path, loader=gated_loader(2, reached, release)) as served, \
+            ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(_post, f"{served.base_url}/chat/completions",
+                              {"model": "coder", "messages": HELLO, "max_tokens": 30},
+                              timeout=60)
+        assert reached.wait(60)
+        turn = served.api.turns[-1]
+        served.server.stop()  # a non-streamed answer still coming: it stops too
+        for _ in range(600):
+            if not turn.status.active:
+                break
+            threading.Event().wait(0.05)
+        assert turn.status.value == "stopped"
+        release.set()
+        try:
+            waiting.result(60)
+        except httpx.HTTPError:
+            pass  # the connection went with the server; the turn is what matters
+
+
+def test_a_clients_request_is_read_with_its_own_messages_only(tiny_config: AppConfig,
+                                                              tmp_path: Path) -> None:
+    reached, release = threading.Event(), threading.Event()
+    with serving(tiny_config, tmp_path, loader=gated_loader(2, reached, release)) as served, \
+            ThreadPoolExecutor(2) as pool:
+        code = pool.submit(client(served.base_url).chat.completions.create, model="coder",
+                           max_tokens=8, messages=[{"role": "user", "content":
+                                                    "Write a Python function to parse JSON."}])
+        assert reached.wait(60)
+        reached.clear()
+        follow = pool.submit(client(served.base_url).chat.completions.create, model="coder",
+                             max_tokens=8, messages=[{"role": "user", "content": "and why?"}])
+        for _ in range(600):
+            turns = [t for t in served.api.turns if t.prompt == "and why?"]
+            if turns and turns[0].classification is not None:
+                break
+            threading.Event().wait(0.05)
+        evidence = " ".join(turns[0].classification.evidence)  # type: ignore[union-attr]
+        assert "turn before" not in evidence  # the other client's request is not its context
+        release.set()
+        assert code.result(60) and follow.result(60)
+        # Once ended, a client's prompt is kept only as the preview's line.
+        long_prompt = "ab " * 100  # 300 characters, within the tiny context
+        client(served.base_url).chat.completions.create(
+            model="coder", max_tokens=2, messages=[{"role": "user", "content": long_prompt}])
+        assert len(served.api.turns[-1].prompt) == 200 and served.api.turns[-1].answer == ""

@@ -76,11 +76,12 @@ def main(argv: list[str]) -> int:
         print(f"zeta-desktop serve: {exc}", file=sys.stderr)
         return 2
     def listening(where: Listening) -> None:
+        # The port is ours: now the models load (a port in use stops at once).
+        api.start()
         print(f"zeta-desktop serve: serving on {where.base_url} (model: auto routes each "
               "prompt; the models load now)"
               + ("; clients must send the API key" if where.needs_key else ""), flush=True)
 
-    api.start()
     try:
         server.serve_forever(listening)
     except ServerStartError as exc:

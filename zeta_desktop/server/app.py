@@ -210,6 +210,10 @@ class Routes:
         watch = asyncio.ensure_future(_disconnected(request))
         try:
             done, _ = await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # the server is stopping: so does the answer
+            task.cancel()
+            self.api.stop(stream.turn_id)
+            raise
         finally:
             watch.cancel()
         if task in done:

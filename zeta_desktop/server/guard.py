@@ -48,15 +48,20 @@ def allowed_hosts(host: str, port: int) -> frozenset[str] | None:
 
 class Guard:
     def __init__(self, app: ASGIApp, *, hosts: frozenset[str] | None, key: str | None,
-                 max_body_bytes: int, counters: ResponseCounter | None = None) -> None:
+                 max_body_bytes: int, counters: ResponseCounter | None = None,
+                 origins: frozenset[str] = frozenset()) -> None:
         self._app = app
         self._counters = counters
+        self._origins = origins
         self._hosts = hosts
         self._key = key.encode() if key else None
         self._max_body = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http":  # lifespan; a websocket is never served
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+                return
             await self._app(scope, receive, send)
             return
         if self._counters is not None:
@@ -67,6 +72,21 @@ class Guard:
             await _refuse(send, 403, f"Host {host or '(none)'!r} is not this server's address; "
                           "requests through another name are refused (DNS rebinding)",
                           "permission_error", "host_not_allowed")
+            return
+        # A page the user visits can post to 127.0.0.1 directly (no rebinding
+        # needed; a body with no Content-Type needs no CORS preflight). Browsers
+        # name the page's origin: only the origins the user allowed get in.
+        origin = headers.get("origin", b"").decode("latin-1")
+        cross_site = headers.get("sec-fetch-site", b"") == b"cross-site"
+        if (origin and origin not in self._origins) or (cross_site and not origin):
+            await _refuse(send, 403, f"requests from web pages ({origin or 'cross-site'}) "
+                          "are refused unless their origin is in the server's cors_origins",
+                          "permission_error", "origin_not_allowed")
+            return
+        if scope["method"] == "POST" and not headers.get("content-type", b"").lower() \
+                .startswith(b"application/json"):
+            await _refuse(send, 415, "send the body as JSON (Content-Type: application/json)",
+                          "invalid_request_error", "unsupported_media_type")
             return
         if self._key is not None and scope["path"] not in OPEN_PATHS and scope["method"] != \
                 "OPTIONS" and not self._key_matches(headers):

@@ -91,8 +91,8 @@ class ZetaServer:
         hosts = allowed_hosts(self.settings.host, port)
         app = Guard(create_app(self.api, self.settings, self.counters), hosts=hosts,
                     key=self.key, max_body_bytes=self.settings.max_body_bytes,
-                    counters=self.counters)
-        config = uvicorn.Config(app, log_level="warning", lifespan="off",
+                    counters=self.counters, origins=frozenset(self.settings.cors_origins))
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="none",
                                 timeout_graceful_shutdown=5, access_log=False)
         self.listening = Listening(self.settings.host, port, bool(self.key))
         return uvicorn.Server(config)

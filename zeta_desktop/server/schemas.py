@@ -3,14 +3,15 @@
 Requests are our pydantic models (the `openai` package types requests as
 TypedDicts for its own client, not for a server to validate against);
 responses are the `openai` package's models. Fields a client commonly sends
-that change nothing here (`user`, `logprobs`, `tools`...) are accepted and
-ignored; those that would change the answer's meaning and are not served
-(`n` above 1, images) are refused with a 400 that says so.
+that change nothing here (`user`, `logprobs`...) are accepted and ignored;
+so are `tools` (the model answers in text, as a model that calls no tool
+does); those whose answer would be wrong if ignored (`n` above 1, images,
+tool messages, a JSON `response_format`) are refused with a 400 that says so.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -70,9 +71,15 @@ class SamplingFields(BaseModel):
         return (self.stop,) if isinstance(self.stop, str) else tuple(s for s in self.stop if s)
 
 
+class ResponseFormat(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: Literal["text"]  # JSON mode and schemas are not enforced here: refused, not faked
+
+
 class ChatRequest(SamplingFields):
     messages: list[ChatMessageIn] = Field(min_length=1)
     max_completion_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    response_format: ResponseFormat | None = None
 
     def answer_tokens(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
@@ -85,7 +92,8 @@ class CompletionRequest(SamplingFields):
 class EmbeddingRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     model: str = Field(min_length=1, max_length=256)
-    input: str | list[str] = Field(min_length=1)
+    # OpenAI's own limit on inputs per request; token arrays are not taken.
+    input: str | Annotated[list[str], Field(min_length=1, max_length=2048)]
     # The openai package asks for base64 (float32, little-endian) by default.
     encoding_format: Literal["float", "base64"] = "float"
     user: str | None = None

@@ -58,7 +58,12 @@ class TurnStream:
         self.turn_id = 0
 
     def feed(self, event: TurnEvent) -> None:
-        self._loop.call_soon_threadsafe(self._events.put_nowait, event)
+        if self._loop.is_closed():  # the server stopped; its handler stopped the turn
+            return
+        try:
+            self._loop.call_soon_threadsafe(self._events.put_nowait, event)
+        except RuntimeError:  # closed between the check and the call
+            pass
 
     async def next(self) -> TurnEvent:
         """The turn's next event, with its routing noted."""

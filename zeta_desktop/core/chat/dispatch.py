@@ -150,7 +150,10 @@ class Dispatcher:
         it was classified, when that turn still streams (the history leaves
         it out) or is the earlier user turn the history shows (so a chain of
         follow-ups carries the first one's kind); else the earlier text, as
-        after an edit or a restart."""
+        after an edit or a restart. A client's request is read with its own
+        messages only: another client's request is not the turn before it."""
+        if turn.from_client:
+            return earlier_text
         before = [t for t in self._ledger.all()
                   if t.conversation_id == turn.conversation_id and t.turn_id < turn.turn_id
                   and t.classification is not None and t.prompt != turn.prompt]

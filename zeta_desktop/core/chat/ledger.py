@@ -28,6 +28,7 @@ STOPPED_EARLY = "stopped before it started"
 # does not keep every answer it ever gave. Trimmed in batches, not per turn.
 KEPT_FINISHED = 2000
 TRIM_EVERY = 250
+CLIENT_PROMPT_KEPT = 200  # characters of a client's prompt kept once its turn ended
 
 
 def where(turn: Turn) -> tuple[int, str, str]:
@@ -82,6 +83,11 @@ class TurnLedger:
         self.publish(TurnEnded(*where(turn), prompt=turn.prompt, answer=turn.answer,
                                stopped=status is TurnStatus.STOPPED, stats=turn.stats,
                                error=error))
+        if turn.from_client:
+            # A client's prompt can be a whole pasted file, kept by no one else:
+            # the preview's line of it stays, the answer went out with the event.
+            with self.lock:
+                turn.prompt, turn.answer = turn.prompt[:CLIENT_PROMPT_KEPT], ""
 
     def _trim(self, keep: Turn) -> None:
         """Forget the oldest finished turns beyond KEPT_FINISHED (ids are in

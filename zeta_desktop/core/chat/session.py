@@ -451,14 +451,13 @@ class ChatSession:
         prompt = messages[-1]["content"]
         conversation_id = answer_id = ""
         saved = None
+        kept: Conversation | None = None
         if keep and self.store is not None:
-            conversation = self._request_conversation(messages, client)
-            answer = conversation.add(conversation.info.leaf_id, "assistant", "",
-                                      MessageStatus.PENDING)
-            self._adopt(conversation)
-            for message in conversation.path(answer.id):
-                saved = self.store.save_message(message, conversation.info)
-            conversation_id, answer_id = conversation.id, answer.id
+            kept = self._request_conversation(messages, client)
+            answer = kept.add(kept.info.leaf_id, "assistant", "", MessageStatus.PENDING)
+            for message in kept.path(answer.id):
+                saved = self.store.save_message(message, kept.info)
+            conversation_id, answer_id = kept.id, answer.id
             given = feed
 
             def feed(event: TurnEvent) -> None:  # the kept copy is on disk: let it go
@@ -471,6 +470,9 @@ class ChatSession:
             prompt, lambda: [dict(message) for message in exact], forced_role=role,
             conversation_id=conversation_id, answer_id=answer_id, saved=saved, client=client,
             options=options or AnswerOptions())
+        if kept is not None:
+            # Open once its turn is (busy, so a switch of chats cannot forget it).
+            self._adopt(kept)
         self._feeds.add(turn.turn_id, feed)
         self.runner.submit(turn)
         return turn.turn_id

@@ -27,7 +27,9 @@ class RouterLog(QPlainTextEdit):
         self.setPlaceholderText(
             "The router's adjustments, failovers and API requests appear here as they happen.")
         self._adjustments_shown = 0
-        self._turns_settled = 0  # turns before this index have nothing more to log
+        # Turns up to this id have nothing more to log (ids only grow; the
+        # session forgets its oldest turns, so a position in its list would not hold).
+        self._settled_id = 0
         self._routed_logged: set[int] = set()  # clients' turns logged as routed, not yet ended
         self._timer = QTimer(self)
         self._timer.setInterval(POLL_MS)
@@ -52,14 +54,14 @@ class RouterLog(QPlainTextEdit):
     def _log_requests(self) -> None:
         """Each client's request once routed and once ended; typed prompts
         are in the chat and not logged here."""
-        turns = self.api.turns
         settled = True
-        for index in range(self._turns_settled, len(turns)):
-            turn = turns[index]
+        for turn in self.api.turns:
+            if turn.turn_id <= self._settled_id:
+                continue
             done = self._log_request(turn) if turn.from_client else True
             settled = settled and done
             if settled:
-                self._turns_settled = index + 1
+                self._settled_id = turn.turn_id
 
     def _log_request(self, turn: Turn) -> bool:
         """Log what is new of one client's turn; True once it has ended."""

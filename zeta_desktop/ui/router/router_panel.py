@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
@@ -186,9 +188,12 @@ class RouterPanel(QWidget):
             # An API client's request is marked as one: no chat shows it.
             mark = client_mark(entry.client)
             cells = (
+                # A tooltip reads rich text: a client's words are escaped, so
+                # an <img src="file:..."> in a request shows as text.
                 (f"{mark} · {entry.prompt}", API_COLOUR,
-                 f"sent by {entry.client.removeprefix('api: ')} through the local server: "
-                 f"{entry.prompt}", False) if mark else (entry.prompt, typed_colour, "", False),
+                 html.escape(f"sent by {entry.client.removeprefix('api: ')} through the "
+                             f"local server: {entry.prompt}"), False)
+                if mark else (entry.prompt, typed_colour, "", False),
                 (f"{entry.role} ({entry.kind})", role_colour(entry.role),
                  f"went to {entry.sent_to} when sent" if moved else "", moved),
                 (entry.why, None, entry.full_reason, False),
