@@ -9,6 +9,7 @@ reason) is kept as it comes, for the response's headers and `zeta` field.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import unicodedata
 from dataclasses import dataclass, field
 
@@ -60,10 +61,8 @@ class TurnStream:
     def feed(self, event: TurnEvent) -> None:
         if self._loop.is_closed():  # the server stopped; its handler stopped the turn
             return
-        try:
+        with contextlib.suppress(RuntimeError):  # closed between the check and the call
             self._loop.call_soon_threadsafe(self._events.put_nowait, event)
-        except RuntimeError:  # closed between the check and the call
-            pass
 
     async def next(self) -> TurnEvent:
         """The turn's next event, with its routing noted."""
