@@ -66,7 +66,16 @@ class TurnStream:
 
     async def next(self) -> TurnEvent:
         """The turn's next event, with its routing noted."""
-        event = await self._events.get()
+        return self._noted(await self._events.get())
+
+    def ready(self) -> TurnEvent | None:
+        """The next event if one is already waiting (noted), else None."""
+        try:
+            return self._noted(self._events.get_nowait())
+        except asyncio.QueueEmpty:
+            return None
+
+    def _noted(self, event: TurnEvent) -> TurnEvent:
         routing = self.routing
         match event:
             case TurnRouted(decision=decision):
