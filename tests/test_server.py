@@ -38,8 +38,9 @@ def test_openai_client_streams_and_not_with_the_decision_and_real_usage(
         assert raw.headers["x-zeta-role"] in ("coder", "embedder", "reasoner")
         assert raw.headers["x-zeta-kind"] and raw.headers["x-zeta-reason"]
         text = whole.choices[0].message.content
-        assert text and whole.choices[0].finish_reason in ("stop", "length")
-        assert whole.usage is not None and whole.usage.completion_tokens >= 1
+        # The tiny model never ends on its own: 12 tokens sampled, cut by the budget.
+        assert text and whole.choices[0].finish_reason == "length"
+        assert whole.usage is not None and whole.usage.completion_tokens == 12
         # The prompt as the model's tokenizer counted it, not an estimate.
         system_and_user = served.api.count_tokens("coder", [HELLO[0]["content"],
                                                             HELLO[1]["content"]])
@@ -58,6 +59,20 @@ def test_openai_client_streams_and_not_with_the_decision_and_real_usage(
         assert usage is not None and not chunks[-1].choices
         assert (usage.prompt_tokens, usage.completion_tokens) == (
             whole.usage.prompt_tokens, whole.usage.completion_tokens)
+
+
+def test_an_answer_cut_by_the_roles_budget_or_the_context_says_length(
+        tiny_config: AppConfig, tmp_path: Path) -> None:
+    with serving(tiny_config, tmp_path) as served:
+        api_client = client(served.base_url)
+        by_role = api_client.chat.completions.create(model="coder", messages=HELLO)  # type: ignore[arg-type]
+        assert by_role.choices[0].finish_reason == "length"  # the role's max_tokens, 32
+        assert by_role.usage is not None and by_role.usage.completion_tokens == 32
+        by_context = api_client.chat.completions.create(
+            model="coder", messages=HELLO, max_tokens=2000)  # type: ignore[arg-type]
+        assert by_context.choices[0].finish_reason == "length"  # n_ctx 512 ran out first
+        usage = by_context.usage
+        assert usage is not None and usage.prompt_tokens + usage.completion_tokens == 512
 
 
 def test_model_names_a_role_or_its_file_and_unknown_ones_list_what_exists(

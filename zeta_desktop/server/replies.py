@@ -60,9 +60,11 @@ class Reply:
     # -- shared ------------------------------------------------------------------------
 
     def finish_reason(self, ended: TurnEnded) -> str:
+        """"length" when the answer ran to its budget (the client's max_tokens,
+        the role's, or the room left in the context), else "stop"."""
         stats = ended.stats
-        if stats is not None and self.max_tokens is not None and \
-                stats.n_tokens >= self.max_tokens:
+        if stats is not None and (stats.hit_limit or (
+                self.max_tokens is not None and stats.n_tokens >= self.max_tokens)):
             return "length"
         return "stop"
 

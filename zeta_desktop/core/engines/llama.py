@@ -96,6 +96,8 @@ class LlamaEngine:
         self._llama_cpp = import_llama_cpp()
         self._piece_buffer = ctypes.create_string_buffer(64)
         self.last_prompt_tokens = 0
+        self.last_answer_tokens = 0
+        self.last_hit_limit = False
         self._load_seed = int(llm._seed)  # restored after an answer that named its own
         model = llm._model.model
         # Recurrent and hybrid models cannot drop the end of their cache and
@@ -210,6 +212,9 @@ class LlamaEngine:
         )
         vocab = self._llm._model.vocab
         is_end = self._llama_cpp.llama_vocab_is_eog
+        # The answer's tokens as sampled (a piece may hold a part of one, or
+        # text held back for a stop string), and whether the budget ended it.
+        self.last_answer_tokens, self.last_hit_limit = 0, False
         try:
             for _ in range(budget):
                 # Check before pulling the next token so Stop costs at most one.
@@ -223,11 +228,14 @@ class LlamaEngine:
                     raise self._translate(exc) from exc
                 if is_end(vocab, token):
                     break
+                self.last_answer_tokens += 1
                 piece = text.feed(self._piece(token))
                 if piece:
                     yield piece
                 if text.stopped:
                     return
+            else:
+                self.last_hit_limit = True
             tail = text.finish()
             if tail:
                 yield tail

@@ -52,6 +52,7 @@ class ChatStats:
     thinking_tokens: int = 0  # of n_tokens, those inside the model's thinking tags
     thinking_s: float | None = None  # from the job starting to the last thinking token
     estimated_prompt_tokens: int = 0  # the job's routing-time size (ChatJob.prompt_tokens)
+    hit_limit: bool = False  # the answer ran to its token budget (a local model says)
 
     @property
     def tokens_per_s(self) -> float:
@@ -556,8 +557,11 @@ class ModelWorker:
             with self._running_lock:
                 self._running.pop(me, None)
         ended = time.perf_counter()
+        hit_limit = False
         if engine.counts_tokens:  # a local model says what it read (a server's may race)
             prompt_tokens = getattr(engine, "last_prompt_tokens", 0) or prompt_tokens
+            n_tokens = getattr(engine, "last_answer_tokens", n_tokens) or n_tokens
+            hit_limit = bool(getattr(engine, "last_hit_limit", False))
         stats = ChatStats(
             n_tokens=n_tokens,
             ttft_s=(first_token_at - started) if first_token_at else ended - started,
@@ -568,5 +572,6 @@ class ModelWorker:
             thinking_tokens=thinking.thinking_tokens(),
             thinking_s=thinking.thinking_seconds(started),
             estimated_prompt_tokens=job.prompt_tokens,
+            hit_limit=hit_limit,
         )
         job.listener.on_finished(job, self.role, job.cancel.is_set(), stats)
