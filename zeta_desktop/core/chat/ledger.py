@@ -80,14 +80,15 @@ class TurnLedger:
             turn.history = _no_history
             if len(self._turns) > KEPT_FINISHED + TRIM_EVERY:
                 self._trim(keep=turn)
-        self.publish(TurnEnded(*where(turn), prompt=turn.prompt, answer=turn.answer,
-                               stopped=status is TurnStatus.STOPPED, stats=turn.stats,
-                               error=error))
+        ended = TurnEnded(*where(turn), prompt=turn.prompt, answer=turn.answer,
+                          stopped=status is TurnStatus.STOPPED, stats=turn.stats, error=error)
         if turn.from_client:
             # A client's prompt can be a whole pasted file, kept by no one else:
-            # the preview's line of it stays, the answer went out with the event.
+            # the preview's line of it stays, the answer goes out with the event
+            # (trimmed before it is told, so no subscriber sees it change after).
             with self.lock:
                 turn.prompt, turn.answer = turn.prompt[:CLIENT_PROMPT_KEPT], ""
+        self.publish(ended)
 
     def _trim(self, keep: Turn) -> None:
         """Forget the oldest finished turns beyond KEPT_FINISHED (ids are in
