@@ -84,19 +84,22 @@ def test_router_settings_round_trip_and_validate(tmp_path: Path) -> None:
     config = AppConfig()
     config.router.policy = "least-busy"
     config.router.max_queue = 5
+    config.router.cache_aware = False
     config.roles["coder"].preference = {"code": 1.0, "reasoning": 0.2}
     path = save_config(config, tmp_path / "c.toml")
     assert load_config(path).config == config
 
     path.write_text(
         "[router]\npolicy = 'fastest'\nmax_queue = 2.5\nmin_success_rate = 3\n"
-        "speed_vs_quality = 0.9\n[roles.coder.preference]\ncode = 2\npainting = 0.5\n"
+        "speed_vs_quality = 0.9\ncache_aware = 'yes'\n[roles.coder.preference]\ncode = 2\npainting = 0.5\n"
     )
     loaded = load_config(path)
     text = "\n".join(loaded.problems)
     assert "router.policy must be one of" in text
     assert "router.max_queue must be a number" in text
     assert "router.min_success_rate must be a number from 0 to 1" in text
+    assert "router.cache_aware must be true or false, got 'yes'" in text
+    assert loaded.config.router.cache_aware is True
     assert "roles.coder.preference.code" in text and "roles.coder.preference.painting" in text
     assert loaded.config.router.policy == "adaptive"
     assert loaded.config.router.speed_vs_quality == 0.9  # the good value is kept

@@ -8,9 +8,16 @@ import threading
 import pytest
 
 from zeta_desktop.core.engines.base import NoRoleAvailableError
+from zeta_desktop.core.fleet.prefix_cache import PromptReading
 from zeta_desktop.core.routing.classifier import TaskKind
 from zeta_desktop.core.routing.machine import GpuReading, MachineReading, RecordedSource
-from zeta_desktop.core.routing.router import DEFAULT_PREFERENCES, RoleProfile, ZetaDynamicRouter
+from zeta_desktop.core.routing.router import (
+    DEFAULT_PREFERENCES,
+    DEFAULT_PREFILL_TOKENS_PER_S,
+    HELD_PREFIX_MIN_TOKENS,
+    RoleProfile,
+    ZetaDynamicRouter,
+)
 from zeta_desktop.core.routing.telemetry import (
     BREAKER_BASE_S,
     SUCCESS_WINDOW_S,
@@ -458,11 +465,21 @@ def test_reading_the_passages_counts_in_the_predicted_cost() -> None:
     router = fleet.router()
     signals = fleet.telemetry.snapshot().models["coder"]
     assert router.prefill_s(signals, 0) == 0.0
-    # 50 tokens/s decoding: prompt processing about ten times that.
-    assert router.prefill_s(signals, 5000) == pytest.approx(5000 / 500)
-    busy = router._cost("coder", SIMPLE, signals)
-    assert router._cost("coder", SIMPLE, signals, context_tokens=5000) == pytest.approx(
-        busy + 10.0)
+    # Nothing measured its reading yet (its answers were not sized): the
+    # default speed, not a multiple of its decoding.
+    assert router.prefill_s(signals, 5000) == pytest.approx(5000 / DEFAULT_PREFILL_TOKENS_PER_S)
+    # Its worker measured 2 ms a token: that is the speed.
+    readings = {"coder": PromptReading(0, 10, 0.002)}
+    decision = router.route(SIMPLE, context_tokens=5000, readings=readings, commit=False)
+    assert decision.role == "coder"
+    router._decision.readings = readings
+    try:
+        assert router.prefill_s(signals, 5000) == pytest.approx(10.0)
+        busy = router._cost("coder", SIMPLE, signals)
+        assert router._cost("coder", SIMPLE, signals, context_tokens=5000) == pytest.approx(
+            busy + 10.0)
+    finally:
+        router._decision.readings = None
 
 
 def test_the_queue_ahead_is_priced_job_by_job_at_each_kinds_time_on_that_model() -> None:
@@ -575,3 +592,95 @@ def test_the_slider_prices_quality_from_nothing_to_far_more_than_the_wait() -> N
     assert fastest.route(CODE).role == "embedder"  # done in 1 s, fit or not
     best_fit = fleet.router(max_queue=0, max_wait_s=100, speed_vs_quality=0.0)
     assert best_fit.route(CODE).role == "coder"  # waits 3 s rather than answer poorly
+
+
+def reading_fleet() -> Fleet:
+    """Coder and reasoner that read 20 ms a token and answer in 1 s, measured."""
+    fleet = Fleet()
+    for role in ("coder", "reasoner"):
+        for kind in ("simple", "reasoning"):
+            for _ in range(3):
+                fleet.telemetry.model(role).record_success(
+                    ttft_s=2.0, tokens_per_s=40, latency_s=3.0, service_s=3.0, n_tokens=40,
+                    kind=kind, prompt_tokens=100)
+    return fleet
+
+
+def follow_up(held: dict[str, int], prompt: int = 2000) -> dict[str, PromptReading]:
+    return {role: PromptReading(held.get(role, 0), prompt, 0.02)
+            for role in ("coder", "embedder", "reasoner")}
+
+
+def test_a_follow_up_goes_to_the_model_holding_its_conversation_and_says_so() -> None:
+    router = reading_fleet().router(speed_vs_quality=0.8)
+    # The reasoner answered the turns before; the coder (preferred for a
+    # simple prompt) would read all 2,000 tokens (40 s), the reasoner 70.
+    decision = router.route(SIMPLE, prompt_tokens=2000, readings=follow_up({"reasoner": 1930}))
+    assert decision.role == "reasoner" and not decision.spilled
+    assert decision.reason.startswith(
+        "simple -> reasoner: holds ~1,930 of ~2,000 prompt tokens: predicted ")
+    assert "against coder" in decision.reason and decision.runner_up == "coder"
+    # The preferred model holding it: chosen as ever, and the reason says why it is quick.
+    decision = router.route(SIMPLE, prompt_tokens=2000, readings=follow_up({"coder": 1930}))
+    assert decision.role == "coder"
+    assert decision.reason.endswith("; holds ~1,930 of ~2,000 prompt tokens")
+
+
+def test_a_shared_system_prompt_alone_changes_no_decision() -> None:
+    fleet = reading_fleet()
+    router = fleet.router(speed_vs_quality=0.8)
+    for kind in (SIMPLE, CODE, REASONING):
+        plain = router.route(kind, prompt_tokens=40, commit=False)
+        held = router.route(kind, prompt_tokens=40, commit=False,
+                            readings=follow_up({"reasoner": 11, "coder": 11}, prompt=40))
+        assert (held.role, held.reason) == (plain.role, plain.reason)
+    small = follow_up({"reasoner": HELD_PREFIX_MIN_TOKENS - 1})
+    assert router.route(SIMPLE, prompt_tokens=2000, readings=small).role == "coder"
+
+
+def test_fit_still_counts_against_the_model_holding_the_conversation() -> None:
+    # Leaning to quality (the default), the reasoner's weaker fit for a
+    # simple prompt outweighs the 40 s the coder spends reading.
+    router = reading_fleet().router(speed_vs_quality=0.1)
+    decision = router.route(SIMPLE, prompt_tokens=2000, readings=follow_up({"reasoner": 1930}))
+    assert decision.role == "coder"
+
+
+def test_the_holder_loses_when_its_queue_says_another_finishes_first() -> None:
+    fleet = reading_fleet()
+    router = fleet.router(speed_vs_quality=0.8, max_queue=10, max_wait_s=600)
+    # Two long prompts wait on the reasoner: 2 x 41 s before it could start.
+    fleet.load("reasoner", queued=2, in_flight=0)
+    fleet.jobs["reasoner"] = ((("simple", 2000), ("simple", 2000)), ())
+    readings = follow_up({"reasoner": 1930})
+    decision = router.route(SIMPLE, prompt_tokens=2000, readings=readings)
+    assert decision.role == "coder"
+    assert "holds" not in decision.reason  # the coder holds nothing of it
+    fleet.load("reasoner", queued=0, in_flight=0)
+    fleet.jobs["reasoner"] = ((), ())
+    assert router.route(SIMPLE, prompt_tokens=2000, readings=readings).role == "reasoner"
+
+
+def test_a_cold_model_is_priced_for_reading_a_long_prompt_whole() -> None:
+    fleet = Fleet()
+    router = fleet.router()
+    signals = fleet.telemetry.snapshot().models["reasoner"]  # never answered
+    readings = follow_up({}, prompt=2000)
+    router._decision.readings = readings
+    try:
+        # The prior service time, plus 2,000 tokens at the speed its load measured.
+        assert router.predicted_completion_s("reasoner", signals, REASONING, 2000) == (
+            pytest.approx(router.prior_service_s + 40.0))
+    finally:
+        router._decision.readings = None
+    assert router.predicted_completion_s("reasoner", signals, REASONING, 2000) == (
+        pytest.approx(router.prior_service_s))  # unknown reading: as before
+
+
+def test_with_the_cache_signal_off_what_a_model_holds_changes_nothing() -> None:
+    router = reading_fleet().router(speed_vs_quality=0.8)
+    router.cache_aware = False
+    plain = router.route(SIMPLE, prompt_tokens=2000, commit=False)
+    held = router.route(SIMPLE, prompt_tokens=2000, commit=False,
+                        readings=follow_up({"reasoner": 1930}))
+    assert (held.role, held.reason) == (plain.role, plain.reason) and held.role == "coder"

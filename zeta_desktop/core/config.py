@@ -182,11 +182,11 @@ def _read_router(raw: Any, where: str, problems: list[str]) -> RouterConfig:
                 problems.append(
                     f"{where}: router.own_index_prompts must be a whole number from 0 to "
                     f"{OWN_INDEX_MAX_PROMPTS}, got {value!r}; using {router.own_index_prompts}")
-        elif key == "semantic":
+        elif key in ("semantic", "cache_aware"):
             if isinstance(value, bool):
-                router.semantic = value
+                setattr(router, key, value)
             else:
-                problems.append(f"{where}: router.semantic must be true or false, got {value!r}")
+                problems.append(f"{where}: router.{key} must be true or false, got {value!r}")
         elif key in WATCHDOG_LIMITS:
             low, high = WATCHDOG_LIMITS[key]
             if not (isinstance(value, int | float) and not isinstance(value, bool)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Protocol
 
 from zeta_desktop.core.chat.commands import Commands
@@ -25,6 +25,7 @@ from zeta_desktop.core.chat.turn import Turn, TurnStatus
 from zeta_desktop.core.conversation.model import DEFAULT_SYSTEM_PROMPT
 from zeta_desktop.core.engines.base import ChatMessage, NoRoleAvailableError
 from zeta_desktop.core.fleet.fleet import Fleet
+from zeta_desktop.core.fleet.prefix_cache import PromptKeys, PromptReading
 from zeta_desktop.core.fleet.worker import ChatJob, ChatListener, estimate_prompt_tokens
 from zeta_desktop.core.routing.classifier import Classification, TaskKind, explicit_command
 from zeta_desktop.core.routing.router import Decision, ZetaDynamicRouter
@@ -46,6 +47,14 @@ def earlier_user_prompt(messages: Sequence[ChatMessage]) -> str | None:
     """The user's turn before the last one: what a follow-up refers to."""
     users = [m["content"] for m in messages if m.get("role") == "user"]
     return users[-2] if len(users) >= 2 else None
+
+
+def with_role_prompt(messages: list[ChatMessage], role_prompt: str) -> list[ChatMessage]:
+    """The role's own system prompt, where the conversation kept the app's default."""
+    if (role_prompt and messages and messages[0]["role"] == "system"
+            and messages[0]["content"] == DEFAULT_SYSTEM_PROMPT):
+        return [{"role": "system", "content": role_prompt}, *messages[1:]]
+    return messages
 
 
 class Dispatcher:
@@ -74,12 +83,13 @@ class Dispatcher:
 
     def route(self, prompt: str, exclude: Collection[str] = (),
               context_tokens: int = 0, prompt_tokens: int = 0,
-              earlier_prompt: Classification | str | None = None) -> Decision:
+              earlier_prompt: Classification | str | None = None,
+              readings: Mapping[str, PromptReading] | None = None) -> Decision:
         classification = self._classify(prompt, context=earlier_prompt)
         return self._router.route(classification.kind, exclude=exclude,
                                   classification=classification,
                                   context_tokens=context_tokens,
-                                  prompt_tokens=prompt_tokens)
+                                  prompt_tokens=prompt_tokens, readings=readings)
 
     def _loop(self) -> None:
         while (item := self._queue.get()) is not None:
@@ -142,7 +152,18 @@ class Dispatcher:
             return self._learner.decide(turn, forced, endpoint, classification, exclude)
         return self.route(turn.prompt, exclude=exclude,
                           context_tokens=self._grounding.context_need(turn),
-                          prompt_tokens=estimate_prompt_tokens(history), earlier_prompt=earlier)
+                          prompt_tokens=estimate_prompt_tokens(history), earlier_prompt=earlier,
+                          readings=None if turn.options.raw else self._readings(history))
+
+    def _readings(self, history: list[ChatMessage]) -> dict[str, PromptReading]:
+        """Per endpoint: how much of this prompt (as that role would send it)
+        its cache holds, and how fast it reads the rest."""
+        readings: dict[str, PromptReading] = {}
+        for runtime in list(self._fleet.roles.values()):
+            prompt = PromptKeys.of(with_role_prompt(history, runtime.config.system_prompt))
+            for replica in runtime.replicas:
+                readings[replica.key] = replica.worker.reading(prompt)
+        return readings
 
     def _turn_before(self, turn: Turn,
                      earlier_text: str | None) -> Classification | str | None:
@@ -166,13 +187,8 @@ class Dispatcher:
     def _submit(self, turn: Turn, decision: Decision, history: list[ChatMessage]) -> None:
         role_config = self._fleet.roles[decision.role].config
         options = turn.options
-        messages = (history if options.raw
-                    else self._grounding.ground(turn, history, role_config.n_ctx))
-        role_prompt = role_config.system_prompt
-        if (not options.raw and role_prompt and messages and messages[0]["role"] == "system"
-                and messages[0]["content"] == DEFAULT_SYSTEM_PROMPT):
-            # The role's own default, where the conversation kept the app's.
-            messages = [{"role": "system", "content": role_prompt}, *messages[1:]]
+        messages = (history if options.raw else with_role_prompt(
+            self._grounding.ground(turn, history, role_config.n_ctx), role_config.system_prompt))
         sampling = dict(role_config.sampling)
         if options.top_p is not None:
             sampling["top_p"] = options.top_p

@@ -104,6 +104,7 @@ class ChatSession:
             self.telemetry,
             thresholds=config.router.thresholds(),
             policy=config.router.policy,
+            cache_aware=config.router.cache_aware,
         )
         self.classifier = TaskClassifier()
         if max_retries is None:

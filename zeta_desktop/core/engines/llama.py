@@ -7,6 +7,7 @@ import inspect
 import os
 import re
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,10 @@ class LlamaEngine:
         self.last_prompt_tokens = 0
         self.last_answer_tokens = 0
         self.last_hit_limit = False
+        # Of the last prompt, the tokens found in the cache (not read again),
+        # and the seconds reading the rest took (None: not measured here).
+        self.last_cached_tokens = 0
+        self.last_read_s: float | None = None
         self._load_seed = int(llm._seed)  # restored after an answer that named its own
         model = llm._model.model
         # Recurrent and hybrid models cannot drop the end of their cache and
@@ -106,6 +111,10 @@ class LlamaEngine:
             self._llama_cpp.llama_model_is_recurrent(model)
             or self._llama_cpp.llama_model_is_hybrid(model)
         )
+        # A decoder reads a prompt token by token into its cache; an encoder
+        # (a BERT embedder) has no such reading to measure.
+        self._reads_prompts = bool(self._llama_cpp.llama_model_has_decoder(model)
+                                   and not self._llama_cpp.llama_model_has_encoder(model))
 
     @classmethod
     def load(cls, path: Path, settings: LoadSettings) -> LlamaEngine:
@@ -142,6 +151,26 @@ class LlamaEngine:
     @property
     def n_ctx(self) -> int:
         return int(self._llm.n_ctx())
+
+    @property
+    def cached_tokens(self) -> int:
+        """How many tokens the cache holds now: the last prompt and its answer."""
+        return int(self._llm.n_tokens)
+
+    def measure_reading(self, text: str) -> tuple[int, float] | None:
+        """Read `text` as a prompt and forget it: (its tokens, the seconds it
+        took), the model's reading speed before any answer has measured it.
+        None for a model that reads no prompts (an encoder)."""
+        if not self._reads_prompts:
+            return None
+        llm = self._llm
+        tokens = llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
+        llm.reset()
+        started = time.perf_counter()
+        llm.eval(tokens)
+        seconds = time.perf_counter() - started
+        llm.reset()  # the next prompt is read from the start, as after a fresh load
+        return len(tokens), seconds
 
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
@@ -255,6 +284,7 @@ class LlamaEngine:
         samples at once, from the same numbers.
         """
         llm = self._llm
+        self.last_cached_tokens, self.last_read_s = 0, None
         if not self._partial_cache_reuse:
             return True  # generate re-reads a recurrent model's prompt whole anyway
         cached = llm.input_ids[: min(llm.n_tokens, len(prompt))]
@@ -262,13 +292,18 @@ class LlamaEngine:
         kept = len(cached) if same.all() else int(np.argmin(same))
         if kept == len(prompt):
             if llm.n_tokens == kept:
-                return True  # asked again: generate samples from what is there
+                # Asked again: generate samples from what is there.
+                self.last_cached_tokens, self.last_read_s = kept, 0.0
+                return True
             kept -= 1  # the last token is read again for its logits, as generate does
         llm.n_tokens = kept  # eval drops what the cache holds past this
+        self.last_cached_tokens = kept
+        started = time.perf_counter()
         for start in range(kept, len(prompt), llm.n_batch):
             if cancel.is_set():
                 return False
             llm.eval(prompt[start : start + llm.n_batch])
+        self.last_read_s = time.perf_counter() - started
         return True
 
     def _chat_request(

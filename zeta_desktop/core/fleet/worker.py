@@ -23,10 +23,13 @@ from zeta_desktop.core.engines.base import (
     Engine,
     EngineError,
     LoadSettings,
+    PromptTooLongError,
     TransientEngineError,
 )
 from zeta_desktop.core.engines.context_fit import fit_messages_counted
 from zeta_desktop.core.engines.thinking import ThinkingCounter
+from zeta_desktop.core.fleet.prefix_cache import NO_PROMPT, PrefixRecord, PromptKeys, PromptReading
+from zeta_desktop.core.fleet.reading_speed import PROBE_TEXT, ReadingSpeed, estimated_tokens
 from zeta_desktop.core.fleet.thread_priority import lower_current_thread_priority
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,10 @@ class ChatStats:
     thinking_s: float | None = None  # from the job starting to the last thinking token
     estimated_prompt_tokens: int = 0  # the job's routing-time size (ChatJob.prompt_tokens)
     hit_limit: bool = False  # the answer ran to its token budget (a local model says)
+    # Of prompt_tokens, those a local model found in its cache (not read
+    # again), and the seconds reading the rest took (None: not measured).
+    cached_tokens: int = 0
+    read_s: float | None = None
 
     @property
     def tokens_per_s(self) -> float:
@@ -122,6 +129,10 @@ class ChatJob:
     stop: tuple[str, ...] = ()
     seed: int | None = None
     raw: bool = False  # the last message's text is a raw completion's prompt (no template)
+    # Set by the worker it is submitted to: of prompt_tokens, those its cache
+    # was expected to hold then, and the job's place in its prefix record.
+    held_tokens: int = 0
+    prefix_ticket: int = 0
 
     def __post_init__(self) -> None:
         if self.prompt_tokens < 0:
@@ -148,6 +159,8 @@ class TextsJob(Generic[R]):
 @dataclass(eq=False)
 class EmbedJob(TextsJob[list[list[float]]]):
     """One embedding vector per text."""
+
+    prefix_ticket: int = 0  # a local model's cache is emptied by embedding (llama.cpp)
 
 
 @dataclass(eq=False)
@@ -200,6 +213,9 @@ class ModelWorker:
         self._slots = max(1, slots)
         self._serving: list[threading.Thread] = []
         self._engine: Engine | None = None
+        # What its cache holds (one prompt per slot), and how fast it reads.
+        self.prefix = PrefixRecord(self._slots)
+        self.reading_speed = ReadingSpeed()
         self._down = ""  # why the server is down (the health thread says), or ''
         self._server_load: tuple[int, int] | None = None  # (running, waiting) it reports
         self.settings = settings
@@ -300,6 +316,7 @@ class ModelWorker:
                 return
             extra = slots - self._slots
             self._slots = slots
+            self.prefix.set_slots(slots)
             engine = self._engine
         if engine is None:
             return  # started with the others once loaded
@@ -310,14 +327,30 @@ class ModelWorker:
         """True once the load finished, whether it worked or not."""
         return self._ready.wait(timeout)
 
+    def reading(self, request: PromptKeys) -> PromptReading:
+        """How this endpoint would read `request` once the jobs it holds have run."""
+        held, prompt = self.prefix.held(request)
+        return PromptReading(held, prompt, self.reading_speed.s_per_token)
+
     def submit(self, job: Job) -> None:
         with self._submit_lock:
             if not self._closing:
+                self._expect(job)
                 self._queue.put(job)
                 return
         # After shutdown nobody would ever run it: say so at once. Not the
         # model's fault (a role swapped or the app closing): no breaker.
         self._reject(job, f"{self.role} was shut down", transient=True)
+
+    def _expect(self, job: Job) -> None:
+        """Once it runs, a chat job's prompt is what the cache holds; an
+        embedding on a local model leaves it empty."""
+        if isinstance(job, ChatJob):
+            prompt = NO_PROMPT if job.raw else PromptKeys.of(job.messages)
+            job.held_tokens = self.prefix.held(prompt)[0]
+            job.prefix_ticket = self.prefix.expect(prompt)
+        elif isinstance(job, EmbedJob) and not self.remote:
+            job.prefix_ticket = self.prefix.expect(NO_PROMPT)
 
     def retire(self, timeout: float | None = None) -> None:
         """End once the jobs it holds (running and queued) are done; take no
@@ -377,6 +410,8 @@ class ModelWorker:
             drained.append(item)
 
     def _reject(self, job: Job, message: str, transient: bool = False) -> None:
+        if isinstance(job, ChatJob | EmbedJob) and job.prefix_ticket:
+            self.prefix.withdraw(job.prefix_ticket)
         error = TransientEngineError(message) if transient else EngineError(message)
         if isinstance(job, ChatJob):
             job.listener.on_failed(job, self.role, message, partial=False, error=error)
@@ -399,8 +434,23 @@ class ModelWorker:
         self.loads += 1
         # What llama.cpp said it allocated (a local model), to set against the estimate.
         self.allocated_bytes = sum(getattr(engine, "allocated", {}).values())
+        self._measure_reading(engine)
         self._set_state(WorkerState.READY)
         return engine
+
+    def _measure_reading(self, engine: Engine) -> None:
+        """A local model reads a short text once, so that its reading speed is
+        known before its first answer (a reload keeps what answers measured)."""
+        measure = getattr(engine, "measure_reading", None)
+        if measure is None or self.reading_speed.s_per_token is not None:
+            return
+        try:
+            measured = measure(PROBE_TEXT)
+        except Exception:  # a measurement must never cost the model
+            log.exception("measuring how fast %s reads failed", self.role)
+            return
+        if measured is not None:
+            self.reading_speed.probed(measured[1], estimated_tokens(PROBE_TEXT))
 
     def _run(self) -> None:
         if self.settings.low_priority:
@@ -444,6 +494,7 @@ class ModelWorker:
                 with self._submit_lock:
                     self._engine = None
                 engine.close()
+                self.prefix.forget()
                 engine, unloaded = None, True
                 minutes = (self.idle_unload_s or 0) / 60
                 self._set_state(WorkerState.UNLOADED, f"idle for {minutes:g} min")
@@ -482,6 +533,8 @@ class ModelWorker:
         try:
             self._embed(engine, job)
         finally:
+            if isinstance(job, EmbedJob) and job.prefix_ticket:
+                self.prefix.hold(job.prefix_ticket, NO_PROMPT)
             with self._running_lock:
                 self._embedding -= 1
 
@@ -501,6 +554,7 @@ class ModelWorker:
 
     def _run_chat(self, engine: Engine, job: ChatJob) -> None:
         if job.cancel.is_set():
+            self.prefix.withdraw(job.prefix_ticket)
             job.listener.on_failed(job, self.role, "stopped before it started", partial=False)
             return
         started = time.perf_counter()
@@ -511,6 +565,8 @@ class ModelWorker:
         last_token_at = started
         n_tokens = prompt_tokens = 0
         thinking = ThinkingCounter()
+        answer: list[str] = []
+        messages: list[ChatMessage] = []
         job.listener.on_started(job, self.role)
         try:
             extra: dict[str, Any] = {"sampling": job.sampling} if job.sampling else {}
@@ -543,12 +599,15 @@ class ModelWorker:
                     first_token_at = last_token_at
                 n_tokens += 1
                 thinking.feed(piece, last_token_at)
+                answer.append(piece)
                 job.listener.on_token(job, piece)
         except EngineError as exc:
+            self._cache_after_failure(job, exc, n_tokens)
             job.listener.on_failed(job, self.role, str(exc), partial=n_tokens > 0, error=exc)
             return
         except Exception as exc:  # the model crashed mid-answer: report, keep the thread
             log.exception("chat on %s failed", self.role)
+            self._cache_after_failure(job, exc, n_tokens)
             job.listener.on_failed(
                 job, self.role, f"{type(exc).__name__}: {exc}", partial=n_tokens > 0, error=exc
             )
@@ -557,14 +616,22 @@ class ModelWorker:
             with self._running_lock:
                 self._running.pop(me, None)
         ended = time.perf_counter()
+        cached_tokens, read_s = 0, None
         hit_limit = False
         if engine.counts_tokens:  # a local model says what it read (a server's may race)
             prompt_tokens = getattr(engine, "last_prompt_tokens", 0) or prompt_tokens
             n_tokens = getattr(engine, "last_answer_tokens", n_tokens) or n_tokens
             hit_limit = bool(getattr(engine, "last_hit_limit", False))
+            cached_tokens = getattr(engine, "last_cached_tokens", 0)
+            read_s = getattr(engine, "last_read_s", None)
+        ttft = (first_token_at - started) if first_token_at else ended - started
+        self._held_after(job, engine, messages, "".join(answer))
+        if not job.raw:
+            self._measure_answer(job, messages, prompt_tokens, cached_tokens, read_s,
+                                 ttft if first_token_at else None)
         stats = ChatStats(
             n_tokens=n_tokens,
-            ttft_s=(first_token_at - started) if first_token_at else ended - started,
+            ttft_s=ttft,
             decode_s=(last_token_at - first_token_at) if first_token_at else 0.0,
             total_s=ended - job.submitted_at,
             queued_s=started - job.submitted_at,
@@ -573,5 +640,36 @@ class ModelWorker:
             thinking_s=thinking.thinking_seconds(started),
             estimated_prompt_tokens=job.prompt_tokens,
             hit_limit=hit_limit,
+            cached_tokens=cached_tokens,
+            read_s=read_s,
         )
         job.listener.on_finished(job, self.role, job.cancel.is_set(), stats)
+
+    def _held_after(self, job: ChatJob, engine: Engine, messages: list[ChatMessage],
+                    answer: str) -> None:
+        """What the cache holds after an answer: the prompt as fitted and the answer."""
+        if job.raw:
+            self.prefix.hold(job.prefix_ticket, NO_PROMPT)
+            return
+        said = [{"role": "assistant", "content": answer}] if answer else []
+        exact = int(getattr(engine, "cached_tokens", 0)) if not self.remote else 0
+        self.prefix.hold(job.prefix_ticket, PromptKeys.of([*messages, *said]), exact)
+
+    def _cache_after_failure(self, job: ChatJob, error: Exception, n_tokens: int) -> None:
+        if isinstance(error, PromptTooLongError) and not n_tokens:
+            self.prefix.withdraw(job.prefix_ticket)  # refused before anything was read
+        else:
+            self.prefix.hold(job.prefix_ticket, NO_PROMPT)  # read in part: assume nothing
+
+    def _measure_answer(self, job: ChatJob, messages: list[ChatMessage], prompt_tokens: int,
+                        cached_tokens: int, read_s: float | None,
+                        ttft_s: float | None) -> None:
+        """How fast this endpoint read the prompt, in estimated tokens: a
+        local model timed its reading of what its cache lacked; a server's
+        is its time to the first token over what it was expected to lack."""
+        if read_s is not None and prompt_tokens > 0:
+            estimate = estimate_prompt_tokens(messages)
+            read = max(0, prompt_tokens - cached_tokens)
+            self.reading_speed.record(read_s, estimate * read / prompt_tokens)
+        elif self.remote and ttft_s is not None:
+            self.reading_speed.record(ttft_s, job.prompt_tokens - job.held_tokens)

@@ -20,11 +20,12 @@ import statistics
 import threading
 import time
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Unpack
 
 from zeta_desktop.core.engines.base import NoRoleAvailableError
+from zeta_desktop.core.fleet.prefix_cache import PromptReading
 from zeta_desktop.core.routing.classifier import Classification, TaskKind
 from zeta_desktop.core.routing.telemetry import ModelSignals, Snapshot, Telemetry
 from zeta_desktop.core.settings import POLICIES, ThresholdChanges, Thresholds
@@ -33,12 +34,15 @@ log = logging.getLogger(__name__)
 
 ACCEPTABLE_PREFERENCE = 0.5  # a model at or above this is an acceptable fit for a task
 # Passages from documents: room a context keeps beyond them (question, some
-# history, the answer), and how fast a model reads them. llama.cpp processes a
-# prompt in batches, some ten times faster per token than it decodes
-# (measured on the demo model: benchmarks/docs_bench.py prints the ratio).
+# history, the answer).
 CONTEXT_HEADROOM_TOKENS = 512
-PREFILL_PER_DECODE = 10.0
+# How fast a model reads a prompt before anything measured it there (each
+# endpoint measures its own: fleet/reading_speed.py).
 DEFAULT_PREFILL_TOKENS_PER_S = 200.0
+# A model holding this many more of a prompt's tokens than the preferred one
+# (a conversation's turns, not just a shared system prompt) competes for it
+# on predicted time: it need not read them again.
+HELD_PREFIX_MIN_TOKENS = 64
 UNSERVABLE_STATES = frozenset({"unavailable", "stopped"})
 # A whole unit of quality loss (a model that fits not at all) is worth this many
 # answers of the preferred model's time at speed_vs_quality 0.5; the slider
@@ -132,8 +136,12 @@ class ZetaDynamicRouter:
         policy: str = "adaptive",
         prior_service_s: float = 3.0,
         prior_ttft_s: float = 0.3,
+        cache_aware: bool = True,
     ) -> None:
         self.profiles = dict(profiles)
+        # Off: what each model's cache holds is not priced (every model reads
+        # the whole prompt), the baseline `make bench-cache` measures against.
+        self.cache_aware = cache_aware
         self.telemetry = telemetry
         self._thresholds = (thresholds or Thresholds()).validated()
         self._policy = self._check_policy(policy)
@@ -279,12 +287,48 @@ class ZetaDynamicRouter:
         answer its kind takes here, once both are measured (a long prompt
         takes longer than a short one of the same kind); else the kind's
         whole service time."""
-        per_token = signals.prefill_s_per_token
+        per_token = self.reading_s_per_token(signals)
         if per_token is not None and prompt_tokens > 0:
             decode = signals.decode_by_kind.get(kind)
             if decode is not None:
                 return prompt_tokens * per_token + decode
         return signals.service_by_kind.get(kind) or self.service_s(role, signals)
+
+    def _reading(self, signals: ModelSignals) -> PromptReading | None:
+        """How this endpoint would read the prompt being routed, when known."""
+        readings: Mapping[str, PromptReading] | None = getattr(self._decision, "readings", None)
+        return readings.get(signals.role) if readings else None
+
+    def held_tokens(self, signals: ModelSignals) -> int:
+        """Of the prompt being routed, the tokens this endpoint's cache holds."""
+        reading = self._reading(signals)
+        return reading.held_tokens if reading is not None else 0
+
+    def reading_s_per_token(self, signals: ModelSignals) -> float | None:
+        """Seconds per prompt token this endpoint reads: as its worker
+        measured it (at load, then every answer), else from its answers'
+        times to the first token; None before anything measured it."""
+        reading = self._reading(signals)
+        if reading is not None and reading.s_per_token is not None:
+            return reading.s_per_token
+        return signals.prefill_s_per_token
+
+    def _own_service_s(self, role: str, signals: ModelSignals, kind: str,
+                       prompt_tokens: int) -> float:
+        """The job being routed, here: reading what this endpoint's cache
+        lacks of its prompt, then its kind's answer. Before this kind's
+        answers are measured here, the answer is a typical job's time here
+        less its typical reading (the time to the first token): a cold model
+        must still read a long prompt whole, and the one holding it need not."""
+        reading = self._reading(signals)
+        per_token = self.reading_s_per_token(signals)
+        if reading is None or per_token is None or prompt_tokens <= 0:
+            return self.job_service_s(role, signals, kind, prompt_tokens)
+        decode = signals.decode_by_kind.get(kind)
+        if decode is None:
+            whole = signals.service_by_kind.get(kind) or self.service_s(role, signals)
+            decode = max(0.0, whole - (signals.ttft_s or 0.0))
+        return reading.unread_tokens * per_token + decode
 
     def predicted_wait_s(self, role: str, signals: ModelSignals) -> float:
         """Until this new job would start: each job waiting at its own kind's
@@ -335,9 +379,9 @@ class ZetaDynamicRouter:
         self, role: str, signals: ModelSignals, kind: TaskKind | None = None,
         prompt_tokens: int = 0,
     ) -> float:
-        """The wait plus this job's own service: reading its prompt and its
-        kind's answer here, once measured."""
-        own = (self.job_service_s(role, signals, kind.value, prompt_tokens)
+        """The wait plus this job's own service: reading what this endpoint's
+        cache lacks of its prompt, and its kind's answer here, once measured."""
+        own = (self._own_service_s(role, signals, kind.value, prompt_tokens)
                if kind is not None else self.service_s(role, signals))
         return self.predicted_wait_s(role, signals) + own
 
@@ -399,6 +443,7 @@ class ZetaDynamicRouter:
         commit: bool = True,
         context_tokens: int = 0,
         prompt_tokens: int = 0,
+        readings: Mapping[str, PromptReading] | None = None,
     ) -> Decision:
         """Choose a model for a task. `commit=False` previews the choice without
         moving the router's state (hysteresis, round-robin turn).
@@ -407,13 +452,18 @@ class ZetaDynamicRouter:
         from documents): a model whose context cannot hold it loses to one that
         can, and reading it (prefill) counts in every model's predicted cost.
         `prompt_tokens`: the job's own size (estimate_prompt_tokens), which its
-        reading time on each model follows."""
+        reading time on each model follows. `readings`, per endpoint: how much
+        of this prompt its cache holds and how fast it reads the rest (from
+        the fleet's workers); a follow-up goes to the model holding its
+        conversation unless another would still finish first."""
         self._decision.waits = {}
+        self._decision.readings = readings if self.cache_aware else None
         try:
             return self._route(kind, snapshot, exclude, classification, commit, context_tokens,
                                prompt_tokens)
         finally:
             self._decision.waits = None
+            self._decision.readings = None
 
     def _route(self, kind: TaskKind, snapshot: Snapshot | None, exclude: Collection[str],
                classification: Classification | None, commit: bool,
@@ -465,6 +515,10 @@ class ZetaDynamicRouter:
         if replicas > 1:
             reason += (f"; replica {endpoint}, predicted wait {waits[endpoint]:.1f} s "
                        f"({models[role].slots} slot(s))")
+        reading = self._reading(models[role])
+        if (reading is not None and reading.held_tokens >= HELD_PREFIX_MIN_TOKENS
+                and not reason.startswith("holds ")):
+            reason += "; " + holds_note(reading)
         reason += context_note
         return Decision(
             role=role,
@@ -549,17 +603,15 @@ class ZetaDynamicRouter:
         n_ctx = self.profiles[role].n_ctx
         return n_ctx == 0 or context_tokens + CONTEXT_HEADROOM_TOKENS <= n_ctx
 
-    @staticmethod
-    def prefill_s(signals: ModelSignals, context_tokens: int) -> float:
-        """Reading `context_tokens` more: prompt processing runs about
-        PREFILL_PER_DECODE times faster than decoding on llama.cpp."""
+    def prefill_s(self, signals: ModelSignals, context_tokens: int) -> float:
+        """Reading `context_tokens` more, at the speed measured on this
+        endpoint (DEFAULT_PREFILL_TOKENS_PER_S before anything measured it)."""
         if not context_tokens:
             return 0.0
-        if signals.prefill_s_per_token is not None:  # measured here
-            return context_tokens * signals.prefill_s_per_token
-        rate = (signals.tokens_per_s * PREFILL_PER_DECODE if signals.tokens_per_s
-                else DEFAULT_PREFILL_TOKENS_PER_S)
-        return context_tokens / rate
+        per_token = self.reading_s_per_token(signals)
+        if per_token is None:
+            return context_tokens / DEFAULT_PREFILL_TOKENS_PER_S
+        return context_tokens * per_token
 
     def expected_loss(self, role: str, kind: TaskKind,
                       classification: Classification | None = None) -> float:
@@ -629,6 +681,38 @@ class ZetaDynamicRouter:
             False,  # not a spill: the preferred model is not over any limit
         )
 
+    def _held_choice(
+        self, kind: TaskKind, capable: list[str], snap: Snapshot, context_tokens: int,
+        classification: Classification | None, prompt_tokens: int,
+    ) -> tuple[str, str | None, str, bool] | None:
+        """A model that holds much more of the prompt than the preferred one
+        (the conversation so far, which the preferred one must read whole)
+        competes with it on predicted time plus expected fit loss, as long as
+        it is not over a limit itself. None: no such model, or the preferred
+        one is still the better bet."""
+        models = snap.models
+        preferred = capable[0]
+        enough = self.held_tokens(models[preferred]) + HELD_PREFIX_MIN_TOKENS
+        holders = [r for r in capable[1:] if self.held_tokens(models[r]) >= enough
+                   and not self._hard_breaks(r, models[r], snap)
+                   and not self._queue_breaks(r, models[r])]
+        if not holders:
+            return None
+        answer_s = self.job_service_s(preferred, models[preferred], kind.value, prompt_tokens)
+        costs = {r: self._cost(r, kind, models[r], context_tokens, classification, answer_s,
+                               prompt_tokens) for r in (preferred, *holders)}
+        best = min(holders, key=costs.__getitem__)
+        reading = self._reading(models[best])
+        if costs[best] >= costs[preferred] or reading is None:
+            return None
+        return (
+            best,
+            preferred,
+            f"{holds_note(reading)}: predicted {costs[best]:.1f} s against {preferred} "
+            f"{costs[preferred]:.1f} s, fit loss included",
+            False,  # not a spill: the preferred model is not over any limit
+        )
+
     def _adaptive(
         self, kind: TaskKind, capable: list[str], snap: Snapshot, commit: bool,
         context_tokens: int = 0, classification: Classification | None = None,
@@ -649,6 +733,10 @@ class ZetaDynamicRouter:
                                          prompt_tokens)
                 if torn is not None:
                     return torn
+                held = self._held_choice(kind, capable, snap, context_tokens, classification,
+                                         prompt_tokens)
+                if held is not None:
+                    return held
                 runner = capable[1] if len(capable) > 1 else None
                 wait = self.predicted_wait_s(preferred, pref_signals)
                 return (
@@ -763,6 +851,12 @@ class ZetaDynamicRouter:
             new = min(self._adjustments_made - seen, len(self.adjustments))
             kept = list(self.adjustments)
             return kept[len(kept) - new:], self._adjustments_made
+
+
+def holds_note(reading: PromptReading) -> str:
+    """What a decision's reason says of a model's cache: "holds ~1,840 of
+    ~1,910 prompt tokens" (estimated tokens, as the router sizes prompts)."""
+    return f"holds ~{reading.held_tokens:,} of ~{reading.prompt_tokens:,} prompt tokens"
 
 
 def explain(decision: Decision, attempts: list[tuple[str, str]] | None = None) -> str:

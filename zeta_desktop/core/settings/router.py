@@ -113,6 +113,10 @@ class RouterConfig:
     # role runs all-MiniLM-L6-v2, else one built for its model in the
     # background from this many labelled prompts (0: no vote for other models).
     semantic: bool = True
+    # Price each model's reading of what its cache lacks of a prompt, so a
+    # follow-up goes to the model holding its conversation (off: every model
+    # is assumed to read the whole prompt, as before).
+    cache_aware: bool = True
     own_index_prompts: int = OWN_INDEX_PROMPTS
     # The watchdog: a model that gives no token for this long is treated as
     # failed (cancelled, cooled down, the prompt retried elsewhere). The first
