@@ -91,7 +91,8 @@ def test_router_settings_round_trip_and_validate(tmp_path: Path) -> None:
 
     path.write_text(
         "[router]\npolicy = 'fastest'\nmax_queue = 2.5\nmin_success_rate = 3\n"
-        "speed_vs_quality = 0.9\ncache_aware = 'yes'\n[roles.coder.preference]\ncode = 2\npainting = 0.5\n"
+        "speed_vs_quality = 0.9\ncache_aware = 'yes'\n"
+        "[roles.coder.preference]\ncode = 2\npainting = 0.5\n"
     )
     loaded = load_config(path)
     text = "\n".join(loaded.problems)
