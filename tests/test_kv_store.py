@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import errno
 import logging
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -211,5 +213,35 @@ def test_another_fingerprint_drops_the_files(tiny_model: Path, tmp_path: Path) -
         engine.keep_states(size, 100 * size, tmp_path)
         assert not list(tmp_path.glob("*.kvstate.npz"))
         assert engine.kv_stats is not None and engine.kv_stats.states == 0
+    finally:
+        engine.close()
+
+
+def test_the_settings_turn_states_on_for_each_local_model(
+        tiny_model: Path, tmp_path: Path) -> None:
+    from zeta_desktop.core.engines.kept_states import keeping_states
+    from zeta_desktop.core.settings.prompt_cache import PromptCacheConfig
+
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)
+    orphan = tmp_path / f"{ended.stdout.strip()}-1"  # a process that has ended
+    orphan.mkdir()
+    (orphan / "old.kvstate.npz").write_bytes(b"left behind")
+    load = keeping_states(LlamaEngine.load, PromptCacheConfig(ram_mb=1, disk_mb=64), tmp_path)
+    assert not orphan.exists()
+    engine = load(tiny_model, SETTINGS)
+    try:
+        _, cached = conversation(engine)
+        assert engine.kv_stats is not None and engine.kv_stats.hits == 1
+        assert cached[2] > cached[1]
+        assert engine.kv_stats.ram_bytes <= 1 << 20
+        assert len(list(tmp_path.iterdir())) == 1  # this engine's own folder
+    finally:
+        engine.close()
+    assert not list(tmp_path.iterdir())  # removed with the engine
+    off = keeping_states(LlamaEngine.load, PromptCacheConfig(enabled=False), tmp_path)
+    engine = off(tiny_model, SETTINGS)
+    try:
+        assert engine.kv_stats is None
     finally:
         engine.close()

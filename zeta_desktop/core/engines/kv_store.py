@@ -9,6 +9,7 @@ that shape its KV; a state of another fingerprint is never used.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import logging
@@ -135,6 +136,17 @@ class KvStore:
         entry = self._disk.pop(key, None)
         if entry is not None:
             entry[0].unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Forget every state; its spill folder is removed."""
+        self._ram.clear()
+        self._ram_bytes = 0
+        for file, _ in self._disk.values():
+            file.unlink(missing_ok=True)
+        self._disk.clear()
+        if self._disk_dir is not None:
+            with contextlib.suppress(OSError):  # not empty (not ours) or gone: left
+                self._disk_dir.rmdir()
 
     # -- disk -------------------------------------------------------------
 
