@@ -158,8 +158,7 @@ class KvStore:
     def _drop_stale_files(self) -> None:
         assert self._disk_dir is not None
         try:
-            self._disk_dir.mkdir(parents=True, exist_ok=True)
-            for file in self._disk_dir.glob(f"*{_SUFFIX}"):
+            for file in self._disk_dir.glob(f"*{_SUFFIX}"):  # none if it is not there
                 # Another fingerprint's states (or an earlier run's, whose index is gone).
                 file.unlink(missing_ok=True)
         except OSError as exc:
@@ -173,6 +172,7 @@ class KvStore:
         body = bytes(state.llama_state)
         input_ids, scores = np.asarray(state.input_ids), np.asarray(state.scores)
         try:
+            file.parent.mkdir(parents=True, exist_ok=True)  # made at the first spill
             with file.open("wb") as out:
                 np.savez(out, input_ids=input_ids, scores=scores,
                          llama_state=np.frombuffer(body, dtype=np.uint8),
