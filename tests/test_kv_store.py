@@ -245,3 +245,21 @@ def test_the_settings_turn_states_on_for_each_local_model(
         assert engine.kv_stats is None
     finally:
         engine.close()
+
+
+def test_the_worker_shows_its_engines_saved_states(tiny_model: Path, tmp_path: Path) -> None:
+    from session_events import TIMEOUT
+
+    from zeta_desktop.core.engines.kept_states import keeping_states
+    from zeta_desktop.core.fleet.worker import ModelWorker
+    from zeta_desktop.core.settings.prompt_cache import PromptCacheConfig
+
+    load = keeping_states(LlamaEngine.load, PromptCacheConfig(ram_mb=64, disk_mb=0), tmp_path)
+    worker = ModelWorker("coder", tiny_model, SETTINGS, load)
+    worker.start()
+    try:
+        assert worker.wait_loaded(TIMEOUT)
+        stats = worker.kv_stats
+        assert stats is not None and (stats.hits, stats.states, stats.ram_bytes) == (0, 0, 0)
+    finally:
+        worker.shutdown(TIMEOUT)

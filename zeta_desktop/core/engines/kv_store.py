@@ -70,6 +70,7 @@ class KvStore:
         self._ram: OrderedDict[bytes, Any] = OrderedDict()
         self._ram_bytes = 0
         self._disk: OrderedDict[bytes, tuple[Path, int]] = OrderedDict()
+        self._disk_total = 0
         self._disk_dir = disk_dir if disk_budget > 0 else None
         self._disk_full = False
         if self._disk_dir is not None:
@@ -79,11 +80,9 @@ class KvStore:
 
     @property
     def stats(self) -> KvStats:
-        return KvStats(self.hits, self.misses, self._ram_bytes, self._disk_bytes(),
+        # Plain counters: another thread (the role card's) may read them mid-save.
+        return KvStats(self.hits, self.misses, self._ram_bytes, self._disk_total,
                        len(self._ram) + len(self._disk))
-
-    def _disk_bytes(self) -> int:
-        return sum(size for _, size in self._disk.values())
 
     def save(self, tokens: Sequence[int], state: Any) -> None:
         """Keep `state`, which holds exactly `tokens`; too big for both budgets: not kept."""
@@ -135,6 +134,7 @@ class KvStore:
             self._ram_bytes -= _state_bytes(state)
         entry = self._disk.pop(key, None)
         if entry is not None:
+            self._disk_total -= entry[1]
             entry[0].unlink(missing_ok=True)
 
     def close(self) -> None:
@@ -144,6 +144,7 @@ class KvStore:
         for file, _ in self._disk.values():
             file.unlink(missing_ok=True)
         self._disk.clear()
+        self._disk_total = 0
         if self._disk_dir is not None:
             with contextlib.suppress(OSError):  # not empty (not ours) or gone: left
                 self._disk_dir.rmdir()
@@ -193,8 +194,10 @@ class KvStore:
             file.unlink(missing_ok=True)
             return
         self._disk[key] = (file, size)
-        while self._disk_bytes() > self.disk_budget:
-            _, (old, _) = self._disk.popitem(last=False)
+        self._disk_total += size
+        while self._disk_total > self.disk_budget:
+            _, (old, old_size) = self._disk.popitem(last=False)
+            self._disk_total -= old_size
             old.unlink(missing_ok=True)
 
     def _read(self, key: bytes) -> Any | None:
