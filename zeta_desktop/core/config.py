@@ -39,6 +39,7 @@ from zeta_desktop.core.settings import (
     ServerConfig,
     default_roles,
 )
+from zeta_desktop.core.settings.prompt_cache import read_prompt_cache
 
 CONFIG_FILENAME = "config.toml"
 _APP_DIR_NAME = "zeta-desktop"
@@ -317,13 +318,16 @@ def parse_config(data: dict[str, Any], where: str) -> tuple[AppConfig, list[str]
         config.router = _read_router(data["router"], where, problems)
     if "server" in data:
         config.server = _read_server(data["server"], where, problems)
+    if "prompt_cache" in data:
+        config.prompt_cache = read_prompt_cache(data["prompt_cache"], where, problems)
     folders = data.get("model_folders", [])
     if isinstance(folders, list) and all(isinstance(f, str) for f in folders):
         config.model_folders = list(folders)
     else:
         problems.append(f"{where}: model_folders must be a list of folder paths; ignored")
     for key in data:
-        if key not in ("schema_version", "roles", "router", "server", "model_folders"):
+        if key not in ("schema_version", "roles", "router", "server", "prompt_cache",
+                       "model_folders"):
             problems.append(f"{where}: {key} is not a known setting; ignored")
     return config, problems
 
@@ -375,6 +379,7 @@ def config_to_dict(config: AppConfig) -> dict[str, Any]:
         "roles": {name: _role_to_dict(role) for name, role in config.roles.items()},
         "router": dataclasses.asdict(config.router),
         "server": dataclasses.asdict(config.server),
+        "prompt_cache": dataclasses.asdict(config.prompt_cache),
         "model_folders": list(config.model_folders),
     }
 

@@ -44,6 +44,7 @@ from zeta_desktop.core.conversation.model import (
 )
 from zeta_desktop.core.documents.library import DocumentLibrary
 from zeta_desktop.core.engines.base import ChatMessage, NoRoleAvailableError
+from zeta_desktop.core.engines.kept_states import keeping_states
 from zeta_desktop.core.fleet.fleet import EngineLoader, Fleet, RoleRuntime, endpoint_role
 from zeta_desktop.core.fleet.worker import ModelWorker, WorkerState
 from zeta_desktop.core.routing.classifier import (
@@ -94,7 +95,7 @@ class ChatSession:
         self._machine = machine if machine is not None else NvmlSource()
         self.fleet = Fleet(
             dict(config.roles),
-            engine_loader,
+            keeping_states(engine_loader, config.prompt_cache),
             on_state=self._on_worker_state,
             on_worker_added=self._register_worker,
             free_memory=self._free_memory,

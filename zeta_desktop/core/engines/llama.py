@@ -21,6 +21,7 @@ from zeta_desktop.core.engines.base import (
     ModelLoadError,
     PromptTooLongError,
 )
+from zeta_desktop.core.engines.kv_store import KvStats, KvStore, fingerprint
 from zeta_desktop.core.engines.llama_log import (
     import_llama_cpp,
     load_failure_reason,
@@ -104,6 +105,8 @@ class LlamaEngine:
         self.last_cached_tokens = 0
         self.last_read_s: float | None = None
         self._load_seed = int(llm._seed)  # restored after an answer that named its own
+        # Saved states of conversations this model left (None: not kept).
+        self.kv_store: KvStore | None = None
         model = llm._model.model
         # Recurrent and hybrid models cannot drop the end of their cache and
         # keep its start, so a prompt is always read from its beginning.
@@ -290,6 +293,8 @@ class LlamaEngine:
         cached = llm.input_ids[: min(llm.n_tokens, len(prompt))]
         same = cached == np.asarray(prompt[: len(cached)])
         kept = len(cached) if same.all() else int(np.argmin(same))
+        if self.kv_store is not None:
+            kept = self._restore_state(prompt, kept)
         if kept == len(prompt):
             if llm.n_tokens == kept:
                 # Asked again: generate samples from what is there.
@@ -305,6 +310,39 @@ class LlamaEngine:
             llm.eval(prompt[start : start + llm.n_batch])
         self.last_read_s = time.perf_counter() - started
         return True
+
+    def keep_states(self, ram_budget: int, disk_budget: int, disk_dir: Path | None) -> None:
+        """Save the KV state of a conversation this model leaves, to restore it
+        when that conversation comes back (budgets in bytes; 0 RAM: off)."""
+        if ram_budget <= 0 or not self._partial_cache_reuse:
+            self.kv_store = None
+            return
+        self.kv_store = KvStore(fingerprint(self.path, self.settings), ram_budget,
+                                disk_budget, disk_dir)
+
+    @property
+    def kv_stats(self) -> KvStats | None:
+        return self.kv_store.stats if self.kv_store is not None else None
+
+    def _restore_state(self, prompt: list[int], kept: int) -> int:
+        """Save what the cache holds if this prompt leaves it, then load the
+        saved state holding the longest start of the prompt; the tokens now
+        held. A state that does not load is dropped and the prompt read whole."""
+        llm, store = self._llm, self.kv_store
+        assert store is not None
+        if llm.n_tokens > kept:
+            store.save(llm.input_ids[: llm.n_tokens].tolist(), llm.save_state())
+        found = store.take(prompt, kept)
+        if found is None:
+            return kept
+        held, state = found
+        try:
+            llm.load_state(state)
+        except Exception as exc:  # a bad state is dropped, never raised
+            store.drop(prompt[:held], str(exc))
+            llm.n_tokens = 0
+            return 0
+        return held
 
     def _chat_request(
         self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float,
@@ -358,4 +396,6 @@ class LlamaEngine:
         return [list(map(float, vector)) for vector in vectors]
 
     def close(self) -> None:
+        if self.kv_store is not None:
+            self.kv_store.close()
         self._llm.close()

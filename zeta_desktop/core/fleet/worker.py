@@ -254,6 +254,11 @@ class ModelWorker:
         return self._slots
 
     @property
+    def kv_stats(self) -> Any:
+        """The local engine's saved KV states (kv_store.KvStats), or None."""
+        return getattr(self._engine, "kv_stats", None)
+
+    @property
     def queue_depth(self) -> int:
         """Jobs waiting, not counting those running; with a server's own
         waiting requests (other clients') when it reports them."""

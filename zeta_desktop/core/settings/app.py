@@ -6,6 +6,7 @@ import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from zeta_desktop.core.settings.prompt_cache import PromptCacheConfig
 from zeta_desktop.core.settings.roles import ReplicaConfig, RoleConfig, default_roles, is_endpoint
 from zeta_desktop.core.settings.router import RouterConfig
 from zeta_desktop.core.settings.server import ServerConfig
@@ -19,6 +20,7 @@ class AppConfig:
     roles: dict[str, RoleConfig] = field(default_factory=default_roles)
     router: RouterConfig = field(default_factory=RouterConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
+    prompt_cache: PromptCacheConfig = field(default_factory=PromptCacheConfig)
     # Folders of GGUF models the model picker scans beside the usual places.
     model_folders: list[str] = field(default_factory=list)
 
