@@ -263,3 +263,41 @@ def test_the_worker_shows_its_engines_saved_states(tiny_model: Path, tmp_path: P
         assert stats is not None and (stats.hits, stats.states, stats.ram_bytes) == (0, 0, 0)
     finally:
         worker.shutdown(TIMEOUT)
+
+
+def test_the_router_counts_a_saved_conversation_as_held(tiny_model: Path, tmp_path: Path) -> None:
+    """After A then B on one model, A's follow-up is held: its state was saved
+    when B came, so the router need not send it elsewhere to be read again."""
+    from session_events import TIMEOUT
+    from test_held_prefix import ask
+
+    from zeta_desktop.core.engines.kept_states import keeping_states
+    from zeta_desktop.core.fleet.prefix_cache import PromptKeys
+    from zeta_desktop.core.fleet.worker import ModelWorker
+    from zeta_desktop.core.settings.prompt_cache import PromptCacheConfig
+
+    def held_after_a_and_b(cache: PromptCacheConfig) -> tuple[int, int, int]:
+        load = keeping_states(LlamaEngine.load, cache, tmp_path / str(cache.enabled))
+        worker = ModelWorker("coder", tiny_model, SETTINGS, load)
+        worker.start()
+        try:
+            assert worker.wait_loaded(TIMEOUT)
+            a = [SYSTEM, {"role": "user", "content": "alpha beta gamma delta " * 12}]
+            b = [SYSTEM, {"role": "user", "content": "router queue thread stream " * 12}]
+            said, _ = ask(worker, a, max_tokens=6)
+            ask(worker, b, max_tokens=6)
+            follow_up = [*a, {"role": "assistant", "content": said},
+                         {"role": "user", "content": "code model zeta"}]
+            reading = worker.reading(PromptKeys.of(follow_up))
+            _, stats = ask(worker, follow_up, max_tokens=6)
+            return reading.held_tokens, PromptKeys.of(follow_up[:-1]).tokens(), \
+                stats.cached_tokens
+        finally:
+            worker.shutdown(TIMEOUT)
+
+    held, conversation_a, restored = held_after_a_and_b(PromptCacheConfig(ram_mb=64, disk_mb=0))
+    assert held == conversation_a
+    assert restored > 50  # and the engine did restore it: the record told the truth
+    # Without saved states only the shared system prompt is held.
+    held_off, _, read_again = held_after_a_and_b(PromptCacheConfig(enabled=False))
+    assert held_off < conversation_a // 3 and read_again < restored

@@ -124,3 +124,19 @@ def test_repeated_turns_match_where_the_held_prompt_runs_to_its_end() -> None:
     held, prompt = held_part(keys(answered), keys(now))
     assert held == estimate_prompt_tokens(answered)
     assert prompt == estimate_prompt_tokens(now) - estimate_prompt_tokens(hello)
+
+
+def test_saved_states_count_the_prompts_the_model_left() -> None:
+    a = PromptKeys.of([{"role": "user", "content": "alpha " * 80}])
+    b = PromptKeys.of([{"role": "user", "content": "beta " * 80}])
+    c = PromptKeys.of([{"role": "user", "content": "gamma " * 80}])
+    record = PrefixRecord(slots=1)
+    for prompt in (a, b, c):
+        record.hold(record.expect(prompt), prompt)
+    assert record.held(a)[0] == 0  # one slot: only c is in the cache
+    record.set_saved(1)  # the store kept one state: b's, the latest left
+    assert record.held(b)[0] == b.tokens() and record.held(a)[0] == 0
+    record.set_saved(2)
+    assert record.held(a)[0] == a.tokens()
+    record.set_saved(0)  # the store was emptied (evicted, or the model changed)
+    assert record.held(b)[0] == 0

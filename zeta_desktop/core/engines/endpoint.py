@@ -21,6 +21,12 @@ log = logging.getLogger(__name__)
 
 KEYRING_SERVICE = "zeta-desktop"
 
+# Which server an endpoint is, as its probe finds out: the engine sends
+# llama-server's own request fields to llama-server only.
+LLAMA_SERVER = "llama-server"
+VLLM = "vllm"
+SGLANG = "sglang"
+
 
 class EndpointError(ValueError):
     """An endpoint that cannot be used as written; the message says why."""

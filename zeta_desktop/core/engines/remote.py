@@ -3,6 +3,13 @@
 Thread-safe (httpx's client is): a remote replica's worker runs one thread
 per server slot, each with its own stream. `httpx` is imported lazily.
 
+llama-server gets its own fields (once the probe says it is one, see
+learn_server): `cache_prompt` (its default in recent versions, sent so
+an older one keeps the prefix too) and, where it reports several slots,
+`id_slot`, so that a follow-up runs on the slot that read its conversation
+(see slot_pins). vLLM, SGLang and Ollama get neither. A server that refuses
+one drops it, with one log line.
+
 Stop and the timeouts act at once: each stream's socket is shut down from
 the thread that stops it, which wakes a read blocked on a server that has
 gone silent. A flag checked between tokens would wait for a token that
@@ -30,7 +37,8 @@ from zeta_desktop.core.engines.base import (
     PromptTooLongError,
     TransientEngineError,
 )
-from zeta_desktop.core.engines.endpoint import EndpointSpec
+from zeta_desktop.core.engines.endpoint import LLAMA_SERVER, EndpointSpec
+from zeta_desktop.core.engines.slot_pins import SlotPins
 from zeta_desktop.core.engines.sse import read_events
 
 log = logging.getLogger(__name__)
@@ -47,6 +55,9 @@ _TOO_LONG_MARKERS = (
     "too many tokens",
 )
 _GUARD_TICK_S = 0.05
+# How a server words "no such slot" (a fork's "Invalid slot ID", an
+# unknown-field validation error naming it).
+_SLOT_REFUSALS = ("id_slot", "slot id", "invalid slot", "slot unavailable")
 
 
 def server_message(body: bytes | str, limit: int = 300) -> str:
@@ -193,6 +204,14 @@ class RemoteEngine:
         self._n_ctx = spec.n_ctx
         self._deadlines = _Deadlines()
         self.last_prompt_tokens = 0
+        # Prompt tokens the server read from its cache for the last answer
+        # (llama-server's timings.cache_n, OpenAI's prompt_tokens_details).
+        self.last_cached_tokens = 0
+        self.server_kind = ""  # endpoint.LLAMA_SERVER, VLLM, SGLANG; "": not known
+        self._cache_prompt = False
+        self._pins: SlotPins | None = None
+        self._refused: set[str] = set()  # llama-server fields this server refused
+        self._fields_lock = threading.Lock()
 
     # -- what the server told the probe ------------------------------------------
 
@@ -204,6 +223,30 @@ class RemoteEngine:
     def learn_context(self, n_ctx: int) -> None:
         if not self.spec.n_ctx and n_ctx > 0:
             self._n_ctx = n_ctx
+
+    def learn_server(self, kind: str, slots: int | None = None) -> None:
+        """Which server this is and the slots it reports (llama-server's
+        /props total_slots), from the probe. Only a slot count the server
+        gave is used: llama-server defers a task sent to a slot it does not
+        have for ever."""
+        with self._fields_lock:  # the health thread calls this at every probe
+            self.server_kind = kind
+            llama = kind == LLAMA_SERVER
+            self._cache_prompt = llama and "cache_prompt" not in self._refused
+            wanted = (slots if llama and slots is not None and slots >= 2
+                      and "id_slot" not in self._refused else 0)
+            if not wanted:
+                self._pins = None
+            elif self._pins is None:
+                self._pins = SlotPins(wanted)
+            elif self._pins.slots != wanted:
+                self._pins.resize(wanted)
+
+    @property
+    def pinned_slots(self) -> int:
+        """How many slots the engine spreads conversations over (0: it sends no id_slot)."""
+        pins = self._pins
+        return pins.slots if pins is not None else 0
 
     def count_tokens(self, text: str) -> int:
         raise EngineError(f"{self.spec.label}: the client cannot count this server's tokens")
@@ -228,9 +271,11 @@ class RemoteEngine:
         stop: Sequence[str] = (),
         seed: int | None = None,
     ) -> Iterator[str]:
-        body = self._body({"messages": list(messages)}, max_tokens, temperature, sampling,
+        messages = list(messages)
+        body = self._body({"messages": messages}, max_tokens, temperature, sampling,
                           stop, seed)
-        yield from self._stream("chat/completions", body, cancel, self._chat_event)
+        yield from self._stream_with_fields("chat/completions", body, cancel,
+                                            self._chat_event, messages)
 
     def stream_completion(
         self,
@@ -245,7 +290,8 @@ class RemoteEngine:
     ) -> Iterator[str]:
         """Raw text on, no chat template: the server's /completions."""
         body = self._body({"prompt": prompt}, max_tokens, temperature, sampling, stop, seed)
-        yield from self._stream("completions", body, cancel, self._completion_event)
+        yield from self._stream_with_fields("completions", body, cancel,
+                                            self._completion_event, None)
 
     def _body(self, asked: dict[str, Any], max_tokens: int, temperature: float,
               sampling: Mapping[str, float] | None, stop: Sequence[str],
@@ -260,6 +306,64 @@ class RemoteEngine:
         if seed is not None:
             body["seed"] = seed
         return body
+
+    def _stream_with_fields(self, path: str, body: dict[str, Any], cancel: threading.Event,
+                            parse: Callable[[str], tuple[str, bool]],
+                            messages: list[ChatMessage] | None) -> Iterator[str]:
+        """_stream with llama-server's fields where it is one: `cache_prompt`,
+        and for a chat `id_slot` (raw completions are not pinned: their
+        prompt is one text, not turns to match)."""
+        pins = self._pins if messages is not None else None
+        if not self._cache_prompt and pins is None:
+            yield from self._stream(path, body, cancel, parse)
+            return
+        slot = pins.take(messages) if pins is not None and messages is not None else None
+        sent = dict(body)
+        if self._cache_prompt:
+            sent["cache_prompt"] = True
+        if slot is not None:
+            sent["id_slot"] = slot
+        held: list[ChatMessage] | None = messages  # stopped: it read the prompt at least
+        answer: list[str] = []
+        try:
+            try:
+                for piece in self._stream(path, sent, cancel, parse):
+                    answer.append(piece)
+                    yield piece
+            except EngineError as exc:
+                if answer or not self._drop_refused(exc, sent):
+                    raise
+                held = None
+                yield from self._stream(path, body, cancel, parse)  # as any server gets it
+                return
+            if messages is not None and not cancel.is_set():
+                held = [*messages, {"role": "assistant", "content": "".join(answer)}]
+        except Exception:
+            held = None  # what the slot holds after a failure is not known
+            raise
+        finally:
+            if slot is not None and pins is not None:
+                pins.release(slot, held)
+
+    def _drop_refused(self, exc: EngineError, sent: dict[str, Any]) -> bool:
+        """Whether `exc` is the server refusing a llama-server field; if so,
+        that field is not sent again."""
+        if type(exc) is not EngineError:  # too long, busy: not about the fields
+            return False
+        said = str(exc).lower()
+        dropped = []
+        with self._fields_lock:
+            if "id_slot" in sent and any(w in said for w in _SLOT_REFUSALS):
+                self._pins = None
+                dropped.append("id_slot")
+            if "cache_prompt" in sent and "cache_prompt" in said:
+                self._cache_prompt = False
+                dropped.append("cache_prompt")
+            self._refused.update(dropped)
+        if dropped:
+            log.warning("%s refused %s; sending it no more (%s)", self.spec.label,
+                        " and ".join(dropped), exc)
+        return bool(dropped)
 
     def _stream(self, path: str, body: dict[str, Any], cancel: threading.Event,
                 parse: Callable[[str], tuple[str, bool]]) -> Iterator[str]:
@@ -353,6 +457,12 @@ class RemoteEngine:
         usage = chunk.get("usage")
         if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int):
             self.last_prompt_tokens = usage["prompt_tokens"]
+            details = usage.get("prompt_tokens_details")
+            if isinstance(details, dict) and isinstance(details.get("cached_tokens"), int):
+                self.last_cached_tokens = details["cached_tokens"]
+        timings = chunk.get("timings")  # llama-server's, on its last chunk
+        if isinstance(timings, dict) and isinstance(timings.get("cache_n"), int):
+            self.last_cached_tokens = timings["cache_n"]
         choices = chunk.get("choices") or []
         if not choices or not isinstance(choices[0], dict):
             return {}

@@ -9,22 +9,43 @@ Read the way each server offers it:
   `default_generation_settings.n_ctx`);
 - load: Prometheus text at `/metrics` where offered: llama-server's
   `llamacpp:requests_processing` and `requests_deferred`, vLLM's
-  `num_requests_running`, `num_requests_waiting` and `kv_cache_usage_perc`.
+  `num_requests_running`, `num_requests_waiting` and `kv_cache_usage_perc`,
+  SGLang's `num_running_reqs` and `num_queue_reqs`;
+- prefix-cache hits, where `/metrics` has them: vLLM's counters
+  `prefix_cache_hits` / `prefix_cache_queries` (tokens; `gpu_` in early V1),
+  read as the rate since the last probe, or older vLLM's gauge
+  `gpu_prefix_cache_hit_rate`; SGLang's gauge `cache_hit_rate`;
+- which server it is: `/v1/models`' `owned_by` ("llamacpp", "vllm",
+  "sglang"), else llama-server's `/props` or the metrics' prefix. The
+  engine sends llama-server's own fields (`cache_prompt`, `id_slot`) to
+  llama-server only.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from zeta_desktop.core.engines.endpoint import EndpointSpec
+from zeta_desktop.core.engines.endpoint import LLAMA_SERVER, SGLANG, VLLM, EndpointSpec
 from zeta_desktop.core.engines.remote import server_message
 
 _METRIC_LINE = re.compile(r"^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+([-+0-9.eEnaNInf]+)")
-_RUNNING = ("llamacpp:requests_processing", "vllm:num_requests_running")
-_WAITING = ("llamacpp:requests_deferred", "vllm:num_requests_waiting")
+_RUNNING = ("llamacpp:requests_processing", "vllm:num_requests_running",
+            "sglang:num_running_reqs")
+_WAITING = ("llamacpp:requests_deferred", "vllm:num_requests_waiting", "sglang:num_queue_reqs")
 _KV_CACHE = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")
+# (hits, queries) counters, newest vLLM names first; Prometheus adds _total.
+_HIT_COUNTERS = (
+    ("vllm:prefix_cache_hits_total", "vllm:prefix_cache_queries_total"),
+    ("vllm:prefix_cache_hits", "vllm:prefix_cache_queries"),
+    ("vllm:gpu_prefix_cache_hits_total", "vllm:gpu_prefix_cache_queries_total"),
+    ("vllm:gpu_prefix_cache_hits", "vllm:gpu_prefix_cache_queries"),
+)
+_HIT_RATE_GAUGES = ("vllm:gpu_prefix_cache_hit_rate", "sglang:cache_hit_rate")
+
+_OWNED_BY = {"llamacpp": LLAMA_SERVER, "vllm": VLLM, "sglang": SGLANG}
+_METRIC_PREFIX = {"llamacpp:": LLAMA_SERVER, "vllm:": VLLM, "sglang:": SGLANG}
 
 
 @dataclass(frozen=True)
@@ -32,6 +53,11 @@ class ServerLoad:
     running: int
     waiting: int
     kv_cache_pct: float | None = None
+    # Share of prompt tokens the server read from its prefix cache, 0..1;
+    # None where /metrics does not say.
+    prefix_cache_hit_rate: float | None = None
+    # The cumulative (hits, queries) behind it, where it counts them.
+    prefix_cache_counts: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -41,10 +67,10 @@ class ProbeResult:
     slots: int | None = None
     n_ctx: int | None = None
     load: ServerLoad | None = None
+    kind: str = ""  # LLAMA_SERVER, VLLM, SGLANG, or "" when not known
 
 
-def parse_metrics(text: str) -> ServerLoad | None:
-    """Running and waiting requests from Prometheus text; None if it has neither."""
+def _totals(text: str) -> dict[str, float]:
     totals: dict[str, float] = {}
     for line in text.splitlines():
         match = _METRIC_LINE.match(line)
@@ -55,13 +81,61 @@ def parse_metrics(text: str) -> ServerLoad | None:
             totals[name] = totals.get(name, 0.0) + float(value)  # summed over labels
         except ValueError:
             continue
+    return totals
+
+
+def _hit_counts(totals: dict[str, float]) -> tuple[float, float] | None:
+    for hits, queries in _HIT_COUNTERS:
+        if hits in totals and queries in totals:
+            return totals[hits], totals[queries]
+    return None
+
+
+def _hit_rate(counts: tuple[float, float] | None, totals: dict[str, float],
+              before: tuple[float, float] | None = None) -> float | None:
+    """hits / queries since `before` (a counter reset or no new queries: since
+    the start), else the server's own gauge."""
+    if counts is not None:
+        hits, queries = counts
+        if before is not None and queries > before[1] and hits >= before[0]:
+            hits, queries = hits - before[0], queries - before[1]
+        return min(1.0, max(0.0, hits / queries)) if queries > 0 else None
+    gauge = next((totals[n] for n in _HIT_RATE_GAUGES if n in totals), None)
+    return None if gauge is None or gauge != gauge else min(1.0, max(0.0, gauge))  # NaN: none
+
+
+def parse_metrics(text: str, before: tuple[float, float] | None = None) -> ServerLoad | None:
+    """Running and waiting requests, KV use and prefix-cache hits from
+    Prometheus text; None if it has neither running nor waiting. `before`:
+    the hit counters of the previous reading, for the rate since then."""
+    totals = _totals(text)
     running = next((totals[n] for n in _RUNNING if n in totals), None)
     waiting = next((totals[n] for n in _WAITING if n in totals), None)
     if running is None and waiting is None:
         return None
     kv = next((totals[n] for n in _KV_CACHE if n in totals), None)
+    counts = _hit_counts(totals)
     return ServerLoad(int(running or 0), int(waiting or 0),
-                      None if kv is None else 100.0 * kv)
+                      None if kv is None else 100.0 * kv,
+                      _hit_rate(counts, totals, before), counts)
+
+
+def metrics_kind(text: str) -> str:
+    """The server that wrote this Prometheus text, by its metrics' prefix."""
+    for line in text.splitlines():
+        for prefix, kind in _METRIC_PREFIX.items():
+            if line.startswith(prefix):
+                return kind
+    return ""
+
+
+def _owned_by_kind(data: Any) -> str:
+    rows = data.get("data") if isinstance(data, dict) else None
+    for row in rows if isinstance(rows, list) else []:
+        owner = row.get("owned_by") if isinstance(row, dict) else None
+        if isinstance(owner, str) and owner.lower() in _OWNED_BY:
+            return _OWNED_BY[owner.lower()]
+    return ""
 
 
 def _model_ids(data: Any) -> list[str]:
@@ -93,6 +167,10 @@ class ServerProbe:
         self._has_health: bool | None = None  # None: not asked yet
         self._has_metrics: bool | None = None
         self._props: tuple[int | None, int | None] | None = None
+        self._is_llama_server = False  # /props answered as llama-server's does
+        self._kind = ""
+        self._hit_counts: tuple[float, float] | None = None  # at the last new queries
+        self._last_rate: float | None = None
 
     def _get(self, url: str) -> Any:
         key = self.spec.api_key()
@@ -130,7 +208,8 @@ class ServerProbe:
             return ProbeResult(False, f"{spec.label}: /v1/models answered {models.status_code}: "
                                       f"{server_message(models.content)}")
         try:
-            ids = _model_ids(models.json())
+            listing = models.json()
+            ids = _model_ids(listing)
         except ValueError:
             return ProbeResult(False, f"{spec.label}: /v1/models is not JSON; is this an "
                                       "OpenAI-compatible server?")
@@ -139,7 +218,11 @@ class ServerProbe:
             return ProbeResult(False, f"{spec.label}: the server has no model {spec.model!r} "
                                       f"(it serves: {shown})")
         slots, n_ctx = self._read_props(root)
-        return ProbeResult(True, f"serves {spec.model}", slots, n_ctx, self._read_metrics(root))
+        load = self._read_metrics(root)
+        if not self._kind:
+            self._kind = _owned_by_kind(listing) or (
+                LLAMA_SERVER if self._is_llama_server else "")
+        return ProbeResult(True, f"serves {spec.model}", slots, n_ctx, load, self._kind)
 
     def _read_props(self, root: str) -> tuple[int | None, int | None]:
         if self._props is None:
@@ -149,6 +232,8 @@ class ServerProbe:
                 if props.status_code == 200:
                     data = props.json()
                     slots = data.get("total_slots")
+                    self._is_llama_server = (isinstance(slots, int)
+                                             and "default_generation_settings" in data)
                     n_ctx = (data.get("default_generation_settings") or {}).get("n_ctx")
             except (self._httpx.HTTPError, ValueError, AttributeError):
                 pass
@@ -163,7 +248,22 @@ class ServerProbe:
             response = self._get(f"{root}/metrics")
         except self._httpx.HTTPError:
             return None
-        load = parse_metrics(response.text) if response.status_code == 200 else None
+        if response.status_code != 200:
+            load = None
+        else:
+            load = parse_metrics(response.text, self._hit_counts)
+            if load is not None and load.prefix_cache_counts is not None:
+                # No new queries: keep the last rate's base, so the rate
+                # stays that of the last traffic rather than falling to None.
+                if (self._hit_counts is None
+                        or load.prefix_cache_counts[1] != self._hit_counts[1]):
+                    self._hit_counts = load.prefix_cache_counts
+                elif self._last_rate is not None:
+                    load = replace(load, prefix_cache_hit_rate=self._last_rate)
+            if load is not None:
+                self._last_rate = load.prefix_cache_hit_rate
+            if load is not None and not self._kind:
+                self._kind = metrics_kind(response.text)
         if self._has_metrics is None:
             self._has_metrics = load is not None
         return load

@@ -215,7 +215,8 @@ class Fleet:
 
             engine = RemoteEngine(spec)
             worker = holder[0]
-            watched = Watched(worker, ServerProbe(spec), engine.learn_context)
+            watched = Watched(worker, ServerProbe(spec), engine.learn_context,
+                              engine.learn_server)
             HealthPoller.apply(key, watched, watched.probe.check())
             self.health.watch(key, watched)
             return engine

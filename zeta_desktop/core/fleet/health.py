@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from zeta_desktop.core.engines.server_probe import ProbeResult, ServerProbe
 from zeta_desktop.core.fleet.worker import ModelWorker
@@ -25,6 +25,9 @@ class Watched:
     worker: ModelWorker
     probe: ServerProbe
     on_context: Callable[[int], None]  # the server's context size, once known
+    # Which server it is and the slots it reports (RemoteEngine.learn_server),
+    # at every probe that reached it.
+    on_server: Callable[[str, int | None], None] = field(default=lambda _kind, _slots: None)
 
 
 class HealthPoller:
@@ -78,7 +81,10 @@ class HealthPoller:
         worker = entry.worker
         was = worker.state.value
         load = (result.load.running, result.load.waiting) if result.load else None
-        worker.set_server_state(result.up, result.detail, load, result.slots)
+        hit_rate = result.load.prefix_cache_hit_rate if result.load else None
+        worker.set_server_state(result.up, result.detail, load, result.slots, hit_rate)
+        if result.up:
+            entry.on_server(result.kind, result.slots)
         if result.n_ctx:
             entry.on_context(result.n_ctx)
         if was != worker.state.value:

@@ -9,6 +9,11 @@ server what was sent there (approximate: other clients share it). The router
 asks, for a new request, how much of it each endpoint holds, and prices the
 rest as reading.
 
+A local model that keeps saved KV states (engines/kv_store.py) also holds
+the conversations it left, as many as its store still has: the record then
+counts that many earlier prompts as held too (the store evicts the least
+recently used first, as the record drops its oldest).
+
 Sizes are in the router's estimate (estimate_prompt_tokens: about four
 characters a token), the unit its reading speed is measured in.
 
@@ -27,6 +32,7 @@ from zeta_desktop.core.engines.base import ChatMessage
 # A record also keeps a few prompts past its slots: a job withdrawn before it
 # ran (stopped, rejected) leaves the cache as the one before it left it.
 SPARE_ENTRIES = 4
+MAX_SAVED_ENTRIES = 64  # prompts kept for saved states, whatever the store says
 TEMPLATE_ESTIMATE_TOKENS = 4  # per message, as estimate_prompt_tokens counts it
 
 
@@ -126,6 +132,7 @@ class PrefixRecord:
 
     def __init__(self, slots: int = 1) -> None:
         self._slots = max(1, slots)
+        self._saved = 0  # earlier prompts the engine keeps as saved states
         self._entries: tuple[_Entry, ...] = ()
         self._tickets = itertools.count(1)
         self._lock = threading.Lock()
@@ -133,12 +140,21 @@ class PrefixRecord:
     def set_slots(self, slots: int) -> None:
         self._slots = max(1, slots)
 
+    def set_saved(self, states: int) -> None:
+        """The engine keeps `states` saved KV states of prompts it left."""
+        self._saved = max(0, min(states, MAX_SAVED_ENTRIES))
+
+    @property
+    def _kept(self) -> int:
+        saved_room = MAX_SAVED_ENTRIES if self._saved else 0
+        return self._slots + SPARE_ENTRIES + saved_room
+
     def expect(self, prompt: PromptKeys) -> int:
         """A job was queued with `prompt`; returns its ticket."""
         with self._lock:
             ticket = next(self._tickets)
             entry = _Entry(ticket, prompt, 0)
-            self._entries = (entry, *self._entries)[: self._slots + SPARE_ENTRIES]
+            self._entries = (entry, *self._entries)[: self._kept]
             return ticket
 
     def hold(self, ticket: int, prompt: PromptKeys, exact_tokens: int = 0) -> None:
@@ -166,8 +182,8 @@ class PrefixRecord:
 
     def held(self, request: PromptKeys) -> tuple[int, int]:
         """(held tokens, the request's size as read here): the best of the
-        prompts the slots hold."""
-        entries = self._entries[: self._slots]
+        prompts the slots hold, and the saved states."""
+        entries = self._entries[: self._slots + self._saved]
         best = (0, request.tokens())
         for entry in entries:
             part = held_part(entry.prompt, request)

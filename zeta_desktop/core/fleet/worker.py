@@ -218,6 +218,9 @@ class ModelWorker:
         self.reading_speed = ReadingSpeed()
         self._down = ""  # why the server is down (the health thread says), or ''
         self._server_load: tuple[int, int] | None = None  # (running, waiting) it reports
+        # Share of prompt tokens the server read from its prefix cache lately
+        # (vLLM's, SGLang's /metrics); None where it does not say.
+        self.server_cache_hit_rate: float | None = None
         self.settings = settings
         self._engine_factory = engine_factory
         self._on_state = on_state
@@ -297,10 +300,12 @@ class ModelWorker:
 
     def set_server_state(self, up: bool, detail: str = "",
                          load: tuple[int, int] | None = None,
-                         slots: int | None = None) -> None:
+                         slots: int | None = None,
+                         cache_hit_rate: float | None = None) -> None:
         """What the server's health and load say. A down server gets nothing:
         its queued jobs go back to the router, and it recovers by itself."""
         self._server_load = load if up else None
+        self.server_cache_hit_rate = cache_hit_rate if up else None
         if slots is not None and slots > self._slots:
             self._add_slots(slots)
         if not up:
@@ -659,6 +664,9 @@ class ModelWorker:
         said = [{"role": "assistant", "content": answer}] if answer else []
         exact = int(getattr(engine, "cached_tokens", 0)) if not self.remote else 0
         self.prefix.hold(job.prefix_ticket, PromptKeys.of([*messages, *said]), exact)
+        saved = getattr(engine, "kv_stats", None)
+        if saved is not None:  # the conversations it left and can restore
+            self.prefix.set_saved(saved.states)
 
     def _cache_after_failure(self, job: ChatJob, error: Exception, n_tokens: int) -> None:
         if isinstance(error, PromptTooLongError) and not n_tokens:
