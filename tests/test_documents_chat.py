@@ -91,3 +91,17 @@ def test_similar_finds_a_past_message_by_meaning_and_links_to_it(
     events_of(session).wait_done(search)
     answer = session.turn(search).answer
     assert f"zeta-message:{session.conversation.id}/{asked}" in answer.split("\n")[2]
+
+
+def test_similar_never_lists_the_commands_typed_before(session: ChatSession) -> None:
+    assert session.library is not None
+    told = session.send("The lighthouse keeper rows to the mainland on Sundays")
+    events_of(session).wait_done(told)
+    earlier = session.send("/similar the keeper rows ashore")
+    events_of(session).wait_done(earlier)
+    wait_idle(session.library)  # the earlier command's vector is stored by now
+    search = session.send("/similar the keeper rows ashore")
+    events_of(session).wait_done(search)
+    links = [line for line in session.turn(search).answer.split("\n") if line.startswith("- [")]
+    assert links and "lighthouse keeper rows" in links[0]
+    assert not any("/similar" in line.split("): ", 1)[1] for line in links)

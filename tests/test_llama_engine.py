@@ -142,6 +142,26 @@ def test_embedding_returns_one_vector_per_text(tiny_model: Path) -> None:
     assert len(chat) == 3
 
 
+def test_reading_is_measured_where_a_model_reads_into_a_cache(tiny_model: Path) -> None:
+    from zeta_desktop.core.models.files import find_demo_embedder
+
+    embedder_path = find_demo_embedder()
+    assert embedder_path is not None
+    decoder = LlamaEngine.load(tiny_model, EMBED)
+    encoder = LlamaEngine.load(embedder_path, EMBED)
+    try:
+        read = decoder.measure_reading("the quick brown fox jumps over the lazy dog")
+        left_in_cache = decoder.cached_tokens
+        # A BERT embedder keeps no KV cache: nothing to measure, and no error.
+        assert encoder.measure_reading("the quick brown fox") is None
+        assert len(encoder.embed(["still embeds"])[0]) == 384
+    finally:
+        decoder.close()
+        encoder.close()
+    assert read is not None and read[0] > 5 and read[1] > 0
+    assert left_in_cache == 0  # forgotten: the next prompt starts fresh
+
+
 def test_prompt_larger_than_context_is_a_clear_error(tiny_model: Path) -> None:
     engine = LlamaEngine.load(tiny_model, CHAT)
     try:

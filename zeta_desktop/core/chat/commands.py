@@ -19,6 +19,7 @@ from zeta_desktop.core.engines.base import EngineError
 from zeta_desktop.core.fleet.fleet import Fleet
 from zeta_desktop.core.fleet.worker import EmbedJob
 from zeta_desktop.core.routing import embed_commands
+from zeta_desktop.core.routing.rules import explicit_command
 
 SearchHistory = Callable[[str], list[Any]]
 
@@ -54,6 +55,9 @@ class Commands:
         except Exception as exc:
             self._ledger.fail(turn, f"{role}: the history could not be searched ({exc})")
             return
+        # The commands typed before, this one included (its vector may already
+        # be stored), are not what the user is looking for.
+        hits = [hit for hit in hits if explicit_command(hit.snippet) is None]
         self._ledger.answer_at_once(turn, role, embed_commands.history_answer(text, hits))
 
     def _embedded(self, turn: Turn, role: str, command: embed_commands.EmbedCommand,

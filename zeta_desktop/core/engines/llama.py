@@ -115,9 +115,11 @@ class LlamaEngine:
             or self._llama_cpp.llama_model_is_hybrid(model)
         )
         # A decoder reads a prompt token by token into its cache; an encoder
-        # (a BERT embedder) has no such reading to measure.
+        # has no such reading to measure. A BERT embedder says it has a decoder
+        # (llama.cpp keeps "encoder" for T5), but its context has no KV memory.
         self._reads_prompts = bool(self._llama_cpp.llama_model_has_decoder(model)
-                                   and not self._llama_cpp.llama_model_has_encoder(model))
+                                   and not self._llama_cpp.llama_model_has_encoder(model)
+                                   and getattr(llm._ctx, "memory", None) is not None)
 
     @classmethod
     def load(cls, path: Path, settings: LoadSettings) -> LlamaEngine:
