@@ -39,6 +39,12 @@ def _app_parser() -> argparse.ArgumentParser:
         help="load every role, stream a few tokens and one embedding, print a summary, exit",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument(
+        "files", nargs="*", type=Path, metavar="FILE",
+        help="open in the window (handed to it if it is running already): a .gguf opens "
+        "the model picker for the role it suits; an exported conversation .json is imported; "
+        "a document (.pdf .md .txt .docx .html) is offered to a collection",
+    )
     return parser
 
 
@@ -120,4 +126,4 @@ def main(argv: list[str] | None = None) -> int:
         return run_self_test_with_window(loaded, run_config, LlamaEngine.load)
     from zeta_desktop.ui.app import run_gui
 
-    return run_gui(loaded, run_config, LlamaEngine.load)
+    return run_gui(loaded, run_config, LlamaEngine.load, files=args.files)

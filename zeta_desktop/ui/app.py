@@ -87,7 +87,10 @@ def compose_window(
     return MainWindow(api)
 
 
-def run_gui(loaded: LoadedConfig, run_config: AppConfig, engine_loader: EngineLoader) -> int:
+def run_gui(loaded: LoadedConfig, run_config: AppConfig, engine_loader: EngineLoader,
+            files: list[Path] | None = None) -> int:
+    """`files`: from the command line (or the desktop's "Open with"); handed to
+    the running app when there is one."""
     from zeta_desktop.ui.platform_check import display_problem
 
     problem = display_problem()
@@ -102,22 +105,29 @@ def run_gui(loaded: LoadedConfig, run_config: AppConfig, engine_loader: EngineLo
 
     instance = SingleInstance(user_data_dir())
     if not instance.primary:
-        heard = instance.ask_primary_to_raise()
+        heard = instance.ask_primary_to_raise(files or [])
         print(
             "zeta-desktop: already running"
-            + (" (its window was brought forward)" if heard else "")
+            + ((" (the files went to its window)" if files else
+                " (its window was brought forward)") if heard else "")
             + f"; one app at a time uses the history in {user_data_dir()}",
             file=sys.stderr,
         )
         return 0
     window = compose_window(loaded, run_config, engine_loader)
     instance.sig_raise.connect(lambda: bring_forward(window))
+    from zeta_desktop.ui.open_files import FileOpener
+
+    opener = FileOpener(window)
+    instance.sig_open.connect(lambda paths: opener.open([Path(p) for p in paths]))
     window.show()
     _close_on_terminate(window)
     # Load after the first paint so the window appears at once.
     QTimer.singleShot(0, window.start_models)
     QTimer.singleShot(0, window.start_serving)  # the Server switch, if it was left on
     QTimer.singleShot(0, settle_garbage_collector)
+    if files:  # after the models start: a picked model or an import finds them there
+        QTimer.singleShot(0, lambda: opener.open(files))
     probe_prompt = os.environ.get("ZETA_STARTUP_PROBE")
     if probe_prompt:
         from zeta_desktop.ui import startup_probe

@@ -6,13 +6,18 @@ directory's `instance.lock` is held for as long as the app runs, through Qt's
 died (a crash) is found stale by its process id and taken over. The first app
 also listens on a local socket named after the directory (`QLocalServer`: a
 Unix socket, or a named pipe on Windows); a second start that finds the lock
-taken asks it there to raise its window, says so, and exits.
+taken asks it there to raise its window, says so, and exits. A second start
+with files (`zeta-desktop FILE`, "Open with" on the desktop) hands their
+absolute paths over the same socket, and the first window opens them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import weakref
+from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QLockFile, QObject, Signal
@@ -30,6 +35,8 @@ def _socket_name(data_dir: Path) -> str:
 class SingleInstance(QObject):
     sig_raise = Signal()
     """Another start of the app asked this one to show its window."""
+    sig_open = Signal(list)
+    """Another start handed these files (absolute paths, as str) to open here."""
 
     def __init__(self, data_dir: Path) -> None:
         super().__init__()
@@ -49,24 +56,56 @@ class SingleInstance(QObject):
         self._server.newConnection.connect(self._on_connection)
         self._server.listen(self._name)
 
-    def ask_primary_to_raise(self) -> bool:
-        """From a second start: True if the first app heard it."""
+    def ask_primary_to_raise(self, files: Sequence[Path] = ()) -> bool:
+        """From a second start: True if the first app heard it. `files` are
+        made absolute here: the first app runs in another directory."""
         socket = QLocalSocket()
         socket.connectToServer(self._name)
         if not socket.waitForConnected(CONNECT_TIMEOUT_MS):
             return False
-        socket.write(b"raise\n")
-        socket.waitForBytesWritten(CONNECT_TIMEOUT_MS)
+        message = {"raise": True, "open": [str(Path(f).absolute()) for f in files]}
+        socket.write(json.dumps(message).encode() + b"\n")
+        written = socket.waitForBytesWritten(CONNECT_TIMEOUT_MS)
         socket.disconnectFromServer()
-        return True
+        if socket.state() != QLocalSocket.LocalSocketState.UnconnectedState:
+            socket.waitForDisconnected(CONNECT_TIMEOUT_MS)
+        return written
 
     def _on_connection(self) -> None:
         assert self._server is not None
+        # Weakly: a connection (a child of this object) must not keep this
+        # object alive, or its deleteLater would end up deleting its own
+        # parent, and so itself again (a crash).
+        owner = weakref.ref(self)
         while self._server.hasPendingConnections():
             connection = self._server.nextPendingConnection()
-            connection.readyRead.connect(lambda c=connection: c.readAll())
+            received = bytearray()
+
+            def read(c: QLocalSocket = connection, buffer: bytearray = received,
+                     me: weakref.ref[SingleInstance] = owner) -> None:
+                buffer.extend(c.readAll().data())
+                while b"\n" in buffer:
+                    line, _newline, rest = bytes(buffer).partition(b"\n")
+                    buffer[:] = rest
+                    if (alive := me()) is not None:
+                        alive._on_message(line)
+
+            connection.readyRead.connect(read)
             connection.disconnected.connect(connection.deleteLater)
-            self.sig_raise.emit()
+            if connection.bytesAvailable():
+                read()
+
+    def _on_message(self, line: bytes) -> None:
+        """One request from a second start; anything unreadable still raises
+        the window (an older start wrote a bare `raise`)."""
+        try:
+            message = json.loads(line)
+        except ValueError:
+            message = {}
+        files = message.get("open") if isinstance(message, dict) else None
+        self.sig_raise.emit()
+        if isinstance(files, list) and files:
+            self.sig_open.emit([str(f) for f in files])
 
     def release(self) -> None:
         if self._server is not None:

@@ -49,6 +49,7 @@ from zeta_desktop.core.documents.library import DocumentLibrary, MessageHit, Pro
 from zeta_desktop.core.engines.base import ChatMessage, EngineError, NoRoleAvailableError
 from zeta_desktop.core.fleet.worker import ChatStats, WorkerState, estimate_prompt_tokens
 from zeta_desktop.core.models.discovery import Found, Place, default_places, scan
+from zeta_desktop.core.models.gguf_info import read_info
 from zeta_desktop.core.models.memory import estimate, mib
 from zeta_desktop.core.models.suits import suggested_role
 from zeta_desktop.core.resources import resource_path
@@ -113,6 +114,7 @@ __all__ = [
     "exchange",
     "mib",
     "open_chat",
+    "read_info",
     "resource_path",
     "scan",
     "split_thinking",

@@ -35,6 +35,7 @@ from zeta_desktop.core.chat.api import (
     default_places,
     estimate,
     mib,
+    read_info,
     scan,
     suggested_role,
 )
@@ -64,7 +65,9 @@ class ModelPicker(QDialog):
     def __init__(self, role: str, wants_embedding: bool, n_ctx: int, n_gpu_layers: int,
                  tasks: TaskManager, folders: list[str],
                  on_folder_added: Callable[[str], None] | None = None,
-                 parent: QWidget | None = None) -> None:
+                 opened: Path | None = None, parent: QWidget | None = None) -> None:
+        """`opened`: a file the user opened with the app (`zeta-desktop FILE`):
+        listed even outside the places scanned, and selected."""
         super().__init__(parent)
         self.setWindowTitle(f"Choose a model for {role}")
         self.resize(900, 460)
@@ -73,6 +76,7 @@ class ModelPicker(QDialog):
         self._tasks = tasks
         self._folders = list(folders)
         self._on_folder_added = on_folder_added
+        self.opened = opened
         self.found: list[Found] = []
         self.scanning = False
 
@@ -81,7 +85,7 @@ class ModelPicker(QDialog):
         self.search.textChanged.connect(self._apply_filter)
         self.kind = QComboBox()
         self.kind.addItems(["All kinds", "Chat", "Embedding"])
-        self.kind.setCurrentIndex(2 if wants_embedding else 1)
+        self.kind.setCurrentIndex(0 if opened else 2 if wants_embedding else 1)
         self.kind.currentIndexChanged.connect(self._apply_filter)
         self.progress = QLabel("")
         self.table = QTableWidget(0, len(COLUMNS))
@@ -142,7 +146,16 @@ class ModelPicker(QDialog):
             text = f"Reading {done + 1} of {total}: {path.name}" if done < total else ""
             self._tasks.run_on_main(lambda: self.progress.setText(text))
 
-        self._tasks.run_in_background(lambda: scan(places, progress), self._on_scanned,
+        opened = self.opened
+
+        def scan_with_opened() -> list[Found]:
+            found = scan(places, progress)
+            if opened is not None and all(
+                    f.info.path.resolve() != opened.resolve() for f in found):
+                found.append(Found(read_info(opened), "opened file", opened.name))
+            return found
+
+        self._tasks.run_in_background(scan_with_opened, self._on_scanned,
                                       self._on_scan_failed)
 
     def _on_scanned(self, found: list[Found]) -> None:
@@ -218,20 +231,27 @@ class ModelPicker(QDialog):
             self.table.setRowHidden(row, not shown)
 
     def _select_suggestion(self) -> None:
-        """The largest readable model of the role's kind: what the role suits."""
+        """The file the user opened; else the largest readable model of the
+        role's kind: what the role suits."""
         wanted = "embedding" if self.wants_embedding else "chat"
         best, best_size = None, -1
         for row in range(self.table.rowCount()):
             found = self._row_found(row)
-            if found is None or self.table.isRowHidden(row) or found.info.kind != wanted:
+            if found is None or self.table.isRowHidden(row):
                 continue
-            if found.info.file_bytes > best_size:
+            if self.opened is not None:
+                if found.info.path.resolve() == self.opened.resolve():
+                    best = row
+                    break
+                continue
+            if found.info.kind == wanted and found.info.file_bytes > best_size:
                 best, best_size = row, found.info.file_bytes
         if best is not None:
             self.table.selectRow(best)
             name = self.table.item(best, 0)
             if name is not None:
-                name.setText(f"{name.text()}  (suggested for {self.role})")
+                said = "opened" if self.opened is not None else "suggested"
+                name.setText(f"{name.text()}  ({said} for {self.role})")
 
     def _selected(self) -> Found | None:
         rows = self.table.selectionModel().selectedRows()

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Slot
 from PySide6.QtWidgets import QDialog, QLabel, QWidget
 
-from zeta_desktop.core.chat.api import ChatApi, RoleStateChanged
+from zeta_desktop.core.chat.api import ChatApi, RoleStateChanged, read_info, suggested_role
 from zeta_desktop.core.settings import RoleConfig
 from zeta_desktop.ui.models.role_panel import RolePanel
 from zeta_desktop.ui.tasks import TaskManager
@@ -111,8 +112,9 @@ class ModelsController(QObject):
     # -- changing a role's model or settings --------------------------------------------
 
     @Slot(str)
-    def choose_model(self, role: str) -> None:
-        """The model picker: what discovery finds, the role's best fit selected."""
+    def choose_model(self, role: str, opened: Path | None = None) -> None:
+        """The model picker: what discovery finds, the role's best fit (or the
+        file the user opened) selected."""
         from zeta_desktop.ui.models.model_picker import ModelPicker
 
         config = self.api.config.roles[role]
@@ -120,13 +122,42 @@ class ModelsController(QObject):
             role, wants_embedding=config.can_embed and not config.can_chat,
             n_ctx=config.n_ctx, n_gpu_layers=config.n_gpu_layers, tasks=self.tasks,
             folders=self.api.model_folders, on_folder_added=self._remember_folder,
-            parent=self._parent,
+            opened=opened, parent=self._parent,
         )
         picker.sig_chosen.connect(lambda chosen_role, path: self.set_role_model(chosen_role, path))
         picker.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.model_picker = picker
         picker.show()
         picker.start_scan()
+
+    def open_model_file(self, path: Path) -> None:
+        """A .gguf opened with the app: its header is read in the background,
+        then the picker opens on it for the role it suits (nothing loads
+        until the user chooses Load). An unreadable file is said in the chat."""
+
+        def opened(info: Any) -> None:  # GGUFInfo
+            if info.error:
+                self._notice(f"Could not open {path}: {info.error}.")
+                return
+            role = self._role_for(suggested_role(info, path.name), info.is_embedding)
+            if role is None:
+                self._notice(f"Could not open {path}: no role here can run it.")
+                return
+            self._notice(f"Opened {path.name}: it suits the {role} role. Choose Load in the "
+                         "picker to run it there.", "#4b5563")
+            self.choose_model(role, opened=path)
+
+        self.tasks.run_in_background(lambda: read_info(path), opened,
+                                     lambda exc: self._notice(f"Could not open {path}: {exc}"))
+
+    def _role_for(self, suggested: str, embeds: bool) -> str | None:
+        """The suggested role if this app has it; else the first role that can
+        run the model's kind (embeddings, or chat)."""
+        roles = self.api.config.roles
+        if suggested in roles:
+            return suggested
+        return next((name for name, config in roles.items()
+                     if (config.can_embed if embeds else config.can_chat)), None)
 
     def _remember_folder(self, folder: str) -> None:
         problem = self.api.remember_model_folder(folder)
