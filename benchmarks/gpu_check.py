@@ -7,7 +7,10 @@ On a machine with an NVIDIA GPU (NVML answers):
 3. the memory estimate against NVML's memory for this process;
 4. the router's GPU ceilings reacting to the real readings.
 Without one it says why and exits 0 (CI has no GPU; the recorded-readings
-tests cover those paths there). Writes benchmarks/results/gpu_check.json
+tests cover those paths there). With one it exits 1 when the llama.cpp build
+cannot offload, the self-test fails, a model put no layer on the GPU, or
+NVML's memory for this process rose by less than the offloaded weights'
+estimate: each failure is said. Writes benchmarks/results/gpu_check.json
 (`{"gpu": false, ...}` without one).
 
 `--quick` (or QUICK=1): 2 s of streaming for (2) instead of 5: a smoke run.
@@ -26,10 +29,10 @@ from bench_results import quick_parser, write_results
 
 from zeta_desktop.core.chat.session import ChatSession
 from zeta_desktop.core.config import save_config
+from zeta_desktop.core.engines.build_info import build_info
 from zeta_desktop.core.engines.llama import LlamaEngine
 from zeta_desktop.core.models.files import resolve_model
-from zeta_desktop.core.models.gguf_info import read_info
-from zeta_desktop.core.models.memory import estimate, mib
+from zeta_desktop.core.models.memory import mib
 from zeta_desktop.core.routing.classifier import TaskKind
 from zeta_desktop.core.routing.machine import NvmlSource
 from zeta_desktop.core.settings import AppConfig, RoleConfig
@@ -45,6 +48,43 @@ def offloaded_config(model: Path) -> AppConfig:
                                        max_tokens=128)
     config.router.semantic = False
     return config
+
+
+def failures(can_offload: bool, self_test_exit: int | None,
+             offloaded: dict[str, tuple[int, int] | None], weights_estimate: int,
+             measured: int | None) -> list[str]:
+    """What failed on a machine with an NVIDIA GPU (empty: all held).
+    `offloaded`: each model's (layers on the GPU, of) as llama.cpp said;
+    `measured`: how much NVML's memory for this process (or, where NVML
+    names no process, the GPU's used memory) rose over the loads."""
+    if not can_offload:
+        return ["this llama.cpp build cannot offload to the GPU: rebuild with "
+                "`make setup GPU=cuda`"]
+    found = []
+    if self_test_exit not in (None, 0):
+        found.append(f"the self-test failed (exit {self_test_exit})")
+    for name, layers in offloaded.items():
+        if layers is None or layers[0] == 0:
+            found.append(f"{name}: no layer went to the GPU "
+                         f"({'llama.cpp said none' if layers else 'llama.cpp said nothing'})")
+    if measured is None:
+        found.append("NVML gave no memory reading to check the offload against")
+    elif measured < weights_estimate:
+        found.append(f"GPU memory rose by {mib(measured)}, less than the offloaded weights' "
+                     f"estimate of {mib(weights_estimate)}")
+    return found
+
+
+def memory_rise(before: list, after: list) -> int | None:
+    """Bytes this process took on the GPUs (NVML's per-process reading), or
+    the GPUs' used memory's rise where NVML names no process (a container)."""
+    mine = [(a.process_mem_mb, b.process_mem_mb) for a, b in zip(after, before, strict=False)]
+    if any(a is not None for a, _b in mine):
+        return int(sum((a or 0) - (b or 0) for a, b in mine) * 2**20)
+    used = [(a.mem_used_mb, b.mem_used_mb) for a, b in zip(after, before, strict=False)]
+    if any(a is None or b is None for a, b in used) or not used:
+        return None
+    return int(sum(a - b for a, b in used) * 2**20)
 
 
 def main() -> int:
@@ -66,6 +106,12 @@ def main() -> int:
                     "gpus": [f"{g.index}: {g.name}" for g in first.gpus]}
     model = resolve_model("").path
     print(f"GPUs: {', '.join(f'{g.index}: {g.name}' for g in first.gpus)}")
+    build = build_info()
+    report["build"] = build.as_dict()
+    print(build.describe())
+    if not build.can_offload:
+        report["failures"] = failures(False, None, {}, 0, None)
+        return finish(report, source)
 
     with tempfile.TemporaryDirectory() as folder:
         path = save_config(offloaded_config(model), Path(folder) / "config.toml")
@@ -98,15 +144,31 @@ def main() -> int:
         print(f"2. sampler over {STREAM_S:g} s of streaming ({len(turns)} answers, "
               f"{len(util)} readings): GPU busy {min(util):.0f}-{max(util):.0f} %, "
               f"memory {min(mem):.1f}-{max(mem):.1f} %")
-        predicted = estimate(read_info(model), 2048, -1).vram_bytes
-        mine = [(a.process_mem_mb or 0) - (b.process_mem_mb or 0)
-                for a, b in zip(loaded.gpus, before.gpus, strict=False)]
-        measured = int(sum(mine) * 2**20)
-        ratio = f"{predicted / measured:.2f}" if measured > 0 else "n/a (no per-process reading)"
-        report["memory"] = {"estimate_bytes": predicted, "measured_bytes": measured,
-                            "ratio": predicted / measured if measured > 0 else None}
-        print(f"3. memory: estimate {mib(predicted)} on the GPU, NVML says this process took "
-              f"{mib(measured)}; estimate / measured {ratio}")
+        offloaded: dict[str, tuple[int, int] | None] = {}
+        predicted = weights = 0
+        print("3. memory, per model (estimate on the GPU; layers llama.cpp offloaded):")
+        for key, replica in session.fleet.endpoints.items():
+            worker = replica.worker
+            if worker.remote:
+                continue
+            plan = session.fleet.plans.get(key)
+            on_gpu = plan.estimate.vram_bytes if plan is not None else 0
+            predicted += on_gpu
+            weights += plan.estimate.weights_vram if plan is not None else 0
+            offloaded[key] = worker.offloaded_layers
+            layers = "{}/{}".format(*worker.offloaded_layers) if worker.offloaded_layers else "?"
+            print(f"   {key}: {worker.model_path.name}: estimate {mib(on_gpu)}, "
+                  f"{layers} layers")
+        measured = memory_rise(before.gpus, loaded.gpus)
+        ratio = f"{predicted / measured:.2f}" if measured else "n/a"
+        report["memory"] = {"estimate_bytes": predicted, "weights_estimate_bytes": weights,
+                            "measured_bytes": measured, "offloaded": offloaded,
+                            "ratio": predicted / measured if measured else None}
+        print(f"   all: estimate {mib(predicted)} on the GPU, NVML says "
+              f"{mib(measured) if measured is not None else 'nothing'}; "
+              f"estimate / measured {ratio}")
+        report["failures"] = failures(True, report["self_test_exit"], offloaded, weights,
+                                      measured)
         router = session.router
         free = router.route(TaskKind.CODE, commit=False)
         now_mem = session.telemetry.machine.max_gpu_mem_pct or 0.0
@@ -120,9 +182,15 @@ def main() -> int:
               f"{capped.reason}")
     finally:
         session.shutdown(60)
-        source.close()
+    return finish(report, source)
+
+
+def finish(report: dict, source: NvmlSource) -> int:
+    source.close()
+    for failure in report["failures"]:
+        print(f"gpu-check: FAIL: {failure}")
     print(f"wrote {write_results('gpu_check', report)}")
-    return 0
+    return 1 if report["failures"] else 0
 
 
 if __name__ == "__main__":
