@@ -47,6 +47,12 @@ def test_self_test_with_tiny_models(tiny_model: Path) -> None:
     server = next(li for li in lines if li.startswith("ok   server: "))
     assert "http://127.0.0.1:" in server and "answered through" in server
     assert "window: ok (offscreen)" in lines
+    from zeta_desktop.core.engines.build_info import build_info
+
+    build = build_info()
+    assert build.describe() in lines  # the backend, and whether it can offload
+    # llama.cpp names the layers it offloaded only on a build that can.
+    assert ("layers on the GPU" in embedder) == build.can_offload
 
 
 def test_self_test_with_roles_on_servers(tiny_model: Path) -> None:

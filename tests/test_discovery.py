@@ -123,6 +123,9 @@ def test_models_cli_prints_one_json_object_per_model(home: Path) -> None:
     assert "error" in by_name["corrupt.gguf"]
     text = run_cli("models", "--only-paths", "--path", str(home / "models"))
     assert "unreadable" in text.stdout and "corrupt.gguf" in text.stdout
+    from zeta_desktop.core.engines.build_info import build_info
+
+    assert build_info().describe() in text.stdout.splitlines()
 
 
 def test_a_role_is_suggested_from_the_header_and_the_name(tmp_path: Path) -> None:

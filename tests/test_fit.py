@@ -74,6 +74,27 @@ def test_auto_offloads_as_many_layers_as_fit_and_says_how_many(tiny_model: Path)
     assert 'set n_gpu_layers = "auto"' in refused.message
 
 
+def test_a_build_that_cannot_offload_keeps_every_layer_on_the_cpu_and_counts_ram(
+        tiny_model: Path) -> None:
+    from zeta_desktop.core.models.fit import CPU_BUILD_NOTE
+
+    info = read_info(tiny_model)
+    everything = estimate(info, 512, 0)
+    for asked in (-1, AUTO_GPU_LAYERS, 2):
+        # A GPU with no room at all: a CPU build never puts anything there.
+        plan = plan_load(info, 512, asked, free_ram=2**30, free_vram=0, can_offload=False)
+        assert plan.ok and plan.n_gpu_layers == 0
+        assert plan.estimate.vram_bytes == 0
+        assert plan.estimate.ram_bytes == everything.ram_bytes
+        assert plan.message == CPU_BUILD_NOTE and "make setup GPU=cuda" in plan.message
+    # RAM short by a byte: refused, though a GPU build could have put weights in VRAM.
+    short = plan_load(info, 512, -1, everything.ram_bytes - 1, 2**34, can_offload=False)
+    assert not short.ok and "of RAM" in short.message
+    # No GPU at all: nothing to say about offloading.
+    assert plan_load(info, 512, -1, 2**30, None, can_offload=False).message == ""
+    assert plan_load(info, 512, 0, 2**30, 2**34, can_offload=False).message == ""
+
+
 def test_auto_is_written_and_read_as_auto(tmp_path: Path) -> None:
     config = AppConfig()
     config.roles["reasoner"].n_gpu_layers = AUTO_GPU_LAYERS

@@ -113,6 +113,20 @@ def test_banner_and_status_bar_name_the_model_files(window: MainWindow, tiny_mod
     assert window.roles_panel.cards["coder"].model_label.text() == tiny_model.name
 
 
+def test_the_card_says_where_the_layers_run(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    from zeta_desktop.core.engines.build_info import build_info
+
+    card = window.roles_panel.cards["coder"]
+    qtbot.waitUntil(lambda: "MiB" in card.model_label.text(), timeout=TIMEOUT_MS)  # stats timer
+    memory = window.api.memory("coder")
+    assert memory is not None
+    assert card.model_label.text().endswith(f" · {memory.placement}")
+    if not build_info().can_offload:  # llama.cpp says nothing of layers: all on the CPU
+        assert memory.offloaded_layers is None and memory.placement == "CPU"
+    else:
+        assert memory.offloaded_layers is not None
+
+
 def test_unavailable_role_shows_the_reason(qtbot, tiny_config: AppConfig, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     tiny_config.roles["reasoner"].model_path = str(tmp_path / "missing.gguf")
     win = build_window(qtbot, tiny_config, tmp_path)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from zeta_desktop.core.config import load_config
+from zeta_desktop.core.engines.build_info import build_info
 from zeta_desktop.core.models.discovery import Found, Place, default_places, scan
 from zeta_desktop.core.models.memory import estimate, mib
 from zeta_desktop.core.models.suits import suggested_role as suits
@@ -63,6 +64,7 @@ def main(argv: list[str]) -> int:
         for row in rows:
             print(json.dumps(row))
         return 0
+    print(build_info().describe())
     if not rows:
         print("no GGUF models found (scanned: "
               + ", ".join(str(p.path) for p in places) + ")")

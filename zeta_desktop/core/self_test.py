@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from zeta_desktop.core.chat.session import ChatSession
 from zeta_desktop.core.engines.base import EngineError
+from zeta_desktop.core.engines.build_info import build_info
 from zeta_desktop.core.fleet.worker import ChatJob, ChatWaiter, EmbedJob, WorkerState
 
 SELF_TEST_PROMPT = "Say hello in five words."
@@ -16,6 +17,7 @@ def run_self_test(
     session: ChatSession, emit: Callable[[str], None], timeout: float = 600.0
 ) -> int:
     """Returns 0 when every role loaded and did its work, else 1."""
+    emit(build_info().describe())
     session.wait_loaded(timeout)
     failures = 0
     replicas = [(r, runtime) for runtime in session.roles.values() for r in runtime.replicas]
@@ -28,6 +30,8 @@ def run_self_test(
             failures += 1
             continue
         parts = [f"{name}: {model}", f"load {worker.load_seconds:.2f} s"]
+        if worker.offloaded_layers is not None:  # llama.cpp said it (a build that can offload)
+            parts.append("{} of {} layers on the GPU".format(*worker.offloaded_layers))
         if runtime.can_chat:
             outcome = ChatWaiter()
             worker.submit(

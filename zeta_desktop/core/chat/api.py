@@ -47,6 +47,7 @@ from zeta_desktop.core.documents.grounding import Source
 from zeta_desktop.core.documents.index_db import CollectionInfo
 from zeta_desktop.core.documents.library import DocumentLibrary, MessageHit, Progress
 from zeta_desktop.core.engines.base import ChatMessage, EngineError, NoRoleAvailableError
+from zeta_desktop.core.engines.build_info import build_info
 from zeta_desktop.core.fleet.worker import ChatStats, WorkerState, estimate_prompt_tokens
 from zeta_desktop.core.models.discovery import Found, Place, default_places, scan
 from zeta_desktop.core.models.gguf_info import read_info
@@ -160,6 +161,18 @@ class MemoryReading:
     estimate_bytes: int
     note: str
     allocated_bytes: int | None
+    # The llama.cpp build's backend ("cpu", "cuda", ...), and the layers it put
+    # on the GPU as its load said: (on the GPU, of); None when it said nothing.
+    backend: str = "cpu"
+    offloaded_layers: tuple[int, int] | None = None
+
+    @property
+    def placement(self) -> str:
+        """Where the layers run, for the role card: "CPU", "CUDA 25/25 layers"."""
+        if self.offloaded_layers is None or self.offloaded_layers[0] == 0:
+            return "CPU"
+        on_gpu, of = self.offloaded_layers
+        return f"{self.backend.upper()} {on_gpu}/{of} layers"
 
 
 @dataclass(frozen=True)
@@ -457,7 +470,8 @@ class ChatApi:
         if plan is None:
             return None
         worker = self.session.fleet.worker(role)
-        return MemoryReading(plan.estimate.total_bytes, plan.message, worker.allocated_bytes)
+        return MemoryReading(plan.estimate.total_bytes, plan.message, worker.allocated_bytes,
+                             build_info().backend, worker.offloaded_layers)
 
     def set_role_model(self, role: str, path: str) -> str:
         """Point a role at another file, saved at once; `reload_role` loads it.

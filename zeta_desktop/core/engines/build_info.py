@@ -13,10 +13,13 @@ import argparse
 import ctypes
 import functools
 import json
+import logging
 import re
 import sys
 from dataclasses import dataclass
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 # ggml's backend registry names, lower-cased, to the name `make setup GPU=` takes.
 GPU_BACKENDS = {"cuda": "cuda", "vulkan": "vulkan", "metal": "metal", "hip": "hip",
@@ -92,7 +95,9 @@ def build_info() -> BuildInfo:
     can_offload = bool(llama_cpp.llama_supports_gpu_offload())
     registered = _registered_backends(llama_cpp)
     system = llama_cpp.llama_print_system_info().decode("utf-8", errors="replace").strip()
-    return BuildInfo(backend_of(registered, can_offload), can_offload, registered, system)
+    info = BuildInfo(backend_of(registered, can_offload), can_offload, registered, system)
+    log.info("%s (ggml backends: %s)", info.describe(), ", ".join(registered) or "?")
+    return info
 
 
 def can_offload() -> bool:

@@ -21,6 +21,7 @@ from zeta_desktop.core.engines.base import (
     ModelLoadError,
     PromptTooLongError,
 )
+from zeta_desktop.core.engines.build_info import offloaded_layers
 from zeta_desktop.core.engines.kv_store import KvStats, KvStore, fingerprint
 from zeta_desktop.core.engines.llama_log import (
     import_llama_cpp,
@@ -95,6 +96,8 @@ class LlamaEngine:
         self.path = path
         self.settings = settings
         self.allocated: dict[str, int] = {}  # what llama.cpp allocated, by kind (its log)
+        # (layers on the GPU, of) as llama.cpp's load said; None: it said nothing (a CPU build)
+        self.offloaded: tuple[int, int] | None = None
         self._llama_cpp = import_llama_cpp()
         self._piece_buffer = ctypes.create_string_buffer(64)
         self.last_prompt_tokens = 0
@@ -151,6 +154,7 @@ class LlamaEngine:
         llm.verbose = False  # no per-request prints from here on
         engine = cls(llm, path, settings)
         engine.allocated = allocated_bytes(log_lines)
+        engine.offloaded = offloaded_layers(log_lines)
         return engine
 
     @property

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from zeta_desktop.core.engines.base import Engine, LoadSettings, ModelLoadError
+from zeta_desktop.core.engines.build_info import build_info
 from zeta_desktop.core.engines.endpoint import EndpointError, EndpointSpec, replica_spec
 from zeta_desktop.core.fleet.health import HealthPoller, Watched
 from zeta_desktop.core.fleet.worker import (
@@ -169,7 +170,8 @@ class Fleet:
                 ram, vram = self._free_memory()
                 held_ram, held_vram = self._reservations.others(key)
                 plan = plan_load(info, settings.n_ctx, settings.n_gpu_layers, ram - held_ram,
-                                 None if vram is None else vram - held_vram)
+                                 None if vram is None else vram - held_vram,
+                                 can_offload=build_info().can_offload)
                 self.plans[key] = plan
                 if not plan.ok:
                     raise ModelLoadError(plan.message)

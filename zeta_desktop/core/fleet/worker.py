@@ -210,6 +210,7 @@ class ModelWorker:
         self.idle_unload_s = idle_unload_s if not remote and slots == 1 else None
         self.loads = 0  # how many times the model was loaded (idle unloads reload it)
         self.allocated_bytes = 0
+        self.offloaded_layers: tuple[int, int] | None = None  # (on the GPU, of), llama.cpp's
         self._slots = max(1, slots)
         self._serving: list[threading.Thread] = []
         self._engine: Engine | None = None
@@ -444,6 +445,7 @@ class ModelWorker:
         self.loads += 1
         # What llama.cpp said it allocated (a local model), to set against the estimate.
         self.allocated_bytes = sum(getattr(engine, "allocated", {}).values())
+        self.offloaded_layers = getattr(engine, "offloaded", None)
         self._measure_reading(engine)
         self._set_state(WorkerState.READY)
         return engine

@@ -16,6 +16,9 @@ from zeta_desktop.core.models.gguf_info import GGUFInfo
 from zeta_desktop.core.models.memory import MemoryEstimate, estimate, mib
 from zeta_desktop.core.settings import AUTO_GPU_LAYERS
 
+CPU_BUILD_NOTE = ("this llama.cpp build cannot offload to the GPU: every layer runs on the "
+                  "CPU and is counted against RAM; `make setup GPU=cuda` builds one that can")
+
 
 @dataclass(frozen=True)
 class FitPlan:
@@ -31,11 +34,17 @@ def _parts(est: MemoryEstimate, n_ctx: int) -> str:
 
 
 def plan_load(info: GGUFInfo, n_ctx: int, n_gpu_layers: int, free_ram: int,
-              free_vram: int | None) -> FitPlan:
-    """The load to make, or why none fits. `free_vram` None: no GPU."""
+              free_vram: int | None, can_offload: bool = True) -> FitPlan:
+    """The load to make, or why none fits. `free_vram` None: no GPU.
+    `can_offload` False: the llama.cpp build has no GPU backend, so every
+    layer stays on the CPU and everything is counted against RAM."""
     layers = n_gpu_layers
     note = ""
-    if free_vram is None:
+    if not can_offload:
+        if n_gpu_layers != 0 and free_vram is not None:  # a GPU the build cannot use
+            note = CPU_BUILD_NOTE
+        free_vram, layers = None, 0
+    elif free_vram is None:
         layers = 0 if n_gpu_layers == AUTO_GPU_LAYERS else n_gpu_layers
     elif n_gpu_layers == AUTO_GPU_LAYERS:
         layers = 0

@@ -107,7 +107,8 @@ class ModelsController(QObject):
             card.set_stats(signals, telemetry.recent_tokens_per_s(role))
             memory = self.api.memory(role)
             if memory is not None:
-                card.set_memory(memory.estimate_bytes, memory.note, memory.allocated_bytes or 0)
+                card.set_memory(memory.estimate_bytes, memory.note, memory.allocated_bytes or 0,
+                                memory.placement)
 
     # -- changing a role's model or settings --------------------------------------------
 

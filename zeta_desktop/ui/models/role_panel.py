@@ -54,7 +54,8 @@ class RoleCard(QFrame):
         bold.setWeight(QFont.Weight.DemiBold)
         self.state_label.setFont(bold)
         self._model_text = ""
-        self._memory: tuple[int, int] | None = None  # (estimate, allocated) shown, bytes
+        # (estimate, allocated bytes, placement, note) shown
+        self._memory: tuple[int, int, str, str] | None = None
         self.model_label = QLabel("")
         self.model_label.setTextFormat(Qt.TextFormat.PlainText)
         self.model_label.setStyleSheet("color: #374151;")
@@ -112,17 +113,20 @@ class RoleCard(QFrame):
         self.model_label.setText(text)
         self.model_label.setToolTip(tooltip)
 
-    def set_memory(self, estimate_bytes: int, note: str = "", taken_bytes: int = 0) -> None:
+    def set_memory(self, estimate_bytes: int, note: str = "", taken_bytes: int = 0,
+                   placement: str = "") -> None:
         """The model's memory estimate beside its name (weights, KV cache,
-        compute), and once loaded what llama.cpp said it allocated."""
-        if self._memory == (estimate_bytes, taken_bytes):
+        compute), where its layers run (`placement`: "CPU", "CUDA 25/25
+        layers"), and once loaded what llama.cpp said it allocated."""
+        if self._memory == (estimate_bytes, taken_bytes, placement, note):
             return  # called by the stats timer: only a change repaints
-        self._memory = (estimate_bytes, taken_bytes)
+        self._memory = (estimate_bytes, taken_bytes, placement, note)
         if taken_bytes:
             note = (f"llama.cpp allocated {mib(taken_bytes)} "
                     f"(estimate / allocated {estimate_bytes / taken_bytes:.2f})"
                     + (f"\n{note}" if note else ""))
-        self.model_label.setText(f"{self._model_text} · ~{mib(estimate_bytes)}")
+        where = f" · {placement}" if placement else ""
+        self.model_label.setText(f"{self._model_text} · ~{mib(estimate_bytes)}{where}")
         tooltip = self.model_label.toolTip().split("\n")[0]
         extra = f"\nmemory estimate before loading: {mib(estimate_bytes)}"
         self.model_label.setToolTip(tooltip + extra + (f"\n{note}" if note else ""))
