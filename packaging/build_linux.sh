@@ -27,6 +27,9 @@ exec /opt/$NAME/$NAME "\$@"
 SH
 chmod 755 "$stage/usr/bin/$NAME"
 cp "resources/$APP_ID.desktop" "$stage/usr/share/applications/"
+# The GGUF type the .desktop entry opens (shared-mime-info's trigger indexes it).
+mkdir -p "$stage/usr/share/mime/packages"
+cp "resources/$APP_ID.mime.xml" "$stage/usr/share/mime/packages/$APP_ID.xml"
 mkdir -p "$stage/usr/share/icons"
 cp -r resources/icons/hicolor "$stage/usr/share/icons/"
 installed_kb=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)

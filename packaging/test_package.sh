@@ -26,6 +26,11 @@ app="$root/opt/$NAME/$NAME"
 [ -x "$root/usr/bin/$NAME" ] || fail "no launcher on PATH (/usr/bin/$NAME)"
 [ -f "$root/usr/share/applications/$APP_ID.desktop" ] || fail "no .desktop entry"
 [ -f "$root/usr/share/icons/hicolor/256x256/apps/$APP_ID.png" ] || fail "no icon"
+[ -f "$root/usr/share/mime/packages/$APP_ID.xml" ] || fail "no MIME type for .gguf files"
+grep -q "^MimeType=application/x-gguf;" "$root/usr/share/applications/$APP_ID.desktop" \
+  || fail "the .desktop entry declares no MIME types"
+# The frozen app takes files: "Open with" hands it one.
+"$app" --help | grep -q "FILE" || fail "the frozen app takes no file argument"
 if command -v desktop-file-validate >/dev/null; then
   desktop-file-validate "$root/usr/share/applications/$APP_ID.desktop" || fail "invalid .desktop"
   echo "desktop-file-validate: ok"
