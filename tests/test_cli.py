@@ -62,7 +62,7 @@ def test_self_test_with_roles_on_servers(tiny_model: Path) -> None:
     try:
         result = run_cli(
             "--self-test",
-            "--coder", server.endpoint,
+            "--coder", server.url,  # as the server prints it: its one model is asked for
             "--embedder", server.endpoint,
             "--reasoner", f"{server.url}#no-such-model",
         )
@@ -77,6 +77,8 @@ def test_self_test_with_roles_on_servers(tiny_model: Path) -> None:
     reasoner = next(li for li in lines if li.startswith("FAIL reasoner: "))
     assert "has no model 'no-such-model' (it serves: tiny)" in reasoner
     assert "warning" not in result.stderr  # loopback over plain HTTP is fine
+    assert (f"zeta-desktop: --coder: the server at {server.url} serves one model, tiny: "
+            "using it") in result.stderr
 
 
 def test_self_test_fails_naming_the_broken_role(tiny_model: Path, tmp_path: Path) -> None:

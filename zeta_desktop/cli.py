@@ -10,7 +10,7 @@ from pathlib import Path
 from zeta_desktop import __version__
 from zeta_desktop.core.config import LoadedConfig, load_config
 from zeta_desktop.core.engines.endpoint import replica_spec
-from zeta_desktop.core.settings import ROLE_NAMES
+from zeta_desktop.core.settings import ROLE_NAMES, is_endpoint
 
 
 def _app_parser() -> argparse.ArgumentParser:
@@ -26,8 +26,9 @@ def _app_parser() -> argparse.ArgumentParser:
     for role in ROLE_NAMES:
         parser.add_argument(
             f"--{role}", metavar="PATH|URL",
-            help=f"GGUF file, or an OpenAI-compatible server as http(s)://host:port/v1#model, "
-            f"for the {role} role, this run only",
+            help=f"GGUF file, or an OpenAI-compatible server as http(s)://host:port/v1#model "
+            f"(without #model: the one model the server lists), for the {role} role, "
+            "this run only",
         )
     parser.add_argument(
         "--set-api-key", metavar="URL",
@@ -53,6 +54,29 @@ def _load(args: argparse.Namespace) -> LoadedConfig:
     for problem in loaded.problems:
         print(f"zeta-desktop: settings: {problem}", file=sys.stderr)
     return loaded
+
+
+def resolve_server_models(args: argparse.Namespace, prog: str) -> bool:
+    """Each role given as a server's URL without its #model: the server is
+    asked which model it serves (before any window opens) and the one it
+    serves is used, said on stderr. False, after saying why, where it cannot
+    be: several models (named), none, or no answer."""
+    from zeta_desktop.core.engines.endpoint import EndpointError
+    from zeta_desktop.core.engines.server_probe import resolve_endpoint
+
+    for role in ROLE_NAMES:
+        text = getattr(args, role, None)
+        if not text or not is_endpoint(text):
+            continue
+        try:
+            resolved = resolve_endpoint(text)
+        except EndpointError as exc:
+            print(f"{prog}: --{role}: {exc}", file=sys.stderr)
+            return False
+        if resolved.note:
+            print(f"{prog}: --{role}: {resolved.note}", file=sys.stderr)
+            setattr(args, role, f"{resolved.spec.base_url}#{resolved.spec.model}")
+    return True
 
 
 def _set_api_key(url: str) -> int:
@@ -107,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.set_api_key:
         return _set_api_key(args.set_api_key)
+    if not resolve_server_models(args, "zeta-desktop"):
+        return 2
     loaded = _load(args)
     run_config = loaded.config.with_model_overrides({r: getattr(args, r) for r in ROLE_NAMES})
     for name, role in run_config.roles.items():

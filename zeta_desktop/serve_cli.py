@@ -32,7 +32,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="remove the API key from the OS keyring and exit")
     for role in ROLE_NAMES:
         parser.add_argument(f"--{role}", metavar="PATH|URL",
-                            help=f"GGUF file or server for the {role} role, this run only")
+                            help=f"GGUF file or server (http(s)://host:port/v1#model; without "
+                            f"#model, the one model it lists) for the {role} role, this run only")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     return parser
 
@@ -55,11 +56,14 @@ def main(argv: list[str]) -> int:
         forget_server_key()
         print("zeta-desktop serve: the server's key was removed from the keyring")
         return 0
+    from zeta_desktop.cli import resolve_server_models
     from zeta_desktop.core.chat.api import open_chat
     from zeta_desktop.core.config import load_config
     from zeta_desktop.core.engines.llama import LlamaEngine
     from zeta_desktop.server.runner import Listening, ServerStartError, ZetaServer
 
+    if not resolve_server_models(args, "zeta-desktop serve"):
+        return 2
     loaded = load_config(args.config)
     for problem in loaded.problems:
         print(f"zeta-desktop serve: settings: {problem}", file=sys.stderr)

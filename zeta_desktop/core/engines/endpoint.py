@@ -95,8 +95,10 @@ class EndpointSettings(TypedDict, total=False):
     verify_tls: bool
 
 
-def parse_endpoint(text: str, **settings: Unpack[EndpointSettings]) -> EndpointSpec:
-    """`http(s)://host:port[/path]/v1#model` -> a spec; a missing /v1 is added."""
+def split_endpoint(text: str) -> tuple[str, str]:
+    """`http(s)://host:port[/path]/v1[#model]` -> (base URL up to /v1, model or
+    ''); a missing /v1 is added. Pure: asks no server (see
+    `server_probe.resolve_endpoint` for a URL without its model)."""
     url, _, model = text.strip().partition("#")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
@@ -117,11 +119,18 @@ def parse_endpoint(text: str, **settings: Unpack[EndpointSettings]) -> EndpointS
     path = parts.path.rstrip("/")
     if not path.endswith("/v1"):
         path += "/v1"
+    return f"{parts.scheme}://{parts.netloc}{path}", model.strip()
+
+
+def parse_endpoint(text: str, **settings: Unpack[EndpointSettings]) -> EndpointSpec:
+    """`http(s)://host:port[/path]/v1#model` -> a spec; a missing /v1 is added.
+    The model must be named here: this asks no server."""
+    base, model = split_endpoint(text)
     if not model:
+        url = text.strip().partition("#")[0]
         raise EndpointError(
             f"{text!r}: name the model after a #, for example {url.rstrip('/')}#llama3"
         )
-    base = f"{parts.scheme}://{parts.netloc}{path}"
     return EndpointSpec(base_url=base, model=model, **settings)
 
 

@@ -19,15 +19,26 @@ Read the way each server offers it:
   "sglang"), else llama-server's `/props` or the metrics' prefix. The
   engine sends llama-server's own fields (`cache_prompt`, `id_slot`) to
   llama-server only.
+
+`resolve_endpoint` asks `/v1/models` once for a URL typed without its
+`#model`: a server that serves one model is taken at its word.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Unpack
 
-from zeta_desktop.core.engines.endpoint import LLAMA_SERVER, SGLANG, VLLM, EndpointSpec
+from zeta_desktop.core.engines.endpoint import (
+    LLAMA_SERVER,
+    SGLANG,
+    VLLM,
+    EndpointError,
+    EndpointSettings,
+    EndpointSpec,
+    split_endpoint,
+)
 from zeta_desktop.core.engines.remote import server_message
 
 _METRIC_LINE = re.compile(r"^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+([-+0-9.eEnaNInf]+)")
@@ -270,3 +281,84 @@ class ServerProbe:
 
     def close(self) -> None:
         self._client.close()
+
+
+MODELS_NAMED = 10  # a refusal lists this many of a server's models, then counts the rest
+LOOKUP_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class ResolvedEndpoint:
+    spec: EndpointSpec
+    note: str  # what the server said, for the user; '' when the text named the model
+
+
+def served_models(spec: EndpointSpec, timeout_s: float = LOOKUP_TIMEOUT_S,
+                  transport: Any = None) -> list[str]:
+    """The models the server at spec.base_url lists at /v1/models (its key
+    sent as for any request). Raises EndpointError saying why it cannot tell:
+    unreachable, no answer in time, the key refused, an error, or an answer
+    that is not a list of models."""
+    import httpx
+
+    base = spec.base_url
+    hint = f"name the model after a #, for example {base}#llama3"
+    key = spec.api_key()
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, spec.connect_timeout_s))
+    try:
+        with httpx.Client(timeout=timeout, verify=spec.verify_tls, transport=transport) as client:
+            response = client.get(f"{base}/models", headers=headers)
+    except httpx.ConnectError as exc:
+        raise EndpointError(f"cannot ask {base} which model it serves: it is unreachable "
+                            f"({exc}); is the server running? Or {hint}") from exc
+    except httpx.TimeoutException as exc:
+        waited = timeout.connect if isinstance(exc, httpx.ConnectTimeout) else timeout_s
+        raise EndpointError(f"cannot ask {base} which model it serves: no answer within "
+                            f"{waited:g} s; or {hint}") from exc
+    except httpx.HTTPError as exc:
+        raise EndpointError(f"cannot ask {base} which model it serves: "
+                            f"{exc or type(exc).__name__}; or {hint}") from exc
+    if response.status_code in (401, 403):
+        raise EndpointError(f"{base} refused the API key ({response.status_code}) when asked "
+                            f"which model it serves; store it with zeta-desktop --set-api-key "
+                            f"{base}, or {hint}")
+    if response.status_code >= 400:
+        raise EndpointError(f"{base}/models answered {response.status_code}: "
+                            f"{server_message(response.content)}; or {hint}")
+    try:
+        listing = response.json()
+    except ValueError:
+        listing = None
+    rows = listing.get("data", listing.get("models")) if isinstance(listing, dict) else None
+    if not isinstance(rows, list):
+        raise EndpointError(f"{base}/models did not answer with a list of models "
+                            f"({server_message(response.content, 80)}); is this an "
+                            f"OpenAI-compatible server? Or {hint}")
+    return list(dict.fromkeys(_model_ids(listing)))  # in its order, each once
+
+
+def resolve_endpoint(text: str, *, timeout_s: float = LOOKUP_TIMEOUT_S, transport: Any = None,
+                     **settings: Unpack[EndpointSettings]) -> ResolvedEndpoint:
+    """An endpoint as the user typed it. With its `#model` it is only parsed
+    (no network); without, the server is asked: the one model it serves is
+    used, and the note says so. Blocks for up to `timeout_s`: never call it
+    on a GUI thread. Raises EndpointError with what to do: several models
+    (listed, up to MODELS_NAMED), none, or the server could not be asked."""
+    base, model = split_endpoint(text)
+    if model:
+        return ResolvedEndpoint(EndpointSpec(base_url=base, model=model, **settings), "")
+    models = served_models(EndpointSpec(base_url=base, model="", **settings), timeout_s,
+                           transport)
+    if not models:
+        raise EndpointError(f"{base}/models lists no model; name the one to use after a #, "
+                            f"for example {base}#llama3")
+    if len(models) > 1:
+        named = ", ".join(models[:MODELS_NAMED])
+        more = len(models) - MODELS_NAMED
+        rest = f" and {more} more" if more > 0 else ""
+        raise EndpointError(f"{base} serves {len(models)} models: {named}{rest}; choose one by "
+                            f"adding #NAME, for example {base}#{models[0]}")
+    spec = EndpointSpec(base_url=base, model=models[0], **settings)
+    return ResolvedEndpoint(spec, f"the server at {base} serves one model, {models[0]}: "
+                                  "using it")
