@@ -162,7 +162,7 @@ class ModelPicker(QDialog):
         self.scanning = False
         self.found = found
         readable = sum(1 for f in found if not f.info.error)
-        self.progress.setText(f"{readable} models found" + (
+        self.progress.setText(f"{readable} model{'' if readable == 1 else 's'} found" + (
             f", {len(found) - readable} unreadable" if len(found) > readable else ""))
         self._fill()
 
